@@ -1,0 +1,277 @@
+//! Clap types only: every flag, its help text and its examples.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mlambda",
+    version,
+    about = "Take a trained ONNX model to production on AWS Lambda and keep it safe there",
+    long_about = "Take a trained ONNX model to production on AWS Lambda and keep it safe there.\n\n\
+        mlambda builds a tiny image around a static Rust runtime, pushes it to ECR, uploads a verified \
+        model to S3, deploys it as a published Lambda version behind an alias, shifts traffic with \
+        alarm-guarded rollouts and reports where everything stands.",
+    after_help = "Examples:\n  mlambda init my-model\n  mlambda up\n  mlambda rollout --weight 0.1\n  mlambda status --output json"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Project file
+    #[arg(long, global = true, default_value = "mlambda.yaml", env = "MLAMBDA_CONFIG", hide_env_values = true)]
+    pub config: PathBuf,
+    /// AWS profile from ~/.aws/config
+    #[arg(long, global = true, env = "AWS_PROFILE", hide_env_values = true)]
+    pub profile: Option<String>,
+    /// AWS region
+    #[arg(long, global = true, env = "AWS_REGION", hide_env_values = true)]
+    pub region: Option<String>,
+    /// Output format: text for people, json for scripts (data on stdout, status on stderr)
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Print only data and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold a project: mlambda.yaml, an example payload and an export script
+    #[command(after_help = "Examples:\n  mlambda init\n  mlambda init churn --force")]
+    Init(InitArgs),
+    /// Build the function image through the Docker API
+    #[command(after_help = "Examples:\n  mlambda build\n  mlambda build --runtime target/release/bootstrap --dry-run")]
+    Build(BuildArgs),
+    /// Push the built image to ECR and record its digest
+    #[command(after_help = "Examples:\n  mlambda push\n  MLAMBDA_REGISTRY=127.0.0.1:5000 mlambda push --output json")]
+    Push(PushArgs),
+    /// Check, upload and list model versions in S3
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Update the function by image digest, wait until ready, publish a version and set the alias
+    #[command(after_help = "Examples:\n  mlambda deploy\n  mlambda deploy --model-version v4 --create-role --dry-run")]
+    Deploy(DeployArgs),
+    /// Delete published versions beyond the newest N, never one an alias uses
+    #[command(after_help = "Examples:\n  mlambda prune --keep 5 --dry-run")]
+    Prune(PruneArgs),
+    /// Print the IAM policy the deployer itself needs
+    #[command(name = "iam-policy", after_help = "Examples:\n  mlambda iam-policy > deployer-policy.json")]
+    IamPolicy,
+    /// Shift alias traffic to a new version: a fixed weight, steps guarded by alarms, promote or roll back
+    #[command(after_help = "Examples:\n  mlambda rollout --weight 0.1\n  mlambda rollout --steps 0.1,0.5,1 --interval 5m\n  \
+        mlambda rollout --preset canary10-5m\n  mlambda rollout --promote\n  mlambda rollout --rollback")]
+    Rollout(RolloutArgs),
+    /// Create, update or delete the CloudWatch alarms for the alias and each version
+    #[command(after_help = "Examples:\n  mlambda alarms\n  mlambda alarms --dry-run --output json\n  mlambda alarms --delete")]
+    Alarms(AlarmsArgs),
+    /// Show the function, image, versions, alias routing, models and alarm states
+    #[command(after_help = "Examples:\n  mlambda status\n  mlambda status --output json")]
+    Status,
+    /// Keep the alias warm: provisioned concurrency or a scheduled ping
+    #[command(after_help = "Examples:\n  mlambda warm --provisioned 5\n  mlambda warm --schedule 'rate(5 minutes)'")]
+    Warm(WarmArgs),
+    /// Send a payload to the deployed function, or to the image running locally
+    #[command(after_help = "Examples:\n  mlambda invoke --payload payloads/one.json\n  \
+        mlambda invoke --payload '{\"tenure_months\": 3}' --version 4\n  mlambda invoke --local")]
+    Invoke(InvokeArgs),
+    /// Run the whole flow: build, push, model push, deploy, rollout, alarms; resumes after a failure
+    #[command(after_help = "Examples:\n  mlambda up\n  mlambda up --dry-run --output json")]
+    Up(UpArgs),
+    /// Print shell completions
+    #[command(after_help = "Examples:\n  mlambda completions bash > /etc/bash_completion.d/mlambda")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    #[command(after_help = "Examples:\n  mlambda man > mlambda.1")]
+    Man,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DryRun {
+    /// Print the plan and touch nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Directory to scaffold
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// The static `bootstrap` binary to put in the image (default: built from the workspace with cargo)
+    #[arg(long, env = "MLAMBDA_RUNTIME", hide_env_values = true)]
+    pub runtime: Option<PathBuf>,
+    /// Image tag (default: <model version>-<content hash>)
+    #[arg(long)]
+    pub tag: Option<String>,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Check a model with the runtime's own loader, then upload it as an immutable version
+    #[command(after_help = "Examples:\n  mlambda model push\n  mlambda model push model.onnx --version v4 --reference reference.json")]
+    Push(ModelPushArgs),
+    /// List model versions with size, sha256 and which function versions and aliases use them
+    #[command(after_help = "Examples:\n  mlambda model list --output json")]
+    List,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelPushArgs {
+    /// The ONNX file (default: `model.path` in mlambda.yaml)
+    pub path: Option<PathBuf>,
+    /// Model version (default: `model.version`)
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Reference rows and expected outputs the model must reproduce (default: `model.reference`)
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Create the bucket, with versioning and default encryption, when it is missing
+    #[arg(long)]
+    pub create_bucket: bool,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Model version to serve (default: `model.version`)
+    #[arg(long)]
+    pub model_version: Option<String>,
+    /// Create (or reuse) a least-privilege execution role when `function.role` is not set
+    #[arg(long)]
+    pub create_role: bool,
+    /// Give up waiting for the function to become ready after this long
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Published versions to keep
+    #[arg(long, default_value_t = 5)]
+    pub keep: usize,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RolloutArgs {
+    /// Send this fraction of the alias's traffic to the candidate, 0 < W < 1
+    #[arg(long, conflicts_with_all = ["steps", "preset", "promote", "rollback"])]
+    pub weight: Option<f64>,
+    /// Shift step by step, checking the candidate's alarms between steps; 1 promotes
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["preset", "promote", "rollback"])]
+    pub steps: Option<Vec<f64>>,
+    /// Time between steps
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<std::time::Duration>,
+    /// A CodeDeploy-like preset: canary10-5m, linear10-1m
+    #[arg(long, conflicts_with_all = ["promote", "rollback"])]
+    pub preset: Option<String>,
+    /// Make the candidate primary at 100% and clear the routing
+    #[arg(long, conflicts_with = "rollback")]
+    pub promote: bool,
+    /// Clear the routing; after a promote, go back to the previous primary
+    #[arg(long)]
+    pub rollback: bool,
+    /// Candidate version (default: the newest published version)
+    #[arg(long)]
+    pub version: Option<String>,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AlarmsArgs {
+    /// Delete the alarms instead
+    #[arg(long)]
+    pub delete: bool,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WarmArgs {
+    /// Set provisioned concurrency on the alias (0 removes it)
+    #[arg(long, conflicts_with = "schedule")]
+    pub provisioned: Option<i32>,
+    /// Ping the alias with {"_warmup": true} on an EventBridge schedule, e.g. 'rate(5 minutes)'
+    #[arg(long)]
+    pub schedule: Option<String>,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InvokeArgs {
+    /// A JSON payload, or a file holding one (default: `{"_warmup": true}`)
+    #[arg(long)]
+    pub payload: Option<String>,
+    /// Alias to invoke (default: `function.alias`)
+    #[arg(long, conflicts_with = "version")]
+    pub alias: Option<String>,
+    /// Published version to invoke
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Run the built image on the Docker engine in local mode and send the payload there
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: run this bootstrap binary directly instead of the image
+    #[arg(long, env = "MLAMBDA_RUNTIME", hide_env_values = true)]
+    pub runtime: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// The static `bootstrap` binary to put in the image
+    #[arg(long, env = "MLAMBDA_RUNTIME", hide_env_values = true)]
+    pub runtime: Option<PathBuf>,
+    /// Create (or reuse) a least-privilege execution role
+    #[arg(long)]
+    pub create_role: bool,
+    /// Create the model bucket when it is missing
+    #[arg(long)]
+    pub create_bucket: bool,
+    /// Start again from the first step instead of resuming
+    #[arg(long)]
+    pub restart: bool,
+    #[command(flatten)]
+    pub dry: DryRun,
+}

@@ -1,0 +1,328 @@
+//! The `mlambda.yaml` schema and its loading: the only code that reads YAML.
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub function: Function,
+    pub image: Image,
+    pub model: Model,
+    #[serde(default)]
+    pub alarms: Alarms,
+    #[serde(default)]
+    pub rollout: Rollout,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Function {
+    /// Lambda function name.
+    pub name: String,
+    /// MB, 128..=10240.
+    #[serde(default = "default_memory")]
+    pub memory: i32,
+    /// Seconds, 1..=900.
+    #[serde(default = "default_timeout")]
+    pub timeout: i32,
+    #[serde(default)]
+    pub architecture: Architecture,
+    /// Execution role ARN; without it, `deploy --create-role` makes one.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The alias callers use.
+    #[serde(default = "default_alias")]
+    pub alias: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    #[default]
+    X86_64,
+    Arm64,
+}
+
+impl Architecture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+
+    /// The Docker platform string for a single-platform image.
+    pub fn platform(self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "linux/amd64",
+            Architecture::Arm64 => "linux/arm64",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// ECR repository name.
+    pub repository: String,
+    /// Registry host override (`127.0.0.1:5000`); default is the ECR endpoint.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// Base image; `scratch` needs nothing else because `bootstrap` is static.
+    #[serde(default = "default_base")]
+    pub base: String,
+    /// Image tag; default `<model version>-<content hash>`.
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default = "yes")]
+    pub scan_on_push: bool,
+    #[serde(default = "yes")]
+    pub immutable_tags: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// The ONNX file, relative to mlambda.yaml.
+    pub path: PathBuf,
+    /// Model name: the S3 key is `<prefix>/<name>/<version>/model.onnx`.
+    pub name: String,
+    pub version: String,
+    pub bucket: String,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Input features, in the order the model expects them.
+    pub features: Vec<String>,
+    /// Put the model in the image instead of fetching it from S3 at cold start.
+    #[serde(default)]
+    pub bake: bool,
+    /// Reference rows the model must reproduce before upload.
+    #[serde(default)]
+    pub reference: Option<PathBuf>,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alarms {
+    /// EMF namespace the runtime writes `InferenceLatencyMs` to.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default = "default_latency")]
+    pub latency_p99_ms: f64,
+    /// Lambda `Errors` over 5 minutes above this fire.
+    #[serde(default = "default_errors")]
+    pub errors: f64,
+    /// Lambda `Throttles` above this fire.
+    #[serde(default)]
+    pub throttles: f64,
+    /// SNS topic ARN notified on ALARM.
+    #[serde(default)]
+    pub sns_topic: Option<String>,
+}
+
+impl Default for Alarms {
+    fn default() -> Self {
+        Alarms {
+            namespace: default_namespace(),
+            latency_p99_ms: default_latency(),
+            errors: default_errors(),
+            throttles: 0.0,
+            sns_topic: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// What `up` does with a new version once the alias exists: `weight`, `steps`, a preset or `promote`.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// The canary weight for `strategy: weight`.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    #[serde(default)]
+    pub steps: Vec<f64>,
+    #[serde(default = "default_interval")]
+    pub interval: String,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout { strategy: default_strategy(), weight: default_weight(), steps: vec![], interval: default_interval() }
+    }
+}
+
+fn default_memory() -> i32 {
+    1024
+}
+fn default_timeout() -> i32 {
+    30
+}
+fn default_alias() -> String {
+    "production".into()
+}
+fn default_base() -> String {
+    "scratch".into()
+}
+fn default_prefix() -> String {
+    "models".into()
+}
+fn default_tolerance() -> f64 {
+    1e-5
+}
+fn default_namespace() -> String {
+    "mlambda".into()
+}
+fn default_latency() -> f64 {
+    500.0
+}
+fn default_errors() -> f64 {
+    5.0
+}
+fn default_strategy() -> String {
+    "weight".into()
+}
+fn default_weight() -> f64 {
+    0.1
+}
+fn default_interval() -> String {
+    "5m".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// A loaded config and the directory its relative paths start from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub path: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Loaded {
+    /// A path from the config, relative to the config file.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+}
+
+pub fn load(path: &Path) -> Result<Loaded> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::user(format!("cannot read `{}`: {e}", path.display()))
+            .help("run `mlambda init` to create one, or pass `--config PATH`")
+    })?;
+    let config = parse(&text, path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    Ok(Loaded { config, path: path.to_path_buf(), dir })
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Config> {
+    let config: Config = serde_yaml::from_str(text).map_err(|e| {
+        let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        Error::user(format!("invalid config `{}{at}`: {e}", path.display()))
+            .help("fix the key named above; `mlambda init` writes a commented example")
+    })?;
+    validate(&config).map_err(|(field, why)| {
+        Error::user(format!("invalid config `{}`: `{field}` {why}", path.display()))
+            .help(format!("edit `{field}` in {}", path.display()))
+    })?;
+    Ok(config)
+}
+
+/// Rules serde cannot express; moto accepts nearly anything, so they are checked here.
+fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
+    if c.function.name.is_empty() || c.function.name.len() > 64 {
+        return Err(("function.name", "must be 1 to 64 characters".into()));
+    }
+    if !(128..=10240).contains(&c.function.memory) {
+        return Err(("function.memory", format!("is {} MB, Lambda allows 128 to 10240", c.function.memory)));
+    }
+    if !(1..=900).contains(&c.function.timeout) {
+        return Err(("function.timeout", format!("is {} s, Lambda allows 1 to 900", c.function.timeout)));
+    }
+    if c.function.alias.is_empty() || c.function.alias.chars().all(|ch| ch.is_ascii_digit()) {
+        return Err(("function.alias", "must be a name, not a version number".into()));
+    }
+    if c.image.repository.is_empty() || c.image.repository != c.image.repository.to_lowercase() {
+        return Err(("image.repository", "must be a non-empty lowercase ECR repository name".into()));
+    }
+    if c.model.features.is_empty() {
+        return Err(("model.features", "must list the model's input features in order".into()));
+    }
+    if let Some(dup) = c.model.features.iter().enumerate().find(|(i, f)| c.model.features[..*i].contains(f)) {
+        return Err(("model.features", format!("lists `{}` twice", dup.1)));
+    }
+    if c.model.version.is_empty() || c.model.version.contains('/') {
+        return Err(("model.version", "must be non-empty and contain no `/`".into()));
+    }
+    if c.model.name.is_empty() || c.model.name.contains('/') {
+        return Err(("model.name", "must be non-empty and contain no `/`".into()));
+    }
+    if c.model.bucket.is_empty() {
+        return Err(("model.bucket", "must name an S3 bucket".into()));
+    }
+    if !(c.model.tolerance > 0.0) {
+        return Err(("model.tolerance", "must be greater than 0".into()));
+    }
+    if !(c.rollout.weight > 0.0 && c.rollout.weight < 1.0) {
+        return Err(("rollout.weight", format!("is {}, it must be between 0 and 1 (exclusive)", c.rollout.weight)));
+    }
+    if humantime::parse_duration(&c.rollout.interval).is_err() {
+        return Err(("rollout.interval", format!("`{}` is not a duration like `5m`", c.rollout.interval)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "function:\n  name: churn\nimage:\n  repository: churn\nmodel:\n  path: model.onnx\n  name: churn\n  version: v1\n  bucket: b\n  features: [a, b]\n";
+
+    #[test]
+    fn a_minimal_config_gets_the_documented_defaults() {
+        let c = parse(GOOD, Path::new("mlambda.yaml")).unwrap();
+        assert_eq!(c.function.alias, "production");
+        assert_eq!(c.function.memory, 1024);
+        assert_eq!(c.image.base, "scratch");
+        assert_eq!(c.alarms.latency_p99_ms, 500.0);
+        assert_eq!(c.rollout.weight, 0.1);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_the_file_and_the_line() {
+        let text = GOOD.replace("  name: churn\nimage", "  name: churn\n  memroy: 512\nimage");
+        let e = parse(&text, Path::new("cfg/mlambda.yaml")).unwrap_err();
+        assert!(e.message.contains("unknown field `memroy`"), "{}", e.message);
+        assert!(e.message.contains("cfg/mlambda.yaml:3"), "{}", e.message);
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn a_wrong_type_and_a_missing_field_are_named() {
+        let e = parse(&GOOD.replace("name: churn\nimage", "name: churn\n  memory: lots\nimage"), Path::new("m.yaml"))
+            .unwrap_err();
+        assert!(e.message.contains("memory") && e.message.contains("invalid type"), "{}", e.message);
+        let e = parse(&GOOD.replace("  bucket: b\n", ""), Path::new("m.yaml")).unwrap_err();
+        assert!(e.message.contains("missing field `bucket`"), "{}", e.message);
+    }
+
+    #[test]
+    fn rules_serde_cannot_express_are_checked() {
+        let e = parse(&GOOD.replace("features: [a, b]", "features: [a, a]"), Path::new("m.yaml")).unwrap_err();
+        assert!(e.message.contains("`model.features` lists `a` twice"), "{}", e.message);
+        let e = parse(&format!("{GOOD}rollout:\n  weight: 1.5\n"), Path::new("m.yaml")).unwrap_err();
+        assert!(e.message.contains("rollout.weight"), "{}", e.message);
+    }
+}

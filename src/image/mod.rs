@@ -1,0 +1,1 @@
+//! The image: build context (pure) and the bollard engine.

@@ -1,0 +1,2 @@
+//! Pure logic with no I/O: naming, plans and the rules AWS would enforce.
+pub mod naming;

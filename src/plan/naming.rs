@@ -1,0 +1,51 @@
+//! Names and keys derived from the config, in one place so every command agrees on them.
+
+/// `<prefix>/<name>/<version>/model.onnx`, the recipe's `models/churn/v3/…` layout.
+pub fn model_key(prefix: &str, name: &str, version: &str) -> String {
+    format!("{}/model.onnx", model_dir(prefix, name, version))
+}
+
+/// The manifest that sits beside a model version.
+pub fn manifest_key(prefix: &str, name: &str, version: &str) -> String {
+    format!("{}/manifest.json", model_dir(prefix, name, version))
+}
+
+/// The key prefix holding every version of a model.
+pub fn model_root(prefix: &str, name: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{name}/")
+    } else {
+        format!("{prefix}/{name}/")
+    }
+}
+
+fn model_dir(prefix: &str, name: &str, version: &str) -> String {
+    format!("{}{version}", model_root(prefix, name))
+}
+
+/// The default image tag: the model version plus the first 12 hex digits of the build context hash,
+/// so the same inputs always give the same tag and IMMUTABLE tags never collide.
+pub fn image_tag(model_version: &str, context_sha256: &str) -> String {
+    let clean: String =
+        model_version.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect();
+    format!("{clean}-{}", &context_sha256[..12.min(context_sha256.len())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_recipes_layout() {
+        assert_eq!(model_key("models", "churn", "v3"), "models/churn/v3/model.onnx");
+        assert_eq!(manifest_key("/models/", "churn", "v3"), "models/churn/v3/manifest.json");
+        assert_eq!(model_root("", "churn"), "churn/");
+    }
+
+    #[test]
+    fn the_default_tag_is_stable_and_tag_safe() {
+        assert_eq!(image_tag("v3", "0123456789abcdef"), "v3-0123456789ab");
+        assert_eq!(image_tag("2024/01 b", "ab"), "2024-01-b-ab");
+    }
+}

@@ -1,0 +1,134 @@
+//! `.mlambda/state.json`: what earlier commands produced (image, digest, deployed version) so later ones can use it.
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<Push>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<Up>,
+}
+
+/// The last image `mlambda build` made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Build {
+    /// Local reference, `repository:tag`.
+    pub image: String,
+    pub tag: String,
+    pub image_id: String,
+    pub model_version: String,
+    #[serde(default)]
+    pub model_sha256: Option<String>,
+}
+
+/// The last image `mlambda push` landed: deploys use `image_uri`, which is always by digest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Push {
+    /// `registry/repository`.
+    pub repository_uri: String,
+    pub tag: String,
+    /// `sha256:…` as the registry reports it.
+    pub digest: String,
+    /// `registry/repository@sha256:…`.
+    pub image_uri: String,
+}
+
+/// The last version `mlambda deploy` published.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Deploy {
+    pub function_arn: String,
+    pub version: String,
+    pub model_version: String,
+    pub image_uri: String,
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// What a rollout needs to undo itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Rollout {
+    /// The primary before the last promote, for `--rollback` after a promote.
+    #[serde(default)]
+    pub previous_primary: Option<String>,
+    #[serde(default)]
+    pub candidate: Option<String>,
+    #[serde(default)]
+    pub weight: Option<f64>,
+}
+
+/// `mlambda up`'s finished steps, so a re-run resumes after the one that failed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Up {
+    /// Inputs the steps ran for; a change starts over.
+    pub fingerprint: String,
+    pub done: Vec<String>,
+}
+
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join("state.json")
+}
+
+pub fn load(dir: &Path) -> Result<State> {
+    let p = path(dir);
+    match std::fs::read_to_string(&p) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            Error::user(format!("cannot parse `{}`: {e}", p.display()))
+                .help("the file is written by mlambda; delete it and re-run `mlambda build` and `mlambda push`")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(Error::user(format!("cannot read `{}`: {e}", p.display()))),
+    }
+}
+
+/// Writes through a temporary file and a rename, so an interrupted write never leaves half a file.
+pub fn save(dir: &Path, state: &State) -> Result<()> {
+    let fail = |e: std::io::Error| Error::user(format!("cannot write `{}`: {e}", path(dir).display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = dir.join("state.json.tmp");
+    let text = serde_json::to_string_pretty(state).map_err(|e| Error::cloud(format!("cannot encode state: {e}")))?;
+    std::fs::write(&tmp, text + "\n").map_err(fail)?;
+    std::fs::rename(&tmp, path(dir)).map_err(fail)
+}
+
+/// Loads, applies `f`, saves.
+pub fn update(dir: &Path, f: impl FnOnce(&mut State)) -> Result<State> {
+    let mut s = load(dir)?;
+    f(&mut s);
+    save(dir, &s)?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), State::default());
+        let s = update(dir.path(), |s| {
+            s.rollout = Some(Rollout { previous_primary: Some("3".into()), ..Default::default() })
+        })
+        .unwrap();
+        assert_eq!(load(dir.path()).unwrap(), s);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_a_user_error_with_a_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), "{").unwrap();
+        let e = load(dir.path()).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.help.unwrap().contains("delete it"));
+    }
+}

@@ -1,0 +1,6 @@
+//! Everything the user sees: the printer, progress bars and tables.
+mod printer;
+pub mod progress;
+pub mod table;
+
+pub use printer::Printer;
