@@ -252,11 +252,11 @@ impl LayerBars {
                 bar.set_position(*current);
             }
             PushEvent::Pushed => self.pushed += 1,
-            PushEvent::AlreadyExists => self.existing += 1,
+            PushEvent::AlreadyExists | PushEvent::Mounted => self.existing += 1,
             PushEvent::Retrying(s) => self.summary.set_message(s.clone()),
             _ => {}
         }
-        if matches!(event, PushEvent::Pushed | PushEvent::AlreadyExists) {
+        if matches!(event, PushEvent::Pushed | PushEvent::AlreadyExists | PushEvent::Mounted) {
             self.summary.set_message(format!("{} layers uploaded, {} already there", self.pushed, self.existing));
         }
     }

@@ -155,6 +155,8 @@ pub enum PushEvent {
     },
     Pushed,
     AlreadyExists,
+    /// The registry linked the blob from another repository: nothing uploaded.
+    Mounted,
     /// The daemon will retry a failed upload.
     Retrying(String),
     /// `<tag>: digest: sha256:… size: N`.
@@ -170,6 +172,7 @@ pub fn parse_push_status(status: &str, current: Option<i64>, total: Option<i64>)
         "Pushing" => {
             PushEvent::Progress { current: current.unwrap_or(0).max(0) as u64, total: total.unwrap_or(0).max(0) as u64 }
         }
+        s if s.starts_with("Mounted from ") => PushEvent::Mounted,
         s if s.starts_with("Retrying in") => PushEvent::Retrying(s.to_string()),
         s => match s.split_once(": digest: ") {
             Some((_, rest)) => PushEvent::Digest(rest.split_whitespace().next().unwrap_or_default().to_string()),
@@ -183,6 +186,7 @@ pub fn parse_push_status(status: &str, current: Option<i64>, total: Option<i64>)
 pub struct Pushed {
     pub digest: Option<String>,
     pub layers_pushed: u32,
+    /// Layers the registry already had, in this repository or (mounted) in another.
     pub layers_existing: u32,
 }
 
@@ -216,7 +220,7 @@ pub async fn push(
         let event = parse_push_status(&status, detail.current, detail.total);
         match &event {
             PushEvent::Pushed => done.layers_pushed += 1,
-            PushEvent::AlreadyExists => done.layers_existing += 1,
+            PushEvent::AlreadyExists | PushEvent::Mounted => done.layers_existing += 1,
             PushEvent::Digest(d) => done.digest = Some(d.clone()),
             _ => {}
         }
@@ -254,6 +258,7 @@ mod tests {
             parse_push_status("v1-abc: digest: sha256:0123 size: 528", None, None),
             PushEvent::Digest("sha256:0123".into())
         );
+        assert_eq!(parse_push_status("Mounted from other/repo", None, None), PushEvent::Mounted);
         assert!(matches!(parse_push_status("Retrying in 5 seconds", None, None), PushEvent::Retrying(_)));
         assert_eq!(parse_push_status("Preparing", None, None), PushEvent::Other("Preparing".into()));
     }
