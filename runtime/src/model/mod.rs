@@ -175,7 +175,7 @@ impl Model {
     /// scikit-learn's `predict`). The whole batch runs as one tensor.
     pub fn predict(&self, rows: &[f32]) -> Result<Vec<Output>, ModelError> {
         let nf = self.n_features;
-        if rows.len() % nf != 0 {
+        if !rows.len().is_multiple_of(nf) {
             return Err(ModelError::Run(format!(
                 "got {} values, not a multiple of the model's {nf} features",
                 rows.len()

@@ -169,6 +169,8 @@ impl Ensemble {
         let mut leaf_target = Vec::with_capacity(nw);
         let mut leaf_weight = Vec::with_capacity(nw);
         let mut n_features = 0usize;
+        // `i` indexes a dozen parallel attribute columns; an iterator over one of them would hide that
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let mode = raw.modes[i];
             let node = if mode == Mode::Leaf {
@@ -254,22 +256,36 @@ impl Ensemble {
     pub fn scores(&self, row: &[f32], out: &mut [f64], has: &mut [bool]) {
         out.fill(0.0);
         has.fill(false);
-        for &root in &self.roots {
-            let leaf = self.leaf(root, row);
-            for k in leaf.t as usize..leaf.f as usize {
-                let (t, w) = (self.leaf_target[k] as usize, self.leaf_weight[k] as f64);
-                out[t] = match (self.aggregate, has[t]) {
-                    (_, false) => w,
-                    (Aggregate::Sum | Aggregate::Average, true) => out[t] + w,
-                    (Aggregate::Min, true) => out[t].min(w),
-                    (Aggregate::Max, true) => out[t].max(w),
-                };
-                has[t] = true;
+        match self.aggregate {
+            // the hot path (every skl2onnx tree model): a plain sum, accumulated in f64 like sklearn
+            Aggregate::Sum | Aggregate::Average => {
+                for &root in &self.roots {
+                    let leaf = self.leaf(root, row);
+                    for k in leaf.t as usize..leaf.f as usize {
+                        let t = self.leaf_target[k] as usize;
+                        out[t] += self.leaf_weight[k] as f64;
+                        has[t] = true;
+                    }
+                }
+                if self.aggregate == Aggregate::Average {
+                    let n = self.roots.len() as f64;
+                    out.iter_mut().for_each(|v| *v /= n);
+                }
             }
-        }
-        if self.aggregate == Aggregate::Average {
-            let n = self.roots.len() as f64;
-            out.iter_mut().for_each(|v| *v /= n);
+            Aggregate::Min | Aggregate::Max => {
+                for &root in &self.roots {
+                    let leaf = self.leaf(root, row);
+                    for k in leaf.t as usize..leaf.f as usize {
+                        let (t, w) = (self.leaf_target[k] as usize, self.leaf_weight[k] as f64);
+                        out[t] = match (self.aggregate, has[t]) {
+                            (_, false) => w,
+                            (Aggregate::Min, true) => out[t].min(w),
+                            _ => out[t].max(w),
+                        };
+                        has[t] = true;
+                    }
+                }
+            }
         }
     }
 }
