@@ -232,24 +232,35 @@ impl Ensemble {
         Ok(())
     }
 
+    /// The child a row goes to from branch `node` (callers stop at leaves).
+    #[inline(always)]
+    fn step(node: &Node, row: &[f32]) -> u32 {
+        let x = row[node.feature as usize];
+        // onnxruntime: `cmp(x, threshold) || (missing_value_tracks_true && isnan(x))`, in float32
+        let go = match node.mode {
+            Mode::Leq => x <= node.threshold,
+            Mode::Lt => x < node.threshold,
+            Mode::Gte => x >= node.threshold,
+            Mode::Gt => x > node.threshold,
+            Mode::Eq => x == node.threshold,
+            Mode::Neq | Mode::Leaf => x != node.threshold,
+        } | (node.nan_true & x.is_nan());
+        // non-short-circuit `|`/`&` and a select: random rows make branches here unpredictable
+        if go {
+            node.t
+        } else {
+            node.f
+        }
+    }
+
     /// The leaf a row lands in for the tree rooted at `root`.
     #[inline]
     fn leaf(&self, root: u32, row: &[f32]) -> &Node {
         let mut node = &self.nodes[root as usize];
-        loop {
-            let x = row[node.feature as usize];
-            // onnxruntime: `cmp(x, threshold) || (missing_value_tracks_true && isnan(x))`, in float32
-            let go = match node.mode {
-                Mode::Leq => x <= node.threshold,
-                Mode::Lt => x < node.threshold,
-                Mode::Gte => x >= node.threshold,
-                Mode::Gt => x > node.threshold,
-                Mode::Eq => x == node.threshold,
-                Mode::Neq => x != node.threshold,
-                Mode::Leaf => return node,
-            } || (node.nan_true && x.is_nan());
-            node = &self.nodes[if go { node.t } else { node.f } as usize];
+        while node.mode != Mode::Leaf {
+            node = &self.nodes[Ensemble::step(node, row) as usize];
         }
+        node
     }
 
     /// Raw aggregated scores for one row into `out` (len n_outputs); `has` marks outputs any leaf touched.
@@ -300,7 +311,8 @@ impl Ensemble {
     pub fn scores_block(&self, rows: &[f32], width: usize, out: &mut [f64], has: &mut [bool]) {
         let n = rows.len() / width;
         let k = self.n_outputs;
-        if !matches!(self.aggregate, Aggregate::Sum | Aggregate::Average) {
+        // one row (the common request) gains nothing from lockstep walking and pays its bookkeeping
+        if n == 1 || !matches!(self.aggregate, Aggregate::Sum | Aggregate::Average) {
             for r in 0..n {
                 let span = r * k..(r + 1) * k;
                 self.scores(&rows[r * width..(r + 1) * width], &mut out[span.clone()], &mut has[span]);
@@ -310,8 +322,24 @@ impl Ensemble {
         out[..n * k].fill(0.0);
         has[..n * k].fill(false);
         for &root in &self.roots {
-            for r in 0..n {
-                let leaf = self.leaf(root, &rows[r * width..(r + 1) * width]);
+            // walk all rows down this tree in lockstep: the loads of different rows are independent,
+            // so they overlap instead of each waiting on the previous one (the nodes outgrow L1)
+            let mut at = [root; BLOCK];
+            loop {
+                let mut moved = false;
+                for (at, row) in at.iter_mut().zip(rows.chunks_exact(width)) {
+                    let node = &self.nodes[*at as usize];
+                    if node.mode != Mode::Leaf {
+                        *at = Ensemble::step(node, row);
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+            for (r, at) in at.iter().take(n).enumerate() {
+                let leaf = &self.nodes[*at as usize];
                 for j in leaf.t as usize..leaf.f as usize {
                     let t = r * k + self.leaf_target[j] as usize;
                     out[t] += self.leaf_weight[j] as f64;
