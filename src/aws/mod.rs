@@ -8,6 +8,7 @@ use crate::cli::GlobalArgs;
 use crate::error::Error;
 
 pub mod ecr;
+pub mod invoke;
 pub mod lambda;
 
 /// One SDK client per service, all from the same resolved AWS config.
