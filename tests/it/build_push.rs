@@ -350,7 +350,23 @@ struct SlowProxy {
 
 impl SlowProxy {
     fn start(upstream: u16, rate: usize) -> SlowProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        SlowProxy::start_on(0, upstream, rate)
+    }
+
+    /// On a given port, so a re-run can reach "the same registry" as the run that was cut.
+    fn start_on(port: u16, upstream: u16, rate: usize) -> SlowProxy {
+        // The previous proxy on this port lets go of it once its accept loop sees the stop flag.
+        let started = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => break l,
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot bind the proxy to 127.0.0.1:{port}: {e}"),
+            }
+        };
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
@@ -456,6 +472,9 @@ fn a_registry_killed_mid_push_fails_clearly_and_a_rerun_reuses_the_landed_layers
     loop {
         let (layers, uploads) = registry.layers_and_uploads(&p.name);
         if layers >= 1 && uploads >= 1 {
+            // Give dockerd a moment to take the registry's answer for the landed layer: it only skips
+            // layers it knows it pushed to this registry.
+            std::thread::sleep(Duration::from_millis(500));
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -475,12 +494,15 @@ fn a_registry_killed_mid_push_fails_clearly_and_a_rerun_reuses_the_landed_layers
 
     let landed = walk(&registry.storage());
     registry.restart();
-    let pushed = json_with(&p, &["push"], &[("MLAMBDA_REGISTRY", &registry.host())]);
+    // Same host and port as the cut push: dockerd's record of landed layers is per registry.
+    let proxy = SlowProxy::start_on(proxy.port, registry.port, 64 << 20);
+    let pushed = json_with(&p, &["push"], &[("MLAMBDA_REGISTRY", &format!("127.0.0.1:{}", proxy.port))]);
     assert!(
         pushed["layers_existing"].as_u64().expect("layers_existing") >= 1,
         "landed layers are reused: {pushed}\nfirst push: {stderr}\nstorage: {landed:#?}"
     );
     assert!(pushed["layers_pushed"].as_u64().expect("layers_pushed") >= 1, "the cut layer is sent again: {pushed}");
+    proxy.stop();
     let (_, served) = manifest(&registry.host(), &p.name, pushed["tag"].as_str().expect("tag"));
     assert_eq!(pushed["digest"], served.as_str());
     assert_eq!(p.state()["push"]["digest"], served.as_str());
