@@ -503,8 +503,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_update_that_never_finishes_times_out_clearly() {
-        let stuck =
-            mock!(Client::get_function).then_output(|| config(State::Active, LastUpdateStatus::InProgress, None));
+        let stuck = mock!(Client::get_function)
+            .sequence()
+            .output(|| config(State::Active, LastUpdateStatus::InProgress, None))
+            .repeatedly()
+            .build();
         let aws = mock_lambda(&[&stuck]);
         let start = tokio::time::Instant::now();
         let e = wait_until_ready(&aws, "churn", Duration::from_secs(60)).await.unwrap_err();
