@@ -8,6 +8,7 @@ use crate::cli::GlobalArgs;
 use crate::error::Error;
 
 pub mod iam;
+pub mod invoke;
 pub mod lambda;
 pub mod s3;
 
