@@ -172,7 +172,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
                 .latest
                 .as_ref()
                 .is_some_and(|(l, _)| l.state == "Pending" || l.last_update_status == "InProgress");
-            if busy && !(code.is_empty() && config.is_empty()) {
+            if busy && !the_plan.function_unchanged() {
                 // An earlier deploy's update is still running; a new one would be refused.
                 ctx.printer.status(format!("waiting for an earlier update of `{}` to finish", spec.name));
                 lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;

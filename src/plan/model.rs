@@ -12,8 +12,8 @@ pub struct Prediction {
 }
 
 /// `reference.json`: rows the model must reproduce, with the outputs it gave when it was exported.
+/// Other keys (the export script's own provenance, e.g. `sklearn`) are ignored.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Reference {
     pub features: Vec<String>,
     pub rows: Vec<Vec<f32>>,

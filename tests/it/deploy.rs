@@ -88,6 +88,12 @@ fn deploy_publishes_sets_the_alias_once_and_prune_spares_it() {
     assert_eq!(v1["MemorySize"], 512);
     assert_eq!(p.state()["deploy"]["version"], "1");
     assert_eq!(p.state()["deploy"]["role"], format!("arn:aws:iam::123456789012:role/{f}"));
+    // `model list` shows who uses each model version (this one has no manifest: it falls back to the object).
+    let list = p.json(&["model", "list"]);
+    assert_eq!(list[0]["version"], "v1", "{list}");
+    assert_eq!(list[0]["sha256"], "feedface");
+    assert_eq!(list[0]["function_versions"], serde_json::json!(["1"]));
+    assert_eq!(list[0]["aliases"], serde_json::json!(["production:1:100%"]));
 
     // Unchanged: nothing new is published.
     let again = p.json(&["deploy"]);
