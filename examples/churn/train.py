@@ -127,9 +127,10 @@ def ort_outputs(model_bytes, rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default=os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--seed", type=int, default=SEED, help="dataset seed; another seed trains a new model version")
     args = parser.parse_args()
 
-    X, y = make_dataset(6000)
+    X, y = make_dataset(6000, seed=args.seed)
     X_train, y_train, X_test = X[:5000], y[:5000], X[5000:]
     pipe = build_pipeline().fit(X_train, y_train)
     model = export(pipe, len(FEATURES), recommended=True)

@@ -7,6 +7,7 @@ use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError}
 use crate::cli::GlobalArgs;
 use crate::error::Error;
 
+pub mod ecr;
 pub mod iam;
 pub mod invoke;
 pub mod lambda;
