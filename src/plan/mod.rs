@@ -1,2 +1,5 @@
 //! Pure logic with no I/O: naming, plans and the rules AWS would enforce.
+pub mod deploy;
+pub mod model;
 pub mod naming;
+pub mod policy;

@@ -2,3 +2,5 @@
 //! `scripts/test` starts the stack and exports its environment; without it these tests fail loudly.
 mod build_push;
 mod common;
+mod deploy;
+mod model_push;
