@@ -5,20 +5,13 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::common::{self, Project};
-
-static ENGINE: Mutex<()> = Mutex::new(());
-
-/// One image build or push at a time across this module's tests.
-fn engine() -> MutexGuard<'static, ()> {
-    ENGINE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use super::common::{self, engine, Project};
 
 const USER: &str = "AWS";
 const PASSWORD: &str = "123456789012-auth-token";
@@ -35,23 +28,6 @@ fn baked_project(prefix: &str) -> Project {
     let p = Project::churn(prefix);
     p.write_config(&p.default_config().replace("  path: model.onnx\n", "  path: model.onnx\n  bake: true\n"));
     p
-}
-
-/// Runs `mlambda ARGS --output json` with extra env; on failure panics with everything the CLI printed.
-fn json_with(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let out = p.cmd().args(args).args(["--output", "json"]).envs(env.iter().copied()).output().expect("run mlambda");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "mlambda {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("mlambda {args:?}: stdout is not json ({e}):\n{stdout}"))
-}
-
-/// Runs `mlambda ARGS` with extra env, asserts exit `code`, returns stderr with miette's wrapping undone.
-fn fails_with(p: &Project, args: &[&str], env: &[(&str, &str)], code: i32) -> String {
-    let out = p.cmd().args(args).envs(env.iter().copied()).output().expect("run mlambda");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(code), "mlambda {args:?}: expected exit {code}\nstderr:\n{stderr}");
-    common::unwrap_lines(&stderr)
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -442,7 +418,7 @@ fn a_registry_that_refuses_the_token_is_a_cloud_error_that_says_so() {
     let other = TestRegistry::start("not-the-ecr-token");
     let _engine = engine();
     p.json(&["build"]);
-    let err = fails_with(&p, &["push"], &[("MLAMBDA_REGISTRY", &other.host())], 2);
+    let err = p.fails_with(&["push"], &[("MLAMBDA_REGISTRY", &other.host())], 2);
     assert!(err.contains(&format!("the registry `{}` refused the ECR token", other.host())), "{err}");
     assert!(err.contains("aws ecr get-authorization-token"), "{err}");
     assert!(p.state().get("push").is_none(), "a refused push records nothing");
@@ -496,7 +472,7 @@ fn a_registry_killed_mid_push_fails_clearly_and_a_rerun_reuses_the_landed_layers
     registry.restart();
     // Same host and port as the cut push: dockerd's record of landed layers is per registry.
     let proxy = SlowProxy::start_on(proxy.port, registry.port, 64 << 20);
-    let pushed = json_with(&p, &["push"], &[("MLAMBDA_REGISTRY", &format!("127.0.0.1:{}", proxy.port))]);
+    let pushed = p.json_with(&["push"], &[("MLAMBDA_REGISTRY", &format!("127.0.0.1:{}", proxy.port))]);
     assert!(
         pushed["layers_existing"].as_u64().expect("layers_existing") >= 1,
         "landed layers are reused: {pushed}\nfirst push: {stderr}\nstorage: {landed:#?}"
@@ -511,17 +487,17 @@ fn a_registry_killed_mid_push_fails_clearly_and_a_rerun_reuses_the_landed_layers
 #[test]
 fn unreachable_docker_missing_or_dynamic_runtime_and_no_build_are_clear_errors() {
     let p = Project::churn("bperr");
-    let err = fails_with(&p, &["build"], &[("DOCKER_HOST", "unix:///nonexistent")], 2);
+    let err = p.fails_with(&["build"], &[("DOCKER_HOST", "unix:///nonexistent")], 2);
     assert!(err.contains("DOCKER_HOST=`unix:///nonexistent`"), "{err}");
 
-    let err = fails_with(&p, &["build", "--runtime", "/nonexistent/bootstrap"], &[], 1);
+    let err = p.fails_with(&["build", "--runtime", "/nonexistent/bootstrap"], &[], 1);
     assert!(err.contains("`/nonexistent/bootstrap`") && err.contains("--runtime PATH"), "{err}");
 
-    let err = fails_with(&p, &["build", "--runtime", "/bin/true"], &[], 1);
+    let err = p.fails_with(&["build", "--runtime", "/bin/true"], &[], 1);
     assert!(err.contains("`bootstrap` is dynamically linked; a scratch image needs a static binary"), "{err}");
     assert!(err.contains("crt-static"), "the fix names the static build: {err}");
 
-    let err = fails_with(&p, &["push"], &[], 1);
+    let err = p.fails_with(&["push"], &[], 1);
     assert!(err.contains("run `mlambda build` first"), "{err}");
     assert!(!p.path(".mlambda/state.json").exists(), "nothing is recorded");
 }
@@ -534,7 +510,7 @@ fn a_base_image_that_cannot_be_pulled_shows_the_daemons_message_and_points_at_im
             .replace("image:\n  repository: ", "image:\n  base: 127.0.0.1:9/mlambda/no-such-base:1\n  repository: "),
     );
     let _engine = engine();
-    let err = fails_with(&p, &["build"], &[], 1);
+    let err = p.fails_with(&["build"], &[], 1);
     assert!(err.contains("the image build failed at `Step 1/"), "{err}");
     assert!(err.contains("FROM 127.0.0.1:9/mlambda/no-such-base:1"), "the step is shown: {err}");
     assert!(err.contains("`image.base`"), "{err}");
@@ -601,20 +577,4 @@ fn dry_runs_print_the_plan_touch_nothing_and_match_their_snapshots() {
     plan["repository_uri"] =
         plan["repository_uri"].as_str().expect("uri").replace(&stack_registry(), "[registry]").into();
     insta::assert_json_snapshot!("push_dry_run", plan);
-}
-
-#[test]
-fn help_texts_match_their_snapshots() {
-    for (name, args) in
-        [("help", vec!["--help"]), ("build_help", vec!["build", "--help"]), ("push_help", vec!["push", "--help"])]
-    {
-        let out = assert_cmd::Command::cargo_bin("mlambda")
-            .expect("binary")
-            .args(&args)
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run");
-        assert!(out.status.success());
-        insta::assert_snapshot!(name, String::from_utf8_lossy(&out.stdout));
-    }
 }

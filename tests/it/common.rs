@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -16,6 +17,14 @@ pub const CHURN_FEATURES: [&str; 7] = [
     "contract_type_encoded",
     "payment_method_encoded",
 ];
+
+static ENGINE: Mutex<()> = Mutex::new(());
+
+/// One image build or push at a time across all tests: dockerd on vfs copies whole layers per build, and
+/// parallel builds on a small CI machine are what made them fail before.
+pub fn engine() -> MutexGuard<'static, ()> {
+    ENGINE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Panics with the fix when the stack's environment is missing: integration tests never skip.
 pub fn require_stack() {
@@ -100,7 +109,13 @@ impl Project {
 
     /// Runs `mlambda ARGS --output json`, asserts success and returns stdout's JSON.
     pub fn json(&self, args: &[&str]) -> Value {
-        let out = self.cmd().args(args).args(["--output", "json"]).output().expect("run mlambda");
+        self.json_with(args, &[])
+    }
+
+    /// `json` with extra environment variables.
+    pub fn json_with(&self, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let out =
+            self.cmd().args(args).args(["--output", "json"]).envs(env.iter().copied()).output().expect("run mlambda");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -114,7 +129,12 @@ impl Project {
 
     /// Runs `mlambda ARGS`, asserts it fails with `code`, returns stderr with miette's wrapping undone.
     pub fn fails(&self, args: &[&str], code: i32) -> String {
-        let out = self.cmd().args(args).output().expect("run mlambda");
+        self.fails_with(args, &[], code)
+    }
+
+    /// `fails` with extra environment variables.
+    pub fn fails_with(&self, args: &[&str], env: &[(&str, &str)], code: i32) -> String {
+        let out = self.cmd().args(args).envs(env.iter().copied()).output().expect("run mlambda");
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert_eq!(out.status.code(), Some(code), "mlambda {args:?}: expected exit {code}\nstderr:\n{stderr}");
         unwrap_lines(&stderr)

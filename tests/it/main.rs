@@ -4,3 +4,4 @@ mod build_push;
 mod common;
 mod deploy;
 mod model_push;
+mod up;
