@@ -7,6 +7,8 @@ use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError}
 use crate::cli::GlobalArgs;
 use crate::error::Error;
 
+pub mod cloudwatch;
+pub mod events;
 pub mod lambda;
 
 /// One SDK client per service, all from the same resolved AWS config.
