@@ -9,6 +9,7 @@ use crate::error::Error;
 
 pub mod cloudwatch;
 pub mod events;
+pub mod invoke;
 pub mod lambda;
 
 /// One SDK client per service, all from the same resolved AWS config.

@@ -1,8 +1,221 @@
-//! `mlambda invoke`.
+//! `mlambda invoke`: send a payload to the deployed alias or version, or to the runtime running locally.
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
 use super::Ctx;
+use crate::aws;
 use crate::cli::InvokeArgs;
+use crate::config::Loaded;
 use crate::error::{Error, Result};
 
-pub async fn run(_ctx: &Ctx<'_>, _args: &InvokeArgs) -> Result<()> {
-    Err(Error::user("`mlambda invoke` is not built yet"))
+/// The runtime's local-mode path, the one AWS's Runtime Interface Emulator uses.
+pub const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// `production`, `version 4`, `local image …` or `local bootstrap …`.
+    pub target: String,
+    pub executed_version: Option<String>,
+    /// The proxy envelope's `statusCode`.
+    pub status_code: Option<i64>,
+    /// The envelope's body, decoded; or the raw answer when it is not an envelope.
+    pub body: Value,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_error: Option<String>,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", serde_json::to_string_pretty(&self.body).unwrap_or_default())?;
+        let status = self.status_code.map(|s| format!("status {s} · ")).unwrap_or_default();
+        let version = self.executed_version.as_deref().map(|v| format!("version {v} · ")).unwrap_or_default();
+        writeln!(f, "{} → {status}{version}{:.1} ms", self.target, self.latency_ms)
+    }
+}
+
+/// `--payload` is inline JSON or a file holding it; it must parse, so typos fail here and not in Lambda.
+fn read_payload(arg: Option<&str>) -> Result<Vec<u8>> {
+    let text = match arg {
+        None => return Ok(br#"{"_warmup": true}"#.to_vec()),
+        Some(s) if s.trim_start().starts_with(['{', '[']) => s.to_string(),
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Error::user(format!("cannot read payload file `{path}`: {e}")).help("pass a JSON object or a file holding one")
+        })?,
+    };
+    serde_json::from_str::<Value>(&text)
+        .map_err(|e| Error::user(format!("the payload is not valid JSON: {e}")).help("check the quoting of `--payload`"))?;
+    Ok(text.into_bytes())
+}
+
+/// Splits the recipe's proxy envelope `{statusCode, body: "<json>"}` into status and decoded body.
+pub fn unwrap_envelope(answer: &[u8]) -> (Option<i64>, Value) {
+    let value: Value = serde_json::from_slice(answer)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(answer).to_string()));
+    let status = value.get("statusCode").and_then(Value::as_i64);
+    let body = match value.get("body") {
+        Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+        Some(other) => other.clone(),
+        None => value.clone(),
+    };
+    (status, body)
+}
+
+pub async fn run(ctx: &Ctx<'_>, args: &InvokeArgs) -> Result<()> {
+    let loaded = ctx.config()?;
+    let payload = read_payload(args.payload.as_deref())?;
+    let outcome = if args.local {
+        match &args.runtime {
+            Some(bin) => local_bootstrap(&loaded, bin, payload).await?,
+            None => local_image(ctx, &loaded, payload).await?,
+        }
+    } else {
+        remote(ctx, &loaded, args, payload).await?
+    };
+    ctx.printer.data(&outcome);
+    match &outcome.function_error {
+        Some(err) => Err(Error::cloud(format!("the function failed while handling the payload: {err}"))
+            .help("the function's log tail is shown with `-v`; `mlambda status` shows which version answered")),
+        None => Ok(()),
+    }
+}
+
+async fn remote(ctx: &Ctx<'_>, loaded: &Loaded, args: &InvokeArgs, payload: Vec<u8>) -> Result<Outcome> {
+    let function = &loaded.config.function.name;
+    let qualifier = args.version.clone().or_else(|| args.alias.clone()).unwrap_or(loaded.config.function.alias.clone());
+    let aws = ctx.aws().await?;
+    let started = Instant::now();
+    let inv = aws::invoke::invoke(&aws, function, &qualifier, payload).await?;
+    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Some(tail) = &inv.log_tail {
+        ctx.printer.detail(format!("log tail:\n{tail}"));
+    }
+    let (status_code, body) = unwrap_envelope(&inv.payload);
+    let target = if args.version.is_some() { format!("version {qualifier}") } else { qualifier };
+    Ok(Outcome {
+        target: format!("{function}:{target}"),
+        executed_version: inv.executed_version,
+        status_code,
+        body,
+        latency_ms,
+        function_error: inv.function_error,
+    })
+}
+
+/// The env the runtime reads, from the config; the model comes from the local file.
+pub fn runtime_env(loaded: &Loaded, model_path: &str) -> Vec<(String, String)> {
+    let c = &loaded.config;
+    vec![
+        ("MODEL_PATH".into(), model_path.into()),
+        ("MODEL_FEATURES".into(), c.model.features.join(",")),
+        ("MODEL_VERSION".into(), c.model.version.clone()),
+        ("METRICS_NAMESPACE".into(), c.alarms.namespace.clone()),
+    ]
+}
+
+/// A free loopback port for the runtime's local mode.
+pub fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::cloud(format!("cannot find a free port on 127.0.0.1: {e}")))
+}
+
+/// POSTs the payload to the runtime's local mode, retrying the connection while it starts.
+pub async fn post_local(port: u16, payload: Vec<u8>, deadline: Duration) -> Result<(Vec<u8>, f64)> {
+    let url = format!("http://127.0.0.1:{port}{INVOKE_PATH}");
+    let client = reqwest::Client::new();
+    let give_up = Instant::now() + deadline;
+    loop {
+        let started = Instant::now();
+        match client.post(&url).body(payload.clone()).send().await {
+            Ok(resp) => {
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::cloud(format!("the local runtime dropped the answer: {e}")))?;
+                return Ok((bytes.to_vec(), started.elapsed().as_secs_f64() * 1e3));
+            }
+            Err(e) if e.is_connect() && Instant::now() < give_up => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => {
+                return Err(Error::cloud(format!("the local runtime on 127.0.0.1:{port} did not answer: {e}"))
+                    .help("run with `-v` to see the runtime's log"))
+            }
+        }
+    }
+}
+
+fn model_file(loaded: &Loaded) -> Result<PathBuf> {
+    let path = loaded.resolve(&loaded.config.model.path);
+    if !path.is_file() {
+        return Err(Error::user(format!("model file `{}` does not exist", path.display()))
+            .help("fix `model.path` in mlambda.yaml"));
+    }
+    std::fs::canonicalize(&path).map_err(|e| crate::error::io_error(&path, "resolve", e))
+}
+
+async fn local_bootstrap(loaded: &Loaded, bin: &Path, payload: Vec<u8>) -> Result<Outcome> {
+    if !bin.is_file() {
+        return Err(Error::user(format!("runtime binary `{}` does not exist", bin.display()))
+            .help("pass `--runtime PATH` to a built `bootstrap`"));
+    }
+    let model = model_file(loaded)?;
+    let port = free_port()?;
+    let mut child = tokio::process::Command::new(bin)
+        .envs(runtime_env(loaded, &model.to_string_lossy()))
+        .env("MLAMBDA_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::user(format!("cannot start `{}`: {e}", bin.display())))?;
+    let answer = tokio::select! {
+        res = post_local(port, payload, Duration::from_secs(10)) => res,
+        status = child.wait() => Err(Error::user(format!(
+            "the runtime exited before answering ({})", status.map(|s| s.to_string()).unwrap_or_default()
+        )).help("its error is printed above; check `model.path` and `model.features`")),
+    };
+    let _ = child.kill().await;
+    let (bytes, latency_ms) = answer?;
+    let (status_code, body) = unwrap_envelope(&bytes);
+    Ok(Outcome {
+        target: format!("local bootstrap {}", bin.display()),
+        executed_version: None,
+        status_code,
+        body,
+        latency_ms,
+        function_error: None,
+    })
+}
+
+async fn local_image(_ctx: &Ctx<'_>, _loaded: &Loaded, _payload: Vec<u8>) -> Result<Outcome> {
+    Err(Error::user("running the image locally is not built yet").help("pass `--runtime PATH` to run a bootstrap"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_envelope_is_unwrapped() {
+        let (s, b) = unwrap_envelope(br#"{"statusCode":400,"body":"{\"error\":\"missing\"}"}"#);
+        assert_eq!(s, Some(400));
+        assert_eq!(b["error"], "missing");
+        let (s, b) = unwrap_envelope(br#"{"status":"warm"}"#);
+        assert_eq!((s, b["status"].as_str()), (None, Some("warm")));
+    }
+
+    #[test]
+    fn a_payload_must_be_json() {
+        assert_eq!(read_payload(None).unwrap(), br#"{"_warmup": true}"#);
+        assert!(read_payload(Some("{\"a\": 1}")).is_ok());
+        let e = read_payload(Some("{oops")).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        let e = read_payload(Some("/nonexistent/payload.json")).unwrap_err();
+        assert!(e.message.contains("cannot read payload file"));
+    }
 }

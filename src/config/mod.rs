@@ -278,6 +278,15 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if !(c.rollout.weight > 0.0 && c.rollout.weight < 1.0) {
         return Err(("rollout.weight", format!("is {}, it must be between 0 and 1 (exclusive)", c.rollout.weight)));
     }
+    if !["weight", "steps", "promote", "canary10-5m", "linear10-1m"].contains(&c.rollout.strategy.as_str()) {
+        return Err((
+            "rollout.strategy",
+            format!("is `{}`; use weight, steps, promote, canary10-5m or linear10-1m", c.rollout.strategy),
+        ));
+    }
+    if c.rollout.strategy == "steps" && c.rollout.steps.is_empty() {
+        return Err(("rollout.steps", "must list the weights to step through, e.g. [0.1, 0.5, 1]".into()));
+    }
     if humantime::parse_duration(&c.rollout.interval).is_err() {
         return Err(("rollout.interval", format!("`{}` is not a duration like `5m`", c.rollout.interval)));
     }
