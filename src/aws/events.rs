@@ -21,7 +21,11 @@ impl Schedule {
             let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(bad("a rate is a number and a unit"));
             };
-            let n = n.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| bad("the rate must be a whole number above 0"))?;
+            let n = n
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad("the rate must be a whole number above 0"))?;
             // EventBridge wants the singular unit for 1 and the plural for more.
             let ok = match unit {
                 "minute" | "hour" | "day" => n == 1,
@@ -101,7 +105,15 @@ mod tests {
 
     #[test]
     fn what_eventbridge_rejects_is_refused_with_examples() {
-        for bad in ["rate(5 minute)", "rate(1 minutes)", "rate(0 minutes)", "rate(5 weeks)", "rate(five minutes)", "cron(* * * *)", "every 5m"] {
+        for bad in [
+            "rate(5 minute)",
+            "rate(1 minutes)",
+            "rate(0 minutes)",
+            "rate(5 weeks)",
+            "rate(five minutes)",
+            "cron(* * * *)",
+            "every 5m",
+        ] {
             let e = Schedule::parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 1);
             assert!(e.message.contains(bad), "{}", e.message);

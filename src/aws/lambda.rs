@@ -161,7 +161,14 @@ pub async fn list_aliases(aws: &Aws, function: &str) -> Result<Vec<Alias>> {
             .await
             .map_err(|e| fail(format!("list the aliases of `{function}`"), e))?;
         out.extend(page.aliases().iter().map(|a| {
-            alias_from(a.name(), a.alias_arn(), a.function_version(), a.routing_config(), a.description(), a.revision_id())
+            alias_from(
+                a.name(),
+                a.alias_arn(),
+                a.function_version(),
+                a.routing_config(),
+                a.description(),
+                a.revision_id(),
+            )
         }));
         marker = page.next_marker().map(str::to_string);
         if marker.is_none() {

@@ -92,7 +92,12 @@ async fn desired(aws: &Aws, config: &Config) -> Result<Vec<AlarmSpec>> {
 }
 
 /// Writes the specs that are missing or differ; `existing` is what CloudWatch holds under the same prefix.
-pub(crate) async fn sync(aws: &Aws, desired: &[AlarmSpec], existing: &[Alarm], dry_run: bool) -> Result<Vec<AlarmChange>> {
+pub(crate) async fn sync(
+    aws: &Aws,
+    desired: &[AlarmSpec],
+    existing: &[Alarm],
+    dry_run: bool,
+) -> Result<Vec<AlarmChange>> {
     let mut out = Vec::new();
     for spec in desired {
         let change = match existing.iter().find(|a| a.spec.name == spec.name) {
@@ -124,9 +129,13 @@ pub async fn run(ctx: &Ctx<'_>, args: &AlarmsArgs) -> Result<()> {
     } else {
         let desired = desired(&aws, config).await?;
         let mut changes = sync(&aws, &desired, &existing, dry_run).await?;
-        changes.extend(existing.iter().filter(|a| !desired.iter().any(|d| d.name == a.spec.name)).map(|a| {
-            AlarmChange { name: a.spec.name.clone(), change: Change::Stale, spec: None }
-        }));
+        changes.extend(
+            existing.iter().filter(|a| !desired.iter().any(|d| d.name == a.spec.name)).map(|a| AlarmChange {
+                name: a.spec.name.clone(),
+                change: Change::Stale,
+                spec: None,
+            }),
+        );
         changes
     };
     if changes.iter().any(|c| c.change == Change::Stale) {

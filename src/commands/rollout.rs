@@ -101,9 +101,8 @@ pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
         (None, None) => None,
     };
     if args.weight.is_none() && progressive.is_none() && !args.promote && !args.rollback {
-        return Err(Error::user("`mlambda rollout` needs to know what to do").help(
-            "pass `--weight 0.1`, `--steps 0.1,0.5,1`, `--preset canary10-5m`, `--promote` or `--rollback`",
-        ));
+        return Err(Error::user("`mlambda rollout` needs to know what to do")
+            .help("pass `--weight 0.1`, `--steps 0.1,0.5,1`, `--preset canary10-5m`, `--promote` or `--rollback`"));
     }
 
     let aws = ctx.aws().await?;
@@ -113,7 +112,11 @@ pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
     })?;
     let versions = lambda::list_versions(&aws, function).await?;
     let version_facts: Vec<VersionFacts> = versions.iter().map(facts).collect();
-    let current = Current { primary: alias.primary.clone(), routing: alias.routing.clone(), description: alias.description.clone() };
+    let current = Current {
+        primary: alias.primary.clone(),
+        routing: alias.routing.clone(),
+        description: alias.description.clone(),
+    };
     let state_previous = st.rollout.as_ref().and_then(|r| r.previous_primary.clone());
     let inputs = Inputs {
         function,
@@ -257,12 +260,19 @@ impl Run<'_> {
         let prefix = alarms::version_prefix(self.function(), candidate);
         let all = cloudwatch::describe_alarms(self.aws, &prefix).await?;
         if all.is_empty() {
-            self.printer.warn(format!("version {candidate} has no alarms, so this step is not guarded; run `mlambda alarms`"));
+            self.printer
+                .warn(format!("version {candidate} has no alarms, so this step is not guarded; run `mlambda alarms`"));
         }
         Ok(all.into_iter().find(|a| a.state == "ALARM"))
     }
 
-    async fn roll_back_on_alarm(&self, plan: &RolloutPlan, step: &Step, revision: &str, alarm: cloudwatch::Alarm) -> Error {
+    async fn roll_back_on_alarm(
+        &self,
+        plan: &RolloutPlan,
+        step: &Step,
+        revision: &str,
+        alarm: cloudwatch::Alarm,
+    ) -> Error {
         let candidate = plan.candidate.as_deref().unwrap_or_default();
         let back = Step {
             weight: 0.0,
@@ -341,7 +351,13 @@ mod tests {
             )
         });
         let aws = mock::aws(&[&ok, &stale], &[]);
-        let run = Run { aws: &aws, printer: &printer, config: &config, state_dir: dir.path().into(), steps_flag: String::new() };
+        let run = Run {
+            aws: &aws,
+            printer: &printer,
+            config: &config,
+            state_dir: dir.path().into(),
+            steps_flag: String::new(),
+        };
         assert_eq!(run.write(&step(3, 4, 0.1), "rev-1").await.unwrap(), "rev-2");
         let e = run.write(&step(3, 4, 0.1), "rev-0").await.unwrap_err();
         assert!(e.message.contains("alias `production` of `churn` was changed by someone else"), "{}", e.message);

@@ -74,9 +74,16 @@ async fn read_alias(aws: &Aws, function: &str, alias: &str) -> Result<Alias> {
 }
 
 /// Sets (or with 0 removes) the alias's provisioned concurrency; refused while the alias splits traffic.
-pub(crate) async fn provisioned(aws: &Aws, function: &str, alias_name: &str, n: i32, dry_run: bool) -> Result<ProvisionedOutcome> {
+pub(crate) async fn provisioned(
+    aws: &Aws,
+    function: &str,
+    alias_name: &str,
+    n: i32,
+    dry_run: bool,
+) -> Result<ProvisionedOutcome> {
     if n < 0 {
-        return Err(Error::user(format!("`--provisioned {n}` is negative")).help("pass a count of environments, or 0 to remove it"));
+        return Err(Error::user(format!("`--provisioned {n}` is negative"))
+            .help("pass a count of environments, or 0 to remove it"));
     }
     let a = read_alias(aws, function, alias_name).await?;
     if n > 0 && !a.routing.is_empty() {
@@ -107,7 +114,13 @@ fn rule_name(function: &str) -> Result<String> {
     Ok(name)
 }
 
-async fn schedule(aws: &Aws, function: &str, alias_name: &str, expression: Schedule, dry_run: bool) -> Result<ScheduleOutcome> {
+async fn schedule(
+    aws: &Aws,
+    function: &str,
+    alias_name: &str,
+    expression: Schedule,
+    dry_run: bool,
+) -> Result<ScheduleOutcome> {
     let rule = rule_name(function)?;
     let a = read_alias(aws, function, alias_name).await?;
     let mut out = ScheduleOutcome {
@@ -141,7 +154,8 @@ pub async fn run(ctx: &Ctx<'_>, args: &WarmArgs) -> Result<()> {
             .help("pass `--provisioned 5` for provisioned concurrency, or `--schedule 'rate(5 minutes)'` for a scheduled ping"));
     }
     let aws = ctx.aws().await?;
-    let mut out = Outcome { function: function.into(), alias: alias_name.into(), dry_run, provisioned: None, schedule: None };
+    let mut out =
+        Outcome { function: function.into(), alias: alias_name.into(), dry_run, provisioned: None, schedule: None };
     if let Some(n) = args.provisioned {
         out.provisioned = Some(provisioned(&aws, function, alias_name, n, dry_run).await?);
     }

@@ -34,7 +34,11 @@ pub struct AlarmSpec {
 impl fmt::Display for AlarmSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stat = self.extended_statistic.as_deref().or(self.statistic.as_deref()).unwrap_or("?");
-        write!(f, "{}: {}/{} {stat} > {} over {} s", self.name, self.namespace, self.metric, self.threshold, self.period)
+        write!(
+            f,
+            "{}: {}/{} {stat} > {} over {} s",
+            self.name, self.namespace, self.metric, self.threshold, self.period
+        )
     }
 }
 
@@ -84,13 +88,22 @@ impl Builder<'_> {
     }
 
     /// The three alarms of one target: `label` is the alias name or `v<N>`.
-    fn target(&self, label: &str, what: &str, lambda_dims: Vec<(String, String)>, model: Option<&str>) -> Vec<AlarmSpec> {
+    fn target(
+        &self,
+        label: &str,
+        what: &str,
+        lambda_dims: Vec<(String, String)>,
+        model: Option<&str>,
+    ) -> Vec<AlarmSpec> {
         let name = |kind: &str| format!("{}{label}-{kind}", function_prefix(self.function));
         let mut out = Vec::new();
         if let Some(model) = model {
             let mut s = self.base(
                 name("latency-p99"),
-                format!("mlambda: p99 inference latency of {what} (model {model}) above {} ms", self.cfg.latency_p99_ms),
+                format!(
+                    "mlambda: p99 inference latency of {what} (model {model}) above {} ms",
+                    self.cfg.latency_p99_ms
+                ),
                 vec![("ModelVersion".into(), model.into())],
             );
             s.namespace = self.cfg.namespace.clone();
@@ -133,7 +146,8 @@ pub fn specs(
     let b = Builder { function, cfg };
     let resource = format!("{function}:{alias}");
     let dims = |extra: Option<&str>| {
-        let mut d = vec![("FunctionName".to_string(), function.to_string()), ("Resource".to_string(), resource.clone())];
+        let mut d =
+            vec![("FunctionName".to_string(), function.to_string()), ("Resource".to_string(), resource.clone())];
         d.extend(extra.map(|v| ("ExecutedVersion".to_string(), v.to_string())));
         d
     };
@@ -150,8 +164,10 @@ pub fn specs(
 fn validate(alias: &str, specs: &[AlarmSpec], cfg: &config::Alarms) -> Result<()> {
     let edit = "edit the `alarms` section of mlambda.yaml";
     if alias.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())) {
-        return Err(Error::user(format!("alias `{alias}` looks like a version label, so its alarms would clash with the version alarms"))
-            .help("rename `function.alias`, e.g. `production`"));
+        return Err(Error::user(format!(
+            "alias `{alias}` looks like a version label, so its alarms would clash with the version alarms"
+        ))
+        .help("rename `function.alias`, e.g. `production`"));
     }
     if let Some(topic) = &cfg.sns_topic {
         if !topic.starts_with("arn:aws:sns:") || topic.split(':').count() != 6 {
@@ -160,8 +176,11 @@ fn validate(alias: &str, specs: &[AlarmSpec], cfg: &config::Alarms) -> Result<()
         }
     }
     if cfg.namespace.is_empty() || cfg.namespace.len() > 255 || cfg.namespace.starts_with("AWS/") {
-        return Err(Error::user(format!("`alarms.namespace` `{}` is not a custom CloudWatch namespace", cfg.namespace))
-            .help("use the namespace the runtime writes its EMF metrics to, e.g. `mlambda`; `AWS/` is reserved"));
+        return Err(Error::user(format!(
+            "`alarms.namespace` `{}` is not a custom CloudWatch namespace",
+            cfg.namespace
+        ))
+        .help("use the namespace the runtime writes its EMF metrics to, e.g. `mlambda`; `AWS/` is reserved"));
     }
     for s in specs {
         if s.name.chars().count() > 255 {
@@ -169,12 +188,18 @@ fn validate(alias: &str, specs: &[AlarmSpec], cfg: &config::Alarms) -> Result<()
                 .help("use a shorter `function.name` or `function.alias`"));
         }
         if !s.threshold.is_finite() || s.threshold < 0.0 {
-            return Err(Error::user(format!("the threshold of `{}` is {}, it must be a finite number ≥ 0", s.name, s.threshold))
-                .help(edit));
+            return Err(Error::user(format!(
+                "the threshold of `{}` is {}, it must be a finite number ≥ 0",
+                s.name, s.threshold
+            ))
+            .help(edit));
         }
         if s.period < 60 || s.period % 60 != 0 {
-            return Err(Error::user(format!("the period of `{}` is {} s, CloudWatch needs a multiple of 60", s.name, s.period))
-                .help(edit));
+            return Err(Error::user(format!(
+                "the period of `{}` is {} s, CloudWatch needs a multiple of 60",
+                s.name, s.period
+            ))
+            .help(edit));
         }
         if s.description.chars().count() > 1024 {
             return Err(Error::user(format!("the description of `{}` is longer than 1024 characters", s.name))
@@ -220,7 +245,10 @@ mod tests {
         assert_eq!(lat.dimensions, [("ModelVersion".to_string(), "v4".to_string())]);
         assert_eq!((lat.threshold, lat.period, lat.evaluation_periods), (500.0, 60, 1));
         let err = &specs[7];
-        assert_eq!((err.namespace.as_str(), err.metric.as_str(), err.statistic.as_deref()), ("AWS/Lambda", "Errors", Some("Sum")));
+        assert_eq!(
+            (err.namespace.as_str(), err.metric.as_str(), err.statistic.as_deref()),
+            ("AWS/Lambda", "Errors", Some("Sum"))
+        );
         assert_eq!((err.threshold, err.period), (5.0, 300));
         let dims: Vec<String> = err.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(dims, ["ExecutedVersion=4", "FunctionName=churn", "Resource=churn:production"]);
@@ -233,7 +261,8 @@ mod tests {
 
     #[test]
     fn a_version_without_a_model_version_gets_no_latency_alarm() {
-        let specs = specs("churn", "production", None, &[Routed { version: "3".into(), model_version: None }], &cfg()).unwrap();
+        let specs =
+            specs("churn", "production", None, &[Routed { version: "3".into(), model_version: None }], &cfg()).unwrap();
         assert!(specs.iter().all(|s| s.metric != "InferenceLatencyMs"));
         assert_eq!(specs.len(), 4);
     }

@@ -13,7 +13,9 @@ use crate::error::Error;
 pub enum AliasError {
     #[error("weight {0} is out of range: the candidate's weight must be greater than 0 and less than 1")]
     WeightRange(f64),
-    #[error("`{0}` cannot be routed by an alias with weights: Lambda only routes weighted traffic to published versions")]
+    #[error(
+        "`{0}` cannot be routed by an alias with weights: Lambda only routes weighted traffic to published versions"
+    )]
     Latest(String),
     #[error("`{0}` is not a version number")]
     NotANumber(String),
@@ -35,7 +37,9 @@ impl AliasError {
             AliasError::WeightRange(_) => {
                 "pass a weight like `--weight 0.1`; use `--promote` to send 100% and `--rollback` to send 0%".into()
             }
-            AliasError::Latest(_) => "publish a version with `mlambda deploy` and pass its number with `--version`".into(),
+            AliasError::Latest(_) => {
+                "publish a version with `mlambda deploy` and pass its number with `--version`".into()
+            }
             AliasError::NotANumber(v) => format!("pass a published version number, e.g. `--version 4`, not `{v}`"),
             AliasError::Missing { published, .. } if published.is_empty() => {
                 "the function has no published versions yet; run `mlambda deploy`".into()
@@ -186,11 +190,17 @@ pub struct Proposal<'a> {
     pub routed: Option<(&'a str, f64)>,
 }
 
-fn published<'a>(function: &str, version: Version, versions: &'a [VersionFacts]) -> Result<&'a VersionFacts, AliasError> {
-    versions.iter().find(|f| Version::parse(&f.version).is_ok_and(|v| v == version)).ok_or_else(|| AliasError::Missing {
-        function: function.to_string(),
-        version: version.to_string(),
-        published: versions.iter().map(|f| f.version.clone()).collect(),
+fn published<'a>(
+    function: &str,
+    version: Version,
+    versions: &'a [VersionFacts],
+) -> Result<&'a VersionFacts, AliasError> {
+    versions.iter().find(|f| Version::parse(&f.version).is_ok_and(|v| v == version)).ok_or_else(|| {
+        AliasError::Missing {
+            function: function.to_string(),
+            version: version.to_string(),
+            published: versions.iter().map(|f| f.version.clone()).collect(),
+        }
     })
 }
 

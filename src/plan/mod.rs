@@ -1,5 +1,5 @@
 //! Pure logic with no I/O: naming, plans and the rules AWS would enforce.
-pub mod naming;
 pub mod alarms;
 pub mod alias;
+pub mod naming;
 pub mod rollout;

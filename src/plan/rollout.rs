@@ -20,15 +20,14 @@ impl Steps {
             return Err(Error::user("`--steps` is empty").help(help));
         }
         if let Some(bad) = steps.iter().find(|w| !(**w > 0.0 && **w <= 1.0)) {
-            return Err(Error::user(format!("step {bad} is out of range: every step must be greater than 0 and at most 1"))
-                .help(help));
-        }
-        if let Some(pair) = steps.windows(2).find(|p| p[1] <= p[0]) {
             return Err(Error::user(format!(
-                "steps must strictly increase, but {} comes after {}",
-                pair[1], pair[0]
+                "step {bad} is out of range: every step must be greater than 0 and at most 1"
             ))
             .help(help));
+        }
+        if let Some(pair) = steps.windows(2).find(|p| p[1] <= p[0]) {
+            return Err(Error::user(format!("steps must strictly increase, but {} comes after {}", pair[1], pair[0]))
+                .help(help));
         }
         Ok(Steps(steps))
     }

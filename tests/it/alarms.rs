@@ -61,8 +61,14 @@ fn alarms_are_created_with_the_right_metrics_and_a_second_run_is_unchanged() {
     let err = find(&all, &format!("mlambda-{n}-v1-errors"));
     assert_eq!((err["Namespace"].as_str(), err["MetricName"].as_str()), (Some("AWS/Lambda"), Some("Errors")));
     assert_eq!(err["Statistic"], "Sum");
-    assert_eq!(dims(err), [format!("ExecutedVersion=1"), format!("FunctionName={n}"), format!("Resource={n}:production")]);
-    assert_eq!((err["Threshold"].as_f64(), err["Period"].as_i64(), err["EvaluationPeriods"].as_i64()), (Some(5.0), Some(300), Some(1)));
+    assert_eq!(
+        dims(err),
+        [format!("ExecutedVersion=1"), format!("FunctionName={n}"), format!("Resource={n}:production")]
+    );
+    assert_eq!(
+        (err["Threshold"].as_f64(), err["Period"].as_i64(), err["EvaluationPeriods"].as_i64()),
+        (Some(5.0), Some(300), Some(1))
+    );
 
     let thr = find(&all, &format!("mlambda-{n}-production-throttles"));
     assert_eq!(dims(thr), [format!("FunctionName={n}"), format!("Resource={n}:production")]);
@@ -72,7 +78,9 @@ fn alarms_are_created_with_the_right_metrics_and_a_second_run_is_unchanged() {
     assert!(changes(&again).iter().all(|(_, c)| c == "unchanged"), "{again:#}");
 
     // A config change updates in place.
-    f.p.write_config(&f.p.default_config().replace("namespace: ChurnModel", "namespace: ChurnModel\n  latency_p99_ms: 250"));
+    f.p.write_config(
+        &f.p.default_config().replace("namespace: ChurnModel", "namespace: ChurnModel\n  latency_p99_ms: 250"),
+    );
     let upd = f.p.json(&["alarms"]);
     let changed: Vec<_> = changes(&upd).into_iter().filter(|(_, c)| c == "updated").map(|(n, _)| n).collect();
     assert_eq!(changed, [format!("mlambda-{n}-production-latency-p99"), format!("mlambda-{n}-v1-latency-p99")]);
@@ -104,7 +112,9 @@ fn a_routed_candidate_gets_its_own_alarms_and_delete_removes_them_all() {
 #[test]
 fn an_invalid_sns_topic_is_refused_before_anything_is_created() {
     let f = Fixture::new("al-sns");
-    f.p.write_config(&f.p.default_config().replace("namespace: ChurnModel", "namespace: ChurnModel\n  sns_topic: alerts"));
+    f.p.write_config(
+        &f.p.default_config().replace("namespace: ChurnModel", "namespace: ChurnModel\n  sns_topic: alerts"),
+    );
     let e = f.p.fails(&["alarms"], 1);
     assert!(e.contains("`alarms.sns_topic` `alerts` is not an SNS topic ARN"), "{e}");
     assert!(alarms(&f).is_empty());

@@ -64,7 +64,8 @@ impl Fixture {
     /// Publishes a new version serving `model`, optionally with another execution role.
     pub fn publish(&self, model: &str, role: Option<&str>) -> String {
         let env = format!("Variables={{MODEL_VERSION={model}}}");
-        let mut args = vec!["lambda", "update-function-configuration", "--function-name", self.name(), "--environment", &env];
+        let mut args =
+            vec!["lambda", "update-function-configuration", "--function-name", self.name(), "--environment", &env];
         let role = role.map(role_arn);
         if let Some(r) = &role {
             args.extend(["--role", r.as_str()]);
@@ -86,7 +87,16 @@ impl Fixture {
     }
 
     pub fn set_alarm(&self, name: &str, state: &str, reason: &str) {
-        aws_cli(&["cloudwatch", "set-alarm-state", "--alarm-name", name, "--state-value", state, "--state-reason", reason]);
+        aws_cli(&[
+            "cloudwatch",
+            "set-alarm-state",
+            "--alarm-name",
+            name,
+            "--state-value",
+            state,
+            "--state-reason",
+            reason,
+        ]);
     }
 
     pub fn alarm_name(&self, label: &str, kind: &str) -> String {
