@@ -63,7 +63,7 @@ fn alarms_are_created_with_the_right_metrics_and_a_second_run_is_unchanged() {
     assert_eq!(err["Statistic"], "Sum");
     assert_eq!(
         dims(err),
-        [format!("ExecutedVersion=1"), format!("FunctionName={n}"), format!("Resource={n}:production")]
+        ["ExecutedVersion=1".to_string(), format!("FunctionName={n}"), format!("Resource={n}:production")]
     );
     assert_eq!(
         (err["Threshold"].as_f64(), err["Period"].as_i64(), err["EvaluationPeriods"].as_i64()),

@@ -256,3 +256,37 @@ fn steps_resume_from_the_current_weight() {
     f.p.json(&["rollout", "--steps", "0.1,0.5,1", "--interval", "1s"]);
     assert_eq!(f.routing(), ("2".to_string(), json!({})));
 }
+
+#[test]
+fn ctrl_c_between_steps_leaves_a_valid_alias_and_says_how_to_resume() {
+    let f = Fixture::new("ro-sigint");
+    f.publish("v2", None);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mlambda"))
+        .args(["rollout", "--steps", "0.3,0.6,1", "--interval", "30s"])
+        .current_dir(f.p.root())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mlambda");
+    wait_for_routing(&f, &json!({"2": 0.3}), Duration::from_secs(30));
+    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "mlambda did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().expect("output");
+    let stderr = crate::common::unwrap_lines(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rollout interrupted: alias `production` stays at 1 70% · 2 30%"), "{stderr}");
+    assert!(
+        stderr.contains("mlambda rollout --steps 0.3,0.6,1 --interval 30s") && stderr.contains("--rollback"),
+        "{stderr}"
+    );
+    assert_eq!(f.routing(), ("1".to_string(), json!({"2": 0.3})));
+}
