@@ -73,11 +73,15 @@ pub enum Command {
     #[command(name = "iam-policy", after_help = "Examples:\n  mlambda iam-policy > deployer-policy.json")]
     IamPolicy,
     /// Shift alias traffic to a new version: a fixed weight, steps guarded by alarms, promote or roll back
-    #[command(after_help = "Examples:\n  mlambda rollout --weight 0.1\n  mlambda rollout --steps 0.1,0.5,1 --interval 5m\n  \
-        mlambda rollout --preset canary10-5m\n  mlambda rollout --promote\n  mlambda rollout --rollback")]
+    #[command(
+        after_help = "Examples:\n  mlambda rollout --weight 0.1\n  mlambda rollout --steps 0.1,0.5,1 --interval 5m\n  \
+        mlambda rollout --preset canary10-5m\n  mlambda rollout --promote\n  mlambda rollout --rollback"
+    )]
     Rollout(RolloutArgs),
     /// Create, update or delete the CloudWatch alarms for the alias and each version
-    #[command(after_help = "Examples:\n  mlambda alarms\n  mlambda alarms --dry-run --output json\n  mlambda alarms --delete")]
+    #[command(
+        after_help = "Examples:\n  mlambda alarms\n  mlambda alarms --dry-run --output json\n  mlambda alarms --delete"
+    )]
     Alarms(AlarmsArgs),
     /// Show the function, image, versions, alias routing, models and alarm states
     #[command(after_help = "Examples:\n  mlambda status\n  mlambda status --output json")]
@@ -143,7 +147,9 @@ pub struct PushArgs {
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Check a model with the runtime's own loader, then upload it as an immutable version
-    #[command(after_help = "Examples:\n  mlambda model push\n  mlambda model push model.onnx --version v4 --reference reference.json")]
+    #[command(
+        after_help = "Examples:\n  mlambda model push\n  mlambda model push model.onnx --version v4 --reference reference.json"
+    )]
     Push(ModelPushArgs),
     /// List model versions with size, sha256 and which function versions and aliases use them
     #[command(after_help = "Examples:\n  mlambda model list --output json")]

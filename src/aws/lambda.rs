@@ -374,3 +374,289 @@ pub(crate) mod mock {
         }
     }
 }
+
+/// `$LATEST` and the image URI exactly as it was set (`Code.ImageUri`, not the resolved one), or `None`.
+/// Deploy compares what it would set with what was set; a resolved URI differs whenever the input was a tag.
+pub async fn get_function_as_set(aws: &Aws, name: &str) -> Result<Option<(FunctionInfo, Option<String>)>> {
+    match aws.lambda.get_function().function_name(name).send().await {
+        Ok(out) => {
+            let info = out.configuration().map(function_info).unwrap_or_default();
+            Ok(Some((info, out.code().and_then(|c| c.image_uri()).map(str::to_string))))
+        }
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(fail(format!("read function `{name}`"), e)),
+    }
+}
+
+/// Everything mlambda sets on a function; deploy compares it with `$LATEST` field by field.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FunctionSpec {
+    pub name: String,
+    /// `registry/repository@sha256:…`: always by digest, so a version pins exact bytes.
+    pub image_uri: String,
+    pub role: String,
+    pub memory: i32,
+    pub timeout: i32,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+    pub env: BTreeMap<String, String>,
+    pub description: String,
+}
+
+fn architecture(a: &str) -> aws_sdk_lambda::types::Architecture {
+    aws_sdk_lambda::types::Architecture::from(a)
+}
+
+fn environment(env: &BTreeMap<String, String>) -> aws_sdk_lambda::types::Environment {
+    aws_sdk_lambda::types::Environment::builder()
+        .set_variables(Some(env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+        .build()
+}
+
+/// How long a new role may take to become assumable by Lambda: IAM is eventually consistent.
+const ROLE_PROPAGATION_DELAYS: [u64; 7] = [1, 2, 4, 8, 10, 10, 10];
+
+/// Creates an Image function and returns its ARN, retrying while a freshly created role propagates.
+pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
+    let mut delays = ROLE_PROPAGATION_DELAYS.iter();
+    loop {
+        let res = aws
+            .lambda
+            .create_function()
+            .function_name(&spec.name)
+            .package_type(aws_sdk_lambda::types::PackageType::Image)
+            .code(aws_sdk_lambda::types::FunctionCode::builder().image_uri(&spec.image_uri).build())
+            .role(&spec.role)
+            .memory_size(spec.memory)
+            .timeout(spec.timeout)
+            .architectures(architecture(&spec.architecture))
+            .environment(environment(&spec.env))
+            .description(&spec.description)
+            .tags("mlambda:managed-by", "mlambda")
+            .send()
+            .await;
+        match res {
+            Ok(out) => return Ok(out.function_arn().unwrap_or_default().to_string()),
+            Err(e)
+                if error_code(&e) == Some("InvalidParameterValueException")
+                    && aws_sdk_lambda::error::ProvideErrorMetadata::message(&e)
+                        .is_some_and(|m| m.contains("cannot be assumed")) =>
+            {
+                match delays.next() {
+                    Some(secs) => tokio::time::sleep(std::time::Duration::from_secs(*secs)).await,
+                    None => {
+                        return Err(fail(format!("create function `{}`", spec.name), e).help(format!(
+                            "Lambda still cannot assume role `{}`; check its trust policy allows `lambda.amazonaws.com`, then re-run",
+                            spec.role
+                        )))
+                    }
+                }
+            }
+            Err(e) => return Err(fail(format!("create function `{}`", spec.name), e)),
+        }
+    }
+}
+
+/// Points `$LATEST` at a new image (and architecture).
+pub async fn update_function_code(aws: &Aws, spec: &FunctionSpec) -> Result<()> {
+    aws.lambda
+        .update_function_code()
+        .function_name(&spec.name)
+        .image_uri(&spec.image_uri)
+        .architectures(architecture(&spec.architecture))
+        .send()
+        .await
+        .map_err(|e| fail(format!("update the code of `{}`", spec.name), e))?;
+    Ok(())
+}
+
+/// Sets role, memory, timeout, environment and description on `$LATEST`.
+pub async fn update_function_configuration(aws: &Aws, spec: &FunctionSpec) -> Result<()> {
+    aws.lambda
+        .update_function_configuration()
+        .function_name(&spec.name)
+        .role(&spec.role)
+        .memory_size(spec.memory)
+        .timeout(spec.timeout)
+        .environment(environment(&spec.env))
+        .description(&spec.description)
+        .send()
+        .await
+        .map_err(|e| fail(format!("update the configuration of `{}`", spec.name), e))?;
+    Ok(())
+}
+
+/// Polls `$LATEST` until State=Active and LastUpdateStatus=Successful, backing off up to 5 s between reads.
+/// Failed is a cloud error carrying Lambda's reason; running out of `timeout` says a re-run resumes.
+pub async fn wait_until_ready(aws: &Aws, name: &str, timeout: std::time::Duration) -> Result<FunctionInfo> {
+    let start = tokio::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        let info = get_version(aws, name, "$LATEST").await?.ok_or_else(|| {
+            crate::error::Error::cloud(format!("function `{name}` disappeared while mlambda was waiting for it"))
+                .help("someone deleted it; re-run `mlambda deploy` to create it again")
+        })?;
+        if info.state == "Failed" || info.last_update_status == "Failed" {
+            let reason = info.reason.clone().unwrap_or_else(|| "Lambda gave no reason".into());
+            return Err(crate::error::Error::cloud(format!("function `{name}` failed to update: {reason}")).help(
+                "fix the cause above (image, role or configuration), then re-run `mlambda deploy`; the alias was not moved",
+            ));
+        }
+        let updated = info.last_update_status.is_empty() || info.last_update_status == "Successful";
+        if info.state == "Active" && updated {
+            return Ok(info);
+        }
+        if start.elapsed() >= timeout {
+            return Err(crate::error::Error::cloud(format!(
+                "gave up after {} waiting for `{name}` to become ready (State={}, LastUpdateStatus={})",
+                humantime::format_duration(timeout),
+                if info.state.is_empty() { "unknown" } else { &info.state },
+                if info.last_update_status.is_empty() { "unknown" } else { &info.last_update_status },
+            ))
+            .help("the function may still be updating; re-run `mlambda deploy` (perhaps with a longer `--wait`) to resume"));
+        }
+        tokio::time::sleep(delay.min(timeout.saturating_sub(start.elapsed()))).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+/// A version `publish_version` created (or, when nothing changed, the one it returned again).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Published {
+    pub version: String,
+    pub arn: String,
+}
+
+/// Publishes `$LATEST`; `code_sha256` makes Lambda refuse if the code changed since we read it.
+pub async fn publish_version(aws: &Aws, name: &str, description: &str, code_sha256: &str) -> Result<Published> {
+    let mut req = aws.lambda.publish_version().function_name(name).description(description);
+    if !code_sha256.is_empty() {
+        req = req.code_sha256(code_sha256);
+    }
+    match req.send().await {
+        Ok(out) => Ok(Published {
+            version: out.version().unwrap_or_default().to_string(),
+            arn: out.function_arn().unwrap_or_default().to_string(),
+        }),
+        Err(e) if code_changed(&e) => {
+            Err(crate::error::Error::cloud(format!("the code of `{name}` changed while mlambda was deploying it"))
+                .help("someone else is deploying; nothing was published, re-run `mlambda deploy`"))
+        }
+        Err(e) => Err(fail(format!("publish a version of `{name}`"), e)),
+    }
+}
+
+/// Lambda's answer when `$LATEST` no longer has the code sha256 we published against.
+fn code_changed<E: aws_sdk_lambda::error::ProvideErrorMetadata, R>(e: &aws_sdk_lambda::error::SdkError<E, R>) -> bool {
+    let msg = match e {
+        aws_sdk_lambda::error::SdkError::ServiceError(se) => se.err().message().unwrap_or_default(),
+        _ => "",
+    };
+    error_code(e) == Some("PreconditionFailedException")
+        || (error_code(e) == Some("InvalidParameterValueException") && msg.contains("CodeSha256"))
+}
+
+/// Tags the function (tags are per function, not per version).
+pub async fn tag_resource(aws: &Aws, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+    aws.lambda
+        .tag_resource()
+        .resource(arn)
+        .set_tags(Some(tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+        .send()
+        .await
+        .map_err(|e| fail(format!("tag `{arn}`"), e))?;
+    Ok(())
+}
+
+/// Deletes one published version (never `$LATEST`: callers pass numbers).
+pub async fn delete_version(aws: &Aws, name: &str, version: &str) -> Result<()> {
+    aws.lambda
+        .delete_function()
+        .function_name(name)
+        .qualifier(version)
+        .send()
+        .await
+        .map_err(|e| fail(format!("delete version {version} of `{name}`"), e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+    use aws_sdk_lambda::types::{FunctionConfiguration, LastUpdateStatus, State};
+    use aws_sdk_lambda::Client;
+    use aws_smithy_mocks::mock;
+
+    use super::*;
+    use crate::aws::mock_lambda;
+
+    fn config(state: State, update: LastUpdateStatus, reason: Option<&str>) -> GetFunctionOutput {
+        let c = FunctionConfiguration::builder()
+            .function_name("churn")
+            .version("$LATEST")
+            .state(state)
+            .last_update_status(update)
+            .set_last_update_status_reason(reason.map(str::to_string))
+            .build();
+        GetFunctionOutput::builder().configuration(c).build()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_function_is_waited_for_until_active() {
+        let pending = mock!(Client::get_function)
+            .sequence()
+            .output(|| config(State::Pending, LastUpdateStatus::InProgress, None))
+            .times(3)
+            .output(|| config(State::Active, LastUpdateStatus::InProgress, None))
+            .output(|| config(State::Active, LastUpdateStatus::Successful, None))
+            .build();
+        let aws = mock_lambda(&[&pending]);
+        let start = tokio::time::Instant::now();
+        let info = wait_until_ready(&aws, "churn", Duration::from_secs(300)).await.unwrap();
+        assert_eq!((info.state.as_str(), info.last_update_status.as_str()), ("Active", "Successful"));
+        assert_eq!(pending.num_calls(), 5);
+        // Backoff 0.5 + 1 + 2 + 4 s: polled patiently, well inside the timeout.
+        assert_eq!(start.elapsed(), Duration::from_millis(7500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_update_is_a_cloud_error_with_lambdas_reason() {
+        let failed = mock!(Client::get_function)
+            .sequence()
+            .output(|| config(State::Active, LastUpdateStatus::InProgress, None))
+            .output(|| config(State::Active, LastUpdateStatus::Failed, Some("image manifest is not supported")))
+            .build();
+        let aws = mock_lambda(&[&failed]);
+        let e = wait_until_ready(&aws, "churn", Duration::from_secs(300)).await.unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message.contains("failed to update: image manifest is not supported"), "{}", e.message);
+        assert!(e.help.unwrap().contains("alias was not moved"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_update_that_never_finishes_times_out_clearly() {
+        let stuck = mock!(Client::get_function)
+            .sequence()
+            .output(|| config(State::Active, LastUpdateStatus::InProgress, None))
+            .repeatedly()
+            .build();
+        let aws = mock_lambda(&[&stuck]);
+        let start = tokio::time::Instant::now();
+        let e = wait_until_ready(&aws, "churn", Duration::from_secs(60)).await.unwrap_err();
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+            "gives up at the deadline: {waited:?}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message.contains("gave up after 1m") && e.message.contains("LastUpdateStatus=InProgress"),
+            "{}",
+            e.message
+        );
+        assert!(e.help.unwrap().contains("may still be updating; re-run `mlambda deploy`"));
+        assert!(stuck.num_calls() > 5);
+    }
+}

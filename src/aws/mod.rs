@@ -8,9 +8,12 @@ use crate::cli::GlobalArgs;
 use crate::error::Error;
 
 pub mod cloudwatch;
+pub mod ecr;
 pub mod events;
+pub mod iam;
 pub mod invoke;
 pub mod lambda;
+pub mod s3;
 
 /// One SDK client per service, all from the same resolved AWS config.
 #[derive(Clone, Debug)]
@@ -86,5 +89,37 @@ where
             }
         }
         _ => Error::cloud(format!("failed to {what}: {}", DisplayErrorContext(&err))),
+    }
+}
+
+/// An `Aws` whose Lambda client answers from `aws-smithy-mocks` rules, in order; the other clients are
+/// unconfigured and fail if called. For what moto cannot do (Pending states, failed updates, timeouts).
+#[cfg(test)]
+pub(crate) fn mock_lambda(rules: &[&aws_smithy_mocks::Rule]) -> Aws {
+    let interceptor = rules.iter().fold(
+        aws_smithy_mocks::MockResponseInterceptor::new().rule_mode(aws_smithy_mocks::RuleMode::Sequential),
+        |i, r| i.with_rule(r),
+    );
+    let lambda = aws_sdk_lambda::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "mock"))
+        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+        .stalled_stream_protection(aws_sdk_lambda::config::StalledStreamProtectionConfig::disabled())
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .build();
+    Aws {
+        lambda: aws_sdk_lambda::Client::from_conf(lambda),
+        ecr: aws_sdk_ecr::Client::new(&sdk),
+        s3: aws_sdk_s3::Client::new(&sdk),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        events: aws_sdk_eventbridge::Client::new(&sdk),
+        region: "us-east-1".into(),
     }
 }

@@ -1,8 +1,286 @@
-//! `mlambda build`.
+//! `mlambda build`: render the Dockerfile, pack the context (Dockerfile, static `bootstrap`, baked model) and
+//! build a single-platform image with the engine's legacy builder; record it in `state.build`.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
 use super::Ctx;
 use crate::cli::BuildArgs;
+use crate::config::Architecture;
 use crate::error::{Error, Result};
+use crate::image::context::{self, DockerfileSpec, Entry, FileSummary};
+use crate::image::engine;
+use crate::plan::naming;
+use crate::state;
+use crate::ui::progress;
 
-pub async fn run(_ctx: &Ctx<'_>, _args: &BuildArgs) -> Result<()> {
-    Err(Error::user("`mlambda build` is not built yet"))
+/// What `build` did, or would do with `--dry-run`.
+#[derive(Debug, Serialize)]
+pub struct BuildOutcome {
+    pub dry_run: bool,
+    /// `repository:tag` in the local engine.
+    pub image: String,
+    pub repository: String,
+    pub tag: String,
+    pub image_id: Option<String>,
+    /// The legacy builder makes exactly one platform; no manifest list.
+    pub platform: String,
+    pub single_platform: bool,
+    pub base: String,
+    pub model_baked: bool,
+    pub model_version: String,
+    pub model_sha256: String,
+    pub runtime: String,
+    pub labels: BTreeMap<String, String>,
+    pub context_sha256: String,
+    pub context_size: u64,
+    pub context: Vec<FileSummary>,
+    /// The builder's step lines (empty for `--dry-run`).
+    pub steps: Vec<String>,
+}
+
+impl fmt::Display for BuildOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.dry_run {
+            writeln!(f, "would build {} for {} from `{}`", self.image, self.platform, self.base)?;
+        } else {
+            writeln!(f, "built {} ({}) for {}", self.image, self.image_id.as_deref().unwrap_or("?"), self.platform)?;
+        }
+        writeln!(f, "context ({} bytes, sha256 {}):", self.context_size, self.context_sha256)?;
+        for file in &self.context {
+            writeln!(f, "  {:<12} {:>10} bytes  sha256 {}", file.path, file.size, file.sha256)?;
+        }
+        writeln!(f, "labels:")?;
+        for (k, v) in &self.labels {
+            writeln!(f, "  {k}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
+    let loaded = ctx.config()?;
+    let c = &loaded.config;
+    let arch = c.function.architecture;
+
+    let runtime = match &args.runtime {
+        Some(p) => p.clone(),
+        None => build_runtime(ctx, arch, args.dry.dry_run)?,
+    };
+    let bootstrap = read_bootstrap(&runtime, &c.image.base, arch)?;
+
+    let model_path = loaded.resolve(&c.model.path);
+    let model = std::fs::read(&model_path).map_err(|e| {
+        Error::user(format!("cannot read the model `{}`: {e}", model_path.display()))
+            .help("set `model.path` in mlambda.yaml to your ONNX file (relative to mlambda.yaml)")
+    })?;
+    let model_sha256 = context::sha256_hex(&model);
+
+    let mut labels = BTreeMap::from([
+        ("org.mlambda.model.version".to_string(), c.model.version.clone()),
+        ("org.mlambda.model.sha256".to_string(), model_sha256.clone()),
+        ("org.mlambda.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ]);
+    if let Some(commit) = git_commit(&loaded.dir) {
+        labels.insert("org.mlambda.git.commit".into(), commit);
+    }
+    let dockerfile = context::render_dockerfile(&DockerfileSpec {
+        base: c.image.base.clone(),
+        bake_model: c.model.bake,
+        features: c.model.features.clone(),
+        model_version: c.model.version.clone(),
+        namespace: c.alarms.namespace.clone(),
+        labels: labels.clone(),
+        mlambda_version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+    let mut entries = vec![
+        Entry { path: "Dockerfile".into(), mode: 0o644, data: dockerfile.into_bytes() },
+        Entry { path: "bootstrap".into(), mode: 0o755, data: bootstrap },
+    ];
+    if c.model.bake {
+        entries.push(Entry { path: "model.onnx".into(), mode: 0o644, data: model });
+    }
+    let packed =
+        context::assemble(&entries).map_err(|e| Error::cloud(format!("cannot pack the build context: {e}")))?;
+    drop(entries);
+
+    let tag = args
+        .tag
+        .clone()
+        .or_else(|| c.image.tag.clone())
+        .unwrap_or_else(|| naming::image_tag(&c.model.version, &packed.sha256));
+    let image = format!("{}:{tag}", c.image.repository);
+    let mut outcome = BuildOutcome {
+        dry_run: args.dry.dry_run,
+        image: image.clone(),
+        repository: c.image.repository.clone(),
+        tag: tag.clone(),
+        image_id: None,
+        platform: arch.platform().to_string(),
+        single_platform: true,
+        base: c.image.base.clone(),
+        model_baked: c.model.bake,
+        model_version: c.model.version.clone(),
+        model_sha256: model_sha256.clone(),
+        runtime: runtime.display().to_string(),
+        labels,
+        context_sha256: packed.sha256.clone(),
+        context_size: packed.tar.len() as u64,
+        context: packed.files.clone(),
+        steps: vec![],
+    };
+    if args.dry.dry_run {
+        ctx.printer.data(&outcome);
+        return Ok(());
+    }
+
+    let docker = engine::connect().await?;
+    ctx.printer.status(format!("building {image} for {} (legacy builder, base `{}`)", arch.platform(), c.image.base));
+    let spinner = progress::spinner(ctx.printer, format!("building {image}"));
+    let built = engine::build(&docker, packed.tar, &image, arch.platform(), |line| {
+        spinner.set_message(line.to_string());
+        ctx.printer.detail(line);
+    })
+    .await;
+    spinner.finish_and_clear();
+    let built = built.map_err(|f| build_failed(&f, &c.image.base))?;
+    let (image_id, os, architecture) = engine::inspect(&docker, &image).await?;
+    ctx.printer.detail(format!("image {image_id} is {os}/{architecture}"));
+    let image_id = if image_id.is_empty() { built.image_id } else { image_id };
+
+    state::update(&ctx.state_dir(&loaded), |s| {
+        s.build = Some(state::Build {
+            image: image.clone(),
+            tag: tag.clone(),
+            image_id: image_id.clone(),
+            model_version: c.model.version.clone(),
+            model_sha256: Some(model_sha256.clone()),
+        })
+    })?;
+    outcome.image_id = Some(image_id);
+    outcome.steps = built.steps.into_iter().filter(|l| l.starts_with("Step ")).collect();
+    ctx.printer.data(&outcome);
+    Ok(())
+}
+
+/// Reads `bootstrap` and refuses what could never start in the image: not an ELF executable, another
+/// architecture, or a dynamically linked binary in a `scratch` image (no loader, no libc there).
+fn read_bootstrap(path: &Path, base: &str, arch: Architecture) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::user(format!("cannot read the runtime binary `{}`: {e}", path.display())).help(
+            "pass `--runtime PATH` (or set `MLAMBDA_RUNTIME`) to a static `bootstrap`, e.g. one built with \
+             `RUSTFLAGS='-C target-feature=+crt-static' cargo build -p mlambda-runtime --bin bootstrap --release --target x86_64-unknown-linux-gnu`",
+        )
+    })?;
+    let target = target_triple(arch);
+    let static_hint = format!(
+        "build with `RUSTFLAGS='-C target-feature=+crt-static' cargo build -p mlambda-runtime --bin bootstrap --release --target {target}`"
+    );
+    let elf = context::parse_elf(&bytes).map_err(|why| {
+        Error::user(format!("the runtime binary `{}` {why}", path.display()))
+            .help(format!("`bootstrap` must be a Linux executable; {static_hint}"))
+    })?;
+    if elf.arch() != arch.as_str() {
+        return Err(Error::user(format!(
+            "the runtime binary `{}` is built for {}, but `function.architecture` is {}",
+            path.display(),
+            elf.arch(),
+            arch.as_str()
+        ))
+        .help(format!("{static_hint}, or change `function.architecture`")));
+    }
+    if elf.dynamic && base == "scratch" {
+        return Err(Error::user(format!(
+            "`bootstrap` is dynamically linked; a scratch image needs a static binary (`{}` has a PT_INTERP loader)",
+            path.display()
+        ))
+        .help(format!("{static_hint}, or set `image.base` to an image that has its shared libraries")));
+    }
+    Ok(bytes)
+}
+
+fn target_triple(arch: Architecture) -> &'static str {
+    match arch {
+        Architecture::X86_64 => "x86_64-unknown-linux-gnu",
+        Architecture::Arm64 => "aarch64-unknown-linux-gnu",
+    }
+}
+
+/// Without `--runtime`: inside an mlambda checkout, build the static `bootstrap` with cargo; elsewhere ask for the flag.
+fn build_runtime(ctx: &Ctx<'_>, arch: Architecture, dry_run: bool) -> Result<PathBuf> {
+    let cwd = std::env::current_dir().map_err(|e| Error::user(format!("cannot read the current directory: {e}")))?;
+    let workspace = cwd
+        .ancestors()
+        .find(|d| std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|text| context::is_mlambda_workspace(&text)));
+    let Some(workspace) = workspace else {
+        return Err(Error::user(
+            "no runtime binary: `--runtime` is not set and this is not an mlambda source checkout",
+        )
+        .help("pass `--runtime PATH` (or set `MLAMBDA_RUNTIME`) to a static `bootstrap` binary"));
+    };
+    let target = target_triple(arch);
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
+    let binary = target_dir.join(target).join("release").join("bootstrap");
+    let args = ["build", "-p", "mlambda-runtime", "--bin", "bootstrap", "--release", "--target", target];
+    if dry_run {
+        ctx.printer.status(format!(
+            "would run `RUSTFLAGS='-C target-feature=+crt-static' cargo {}` in {}",
+            args.join(" "),
+            workspace.display()
+        ));
+        if !binary.is_file() {
+            return Err(Error::user(format!("`{}` is not built yet, so the dry run cannot hash it", binary.display()))
+                .help("run `mlambda build` without `--dry-run`, or pass `--runtime PATH`"));
+        }
+        return Ok(binary);
+    }
+    ctx.printer.status(format!("building the static `bootstrap` for {target} with cargo"));
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(args)
+        .current_dir(workspace)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| {
+            Error::user(format!("cannot run cargo to build `bootstrap`: {e}"))
+                .help("install Rust (https://rustup.rs), or pass `--runtime PATH` to a prebuilt static `bootstrap`")
+        })?;
+    if !status.success() {
+        return Err(Error::user(format!("cargo could not build `bootstrap` for {target} ({status})")).help(format!(
+            "see cargo's errors above; `rustup target add {target}` may be missing, or pass `--runtime PATH`"
+        )));
+    }
+    Ok(binary)
+}
+
+/// The project's commit, when it is in a git checkout.
+fn git_commit(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !commit.is_empty()).then_some(commit)
+}
+
+/// The failed step, its output and the daemon's words, with help for that kind of failure.
+fn build_failed(f: &engine::BuildFailure, base: &str) -> Error {
+    let step = f.failed_step().unwrap_or("the first step");
+    let from = f.lines.iter().rposition(|l| l.starts_with("Step ")).unwrap_or(0);
+    let output: String = f.lines[from..].iter().map(|l| format!("\n  | {l}")).collect();
+    let message = format!("the image build failed at `{step}`: {}{output}", f.message);
+    if f.is_base_pull() {
+        Error::user(message).help(format!(
+            "the engine cannot pull `image.base` (`{base}`); use `scratch` (bootstrap is static), \
+             or a base image the engine can reach (`docker pull` or `docker load` it first)"
+        ))
+    } else {
+        Error::cloud(message)
+            .help("the daemon's message and the step's output are above; fix that step and re-run `mlambda build`")
+    }
 }

@@ -1,8 +1,282 @@
-//! `mlambda deploy`.
-use super::Ctx;
-use crate::cli::DeployArgs;
-use crate::error::{Error, Result};
+//! `mlambda deploy`: update the function by image digest, wait until ready, publish a version, set the first alias.
+use std::collections::BTreeMap;
+use std::fmt;
 
-pub async fn run(_ctx: &Ctx<'_>, _args: &DeployArgs) -> Result<()> {
-    Err(Error::user("`mlambda deploy` is not built yet"))
+use serde::Serialize;
+
+use super::Ctx;
+use crate::aws::lambda::{self, AliasWrite, FunctionSpec};
+use crate::aws::{iam, s3, Aws};
+use crate::cli::DeployArgs;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan::deploy::{
+    function_env, plan, version_description, AliasStep, Current, DeployPlan, FunctionStep, PublishStep,
+};
+use crate::plan::{naming, policy};
+use crate::settings;
+use crate::state::{self, State};
+
+/// The execution role and how it was found.
+struct Role {
+    arn: String,
+    /// `--create-role` would make it (dry run only).
+    to_create: bool,
+}
+
+/// `function.role`, else a `--create-role` role (created or reused, its policy rewritten), else the one state recorded.
+async fn resolve_role(aws: &Aws, c: &Config, state: &State, args: &DeployArgs) -> Result<Role> {
+    if let Some(role) = &c.function.role {
+        return Ok(Role { arn: role.clone(), to_create: false });
+    }
+    if args.create_role {
+        let name = policy::role_name(&c.function.name);
+        let existing = iam::get_role_arn(aws, &name).await?;
+        if args.dry.dry_run {
+            return Ok(match existing {
+                Some(arn) => Role { arn, to_create: false },
+                None => Role { arn: format!("(new role `{name}`)"), to_create: true },
+            });
+        }
+        let arn = match existing {
+            Some(arn) => arn,
+            None => {
+                let trust = policy::trust_policy().to_string();
+                iam::create_role(aws, &name, &trust, &format!("mlambda execution role for `{}`", c.function.name))
+                    .await?
+            }
+        };
+        let root = naming::model_root(&c.model.prefix, &c.model.name);
+        let doc = policy::execution_policy(&c.function.name, &c.model.bucket, &root).to_string();
+        iam::put_role_policy(aws, &name, policy::EXECUTION_POLICY_NAME, &doc).await?;
+        return Ok(Role { arn, to_create: false });
+    }
+    if let Some(role) = state.deploy.as_ref().and_then(|d| d.role.clone()) {
+        return Ok(Role { arn: role, to_create: false });
+    }
+    Err(Error::user(format!("function `{}` has no execution role", c.function.name)).help(
+        "set `function.role` to a role ARN in mlambda.yaml, or pass `--create-role` to create a least-privilege one",
+    ))
+}
+
+async fn read_current(aws: &Aws, function: &str, alias: &str) -> Result<Current> {
+    let Some(latest) = lambda::get_function_as_set(aws, function).await? else { return Ok(Current::default()) };
+    let newest_published = lambda::list_versions(aws, function).await?.pop();
+    let alias = lambda::get_alias(aws, function, alias).await?;
+    Ok(Current { latest: Some(latest), newest_published, alias })
+}
+
+/// `arn:aws:lambda:region:account:function:name`, without a version or alias qualifier.
+fn unqualified(arn: &str) -> String {
+    arn.split(':').take(7).collect::<Vec<_>>().join(":")
+}
+
+#[derive(Debug, Serialize)]
+struct DryRunOutcome {
+    dry_run: bool,
+    plan: DeployPlan,
+}
+
+impl fmt::Display for DryRunOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "dry run, nothing changed; deploy would:")?;
+        write!(f, "{}", self.plan)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DeployOutcome {
+    function: String,
+    function_arn: String,
+    version: String,
+    version_arn: String,
+    /// False when nothing changed and the existing version was reused.
+    published: bool,
+    model_version: String,
+    image_uri: String,
+    role: String,
+    alias: String,
+    alias_created: bool,
+    /// The version the alias sends its primary traffic to.
+    alias_primary: String,
+}
+
+impl fmt::Display for DeployOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.published {
+            writeln!(f, "published version {} of `{}`", self.version, self.function)?;
+        } else {
+            writeln!(f, "up to date: version {} of `{}`", self.version, self.function)?;
+        }
+        writeln!(f, "  arn   {}", self.version_arn)?;
+        writeln!(f, "  model {}", self.model_version)?;
+        writeln!(f, "  image {}", self.image_uri)?;
+        if self.alias_created {
+            writeln!(f, "  alias `{}` created with 100% on version {}", self.alias, self.version)
+        } else {
+            writeln!(f, "  alias `{}` stays on version {}", self.alias, self.alias_primary)
+        }
+    }
+}
+
+pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
+    let loaded = ctx.config()?;
+    let c = &loaded.config;
+    let st = ctx.state(&loaded)?;
+    let push = st.push.clone().ok_or_else(|| {
+        Error::user("no pushed image is recorded in `.mlambda/state.json`").help("run `mlambda push` first")
+    })?;
+    let model_version = settings::model_version(&loaded, args.model_version.as_deref());
+    let aws = ctx.aws().await?;
+
+    let key = naming::model_key(&c.model.prefix, &c.model.name, &model_version);
+    let head = s3::head_object(&aws, &c.model.bucket, &key).await?.ok_or_else(|| {
+        Error::user(format!("model version `{model_version}` is not in `s3://{}/{key}`", c.model.bucket))
+            .help(format!("run `mlambda model push --version {model_version}` first"))
+    })?;
+    let sha256 = head.metadata.get("sha256").cloned().ok_or_else(|| {
+        Error::user(format!("`s3://{}/{key}` has no sha256 metadata, so its bytes cannot be pinned", c.model.bucket))
+            .help("upload models with `mlambda model push`, which records it")
+    })?;
+
+    let role = resolve_role(&aws, c, &st, args).await?;
+    let spec = FunctionSpec {
+        name: c.function.name.clone(),
+        image_uri: push.image_uri.clone(),
+        role: role.arn.clone(),
+        memory: c.function.memory,
+        timeout: c.function.timeout,
+        architecture: c.function.architecture.as_str().to_string(),
+        env: function_env(&c.model.bucket, &key, &model_version, &sha256, &c.model.features, &c.alarms.namespace),
+        description: version_description(&model_version, &push.digest),
+    };
+    let current = read_current(&aws, &spec.name, &c.function.alias).await?;
+    let the_plan = plan(&spec, &c.function.alias, &current);
+
+    if args.dry.dry_run {
+        if role.to_create {
+            ctx.printer.status(format!("would create role `{}`", policy::role_name(&spec.name)));
+        }
+        ctx.printer.data(&DryRunOutcome { dry_run: true, plan: the_plan });
+        return Ok(());
+    }
+
+    match &the_plan.function_step {
+        FunctionStep::Create => {
+            ctx.printer.status(format!("creating function `{}` from {}", spec.name, spec.image_uri));
+            lambda::create_function(&aws, &spec).await?;
+            lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
+        }
+        FunctionStep::Update { code, config } => {
+            let busy = current
+                .latest
+                .as_ref()
+                .is_some_and(|(l, _)| l.state == "Pending" || l.last_update_status == "InProgress");
+            if busy && !the_plan.function_unchanged() {
+                // An earlier deploy's update is still running; a new one would be refused.
+                ctx.printer.status(format!("waiting for an earlier update of `{}` to finish", spec.name));
+                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
+            }
+            if !code.is_empty() {
+                ctx.printer.status(format!("updating the code of `{}` to {}", spec.name, spec.image_uri));
+                lambda::update_function_code(&aws, &spec).await?;
+                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
+            }
+            if !config.is_empty() {
+                let fields: Vec<&str> = config.iter().map(|d| d.field.as_str()).collect();
+                ctx.printer.status(format!("updating the configuration of `{}`: {}", spec.name, fields.join(", ")));
+                lambda::update_function_configuration(&aws, &spec).await?;
+                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
+            }
+        }
+    }
+
+    let latest = lambda::get_version(&aws, &spec.name, "$LATEST").await?.ok_or_else(|| {
+        Error::cloud(format!("function `{}` disappeared during the deploy", spec.name)).help("re-run `mlambda deploy`")
+    })?;
+    let function_arn = unqualified(&latest.arn);
+    let (version, version_arn, published) = match &the_plan.publish {
+        PublishStep::Publish { description } => {
+            ctx.printer.status(format!("publishing a version: {description}"));
+            let p = lambda::publish_version(&aws, &spec.name, description, &latest.code_sha256).await?;
+            (p.version, p.arn, true)
+        }
+        PublishStep::UpToDate { version } => {
+            ctx.printer.status(format!("up to date: version {version}"));
+            (version.clone(), format!("{function_arn}:{version}"), false)
+        }
+    };
+    let tags = BTreeMap::from([
+        ("mlambda:managed-by".to_string(), "mlambda".to_string()),
+        ("mlambda:model-version".to_string(), model_version.clone()),
+        ("mlambda:image-digest".to_string(), push.digest.clone()),
+        ("mlambda:version".to_string(), version.clone()),
+    ]);
+    lambda::tag_resource(&aws, &function_arn, &tags).await?;
+
+    let (alias_created, alias_primary) = match &the_plan.alias {
+        AliasStep::Create { name } => {
+            ctx.printer.status(format!("creating alias `{name}` with 100% on version {version}"));
+            let a = lambda::create_alias(
+                &aws,
+                &AliasWrite {
+                    function: &spec.name,
+                    alias: name,
+                    primary: &version,
+                    routing: BTreeMap::new(),
+                    description: "managed by mlambda",
+                    revision_id: None,
+                },
+            )
+            .await?;
+            (true, a.primary)
+        }
+        AliasStep::Keep { name, primary, routing } => {
+            if *primary != version && !routing.contains_key(&version) {
+                ctx.printer.status(format!(
+                    "alias `{name}` still sends all traffic to version {primary}; run `mlambda rollout --weight 0.1` to send traffic to version {version}"
+                ));
+            }
+            (false, primary.clone())
+        }
+    };
+
+    state::update(&ctx.state_dir(&loaded), |s| {
+        s.deploy = Some(state::Deploy {
+            function_arn: function_arn.clone(),
+            version: version.clone(),
+            model_version: model_version.clone(),
+            image_uri: spec.image_uri.clone(),
+            role: Some(spec.role.clone()),
+        })
+    })?;
+    ctx.printer.data(&DeployOutcome {
+        function: spec.name.clone(),
+        function_arn,
+        version,
+        version_arn,
+        published,
+        model_version,
+        image_uri: spec.image_uri.clone(),
+        role: spec.role.clone(),
+        alias: c.function.alias.clone(),
+        alias_created,
+        alias_primary,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn arns_lose_their_qualifier() {
+        assert_eq!(
+            super::unqualified("arn:aws:lambda:us-east-1:123456789012:function:churn:7"),
+            "arn:aws:lambda:us-east-1:123456789012:function:churn"
+        );
+        assert_eq!(
+            super::unqualified("arn:aws:lambda:us-east-1:123456789012:function:churn"),
+            "arn:aws:lambda:us-east-1:123456789012:function:churn"
+        );
+    }
 }

@@ -49,8 +49,7 @@ fn project_name(dir: &Path) -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
         .or_else(|| dir.file_name().map(|n| n.to_string_lossy().to_string()))
         .unwrap_or_default();
-    let name: String =
-        base.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let name: String = base.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let name = name.trim_matches('-').to_string();
     if name.is_empty() {
         "my-model".into()

@@ -11,6 +11,7 @@ use crate::aws;
 use crate::cli::InvokeArgs;
 use crate::config::Loaded;
 use crate::error::{Error, Result};
+use crate::image::{engine, run};
 
 /// The runtime's local-mode path, the one AWS's Runtime Interface Emulator uses.
 pub const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
@@ -44,18 +45,20 @@ fn read_payload(arg: Option<&str>) -> Result<Vec<u8>> {
         None => return Ok(br#"{"_warmup": true}"#.to_vec()),
         Some(s) if s.trim_start().starts_with(['{', '[']) => s.to_string(),
         Some(path) => std::fs::read_to_string(path).map_err(|e| {
-            Error::user(format!("cannot read payload file `{path}`: {e}")).help("pass a JSON object or a file holding one")
+            Error::user(format!("cannot read payload file `{path}`: {e}"))
+                .help("pass a JSON object or a file holding one")
         })?,
     };
-    serde_json::from_str::<Value>(&text)
-        .map_err(|e| Error::user(format!("the payload is not valid JSON: {e}")).help("check the quoting of `--payload`"))?;
+    serde_json::from_str::<Value>(&text).map_err(|e| {
+        Error::user(format!("the payload is not valid JSON: {e}")).help("check the quoting of `--payload`")
+    })?;
     Ok(text.into_bytes())
 }
 
 /// Splits the recipe's proxy envelope `{statusCode, body: "<json>"}` into status and decoded body.
 pub fn unwrap_envelope(answer: &[u8]) -> (Option<i64>, Value) {
-    let value: Value = serde_json::from_slice(answer)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(answer).to_string()));
+    let value: Value =
+        serde_json::from_slice(answer).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(answer).to_string()));
     let status = value.get("statusCode").and_then(Value::as_i64);
     let body = match value.get("body") {
         Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
@@ -192,8 +195,42 @@ async fn local_bootstrap(loaded: &Loaded, bin: &Path, payload: Vec<u8>) -> Resul
     })
 }
 
-async fn local_image(_ctx: &Ctx<'_>, _loaded: &Loaded, _payload: Vec<u8>) -> Result<Outcome> {
-    Err(Error::user("running the image locally is not built yet").help("pass `--runtime PATH` to run a bootstrap"))
+/// Where `invoke --local` mounts the configured model inside the container.
+const MODEL_IN_CONTAINER: &str = "/opt/mlambda/model.onnx";
+
+async fn local_image(ctx: &Ctx<'_>, loaded: &Loaded, payload: Vec<u8>) -> Result<Outcome> {
+    let Some(build) = ctx.state(loaded)?.build else {
+        return Err(Error::user("no image has been built for this project")
+            .help("run `mlambda build` first, or pass `--runtime PATH` to run a bootstrap directly"));
+    };
+    let model = model_file(loaded)?;
+    let port = free_port()?;
+    let mut env: Vec<String> =
+        runtime_env(loaded, MODEL_IN_CONTAINER).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.push(format!("MLAMBDA_LISTEN=127.0.0.1:{port}"));
+    let docker = engine::connect().await?;
+    let binds = vec![format!("{}:{MODEL_IN_CONTAINER}:ro", model.display())];
+    ctx.printer.status(format!("running {} locally on 127.0.0.1:{port}", build.image));
+    let id = run::start(&docker, &build.image, env, binds).await?;
+    let answer = post_local(port, payload, Duration::from_secs(20)).await;
+    let answer = match answer {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            let logs = run::logs(&docker, &id).await;
+            Err(Error { message: format!("{}\ncontainer log:\n{}", e.message, logs.trim_end()), ..e })
+        }
+    };
+    run::remove(&docker, &id).await;
+    let (bytes, latency_ms) = answer?;
+    let (status_code, body) = unwrap_envelope(&bytes);
+    Ok(Outcome {
+        target: format!("local image {}", build.image),
+        executed_version: None,
+        status_code,
+        body,
+        latency_ms,
+        function_error: None,
+    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,271 @@
-//! `mlambda push`.
+//! `mlambda push`: ensure the ECR repository, tag the built image for the registry, push it with per-layer
+//! progress, and record the digest the registry serves so deploys always reference the image by digest.
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
 use super::Ctx;
+use crate::aws::ecr;
 use crate::cli::PushArgs;
 use crate::error::{Error, Result};
+use crate::image::engine::{self, PushEvent, PushFailure};
+use crate::settings;
+use crate::state;
 
-pub async fn run(_ctx: &Ctx<'_>, _args: &PushArgs) -> Result<()> {
-    Err(Error::user("`mlambda push` is not built yet"))
+/// What `push` did, or would do with `--dry-run`.
+#[derive(Debug, Serialize)]
+pub struct PushOutcome {
+    pub dry_run: bool,
+    pub repository: String,
+    /// The repository was missing and is (or would be) created.
+    pub repository_created: bool,
+    pub scan_on_push: bool,
+    pub immutable_tags: bool,
+    /// `registry/repository`.
+    pub repository_uri: String,
+    /// The local image pushed, `repository:tag`.
+    pub image: String,
+    pub tag: String,
+    pub digest: Option<String>,
+    /// `registry/repository@sha256:…`: what deploy puts on the function.
+    pub image_uri: Option<String>,
+    pub layers_pushed: u32,
+    pub layers_existing: u32,
+}
+
+impl fmt::Display for PushOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.repository_created { "create" } else { "use" };
+        if self.dry_run {
+            writeln!(
+                f,
+                "would {verb} repository {} (scan on push: {}, immutable tags: {})",
+                self.repository, self.scan_on_push, self.immutable_tags
+            )?;
+            return writeln!(f, "would push {} as {}:{}", self.image, self.repository_uri, self.tag);
+        }
+        writeln!(f, "pushed {}:{}", self.repository_uri, self.tag)?;
+        if self.layers_pushed == 0 {
+            writeln!(f, "0 layers uploaded, {} already in the registry", self.layers_existing)?;
+        } else {
+            writeln!(f, "{} layers uploaded, {} already in the registry", self.layers_pushed, self.layers_existing)?;
+        }
+        writeln!(f, "digest {}", self.digest.as_deref().unwrap_or("?"))?;
+        writeln!(f, "image {}", self.image_uri.as_deref().unwrap_or("?"))
+    }
+}
+
+pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
+    let loaded = ctx.config()?;
+    let c = &loaded.config;
+    let build = ctx.state(&loaded)?.build.ok_or_else(|| {
+        Error::user("no image is built yet").help("run `mlambda build` first; push sends the image it records")
+    })?;
+    let aws = ctx.aws().await?;
+    let name = &c.image.repository;
+    let existing = ecr::describe_repository(&aws, name).await?;
+    let repository_created = existing.is_none();
+    let (scan_on_push, immutable_tags) = match &existing {
+        Some(r) => (r.scan_on_push, r.immutable_tags),
+        None => (c.image.scan_on_push, c.image.immutable_tags),
+    };
+    let registry_override = settings::registry(&loaded);
+    let mut outcome = PushOutcome {
+        dry_run: args.dry.dry_run,
+        repository: name.clone(),
+        repository_created,
+        scan_on_push,
+        immutable_tags,
+        repository_uri: String::new(),
+        image: build.image.clone(),
+        tag: build.tag.clone(),
+        digest: None,
+        image_uri: None,
+        layers_pushed: 0,
+        layers_existing: 0,
+    };
+    if args.dry.dry_run {
+        let registry = match registry_override {
+            Some(r) => r,
+            None => ecr::authorization(&aws).await?.registry_host(),
+        };
+        outcome.repository_uri = format!("{registry}/{name}");
+        ctx.printer.data(&outcome);
+        return Ok(());
+    }
+
+    if repository_created {
+        ctx.printer.status(format!(
+            "creating ECR repository {name} (scan on push: {scan_on_push}, immutable tags: {immutable_tags})"
+        ));
+        ecr::create_repository(&aws, name, scan_on_push, immutable_tags).await?;
+    }
+    let auth = ecr::authorization(&aws).await?;
+    let registry = registry_override.unwrap_or_else(|| auth.registry_host());
+    let repository_uri = format!("{registry}/{name}");
+    outcome.repository_uri = repository_uri.clone();
+    let credentials = engine::credentials(&auth.username, &auth.password, &registry);
+
+    let docker = engine::connect().await?;
+    engine::tag(&docker, &build.image, &repository_uri, &build.tag).await?;
+    let target = format!("{repository_uri}:{}", build.tag);
+    ctx.printer.status(format!("pushing {} as {target}", build.image));
+
+    let mut bars = LayerBars::new(ctx);
+    let pushed = engine::push(&docker, &repository_uri, &build.tag, credentials.clone(), async |event| {
+        bars.show(event);
+        match event {
+            // The daemon retries a failed upload for a minute or more; when the registry itself is gone, say so now.
+            PushEvent::Retrying(_) if !reachable(&registry).await => {
+                Err(format!("the registry `{registry}` stopped answering during the push"))
+            }
+            _ => Ok(()),
+        }
+    })
+    .await;
+    bars.finish();
+    let pushed = pushed.map_err(|(failure, done)| push_failed(&failure, &done, &registry))?;
+
+    // The registry's word, not the stream's, is what deploys trust.
+    let digest = match engine::registry_digest(&docker, &target, credentials).await {
+        Ok(d) => {
+            if let Some(streamed) = pushed.digest.as_deref().filter(|s| *s != d) {
+                return Err(Error::cloud(format!(
+                    "the registry serves {d} for `{target}`, but the push reported {streamed}"
+                ))
+                .help("another push may have moved the tag; use immutable tags (`image.immutable_tags: true`) and re-run `mlambda push`"));
+            }
+            d
+        }
+        Err(why) => match pushed.digest.clone() {
+            Some(d) => {
+                ctx.printer.warn(format!("cannot confirm the digest with the registry ({why}); using the pushed {d}"));
+                d
+            }
+            None => {
+                return Err(Error::cloud(format!("the push of `{target}` finished but no digest is known: {why}"))
+                    .help("re-run `mlambda push`; nothing is uploaded twice"))
+            }
+        },
+    };
+    let image_uri = format!("{repository_uri}@{digest}");
+    state::update(&ctx.state_dir(&loaded), |s| {
+        s.push = Some(state::Push {
+            repository_uri: repository_uri.clone(),
+            tag: build.tag.clone(),
+            digest: digest.clone(),
+            image_uri: image_uri.clone(),
+        })
+    })?;
+    outcome.digest = Some(digest);
+    outcome.image_uri = Some(image_uri);
+    outcome.layers_pushed = pushed.layers_pushed;
+    outcome.layers_existing = pushed.layers_existing;
+    ctx.printer.data(&outcome);
+    Ok(())
+}
+
+/// Whether anything answers HTTP at the registry host within a few seconds.
+async fn reachable(registry: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = if registry.contains(':') { registry.to_string() } else { format!("{registry}:443") };
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        s.write_all(b"HEAD /v2/ HTTP/1.0\r\n\r\n").await.ok()?;
+        let mut buf = [0u8; 1];
+        (s.read(&mut buf).await.ok()? > 0).then_some(())
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(5), probe).await, Ok(Some(())))
+}
+
+/// Maps a failed push to an error that says who refused what and how to recover.
+fn push_failed(failure: &PushFailure, done: &engine::Pushed, registry: &str) -> Error {
+    let landed = format!(
+        "{} layers had landed ({} uploaded, {} already there)",
+        done.layers_pushed + done.layers_existing,
+        done.layers_pushed,
+        done.layers_existing
+    );
+    let message = match failure {
+        PushFailure::Daemon(m) | PushFailure::Aborted(m) => m,
+    };
+    let lower = message.to_lowercase();
+    if lower.contains("unauthorized") || lower.contains("authentication required") || lower.contains("denied") {
+        return Error::cloud(format!("the registry `{registry}` refused the ECR token: {message}")).help(
+            "check the token with `aws ecr get-authorization-token` for this account and region; \
+             when `MLAMBDA_REGISTRY` or `image.registry` is set, check it is the registry that belongs to this ECR",
+        );
+    }
+    if lower.contains("tag invalid") || lower.contains("cannot be overwritten") {
+        return Error::user(format!("the registry `{registry}` refused the tag: {message}")).help(
+            "the repository has immutable tags; build with a new `--tag` (the default tag changes with the content)",
+        );
+    }
+    Error::cloud(format!("the push to `{registry}` failed: {message}; {landed}")).help(format!(
+        "check that the registry `{registry}` is up and reachable, then re-run `mlambda push`: \
+         layers that already landed are not uploaded again"
+    ))
+}
+
+/// One bar per layer being uploaded. bollard's typed push stream carries no layer ids, so a layer is
+/// recognised by its total size; counts of finished layers go on a summary line.
+struct LayerBars {
+    multi: MultiProgress,
+    layers: HashMap<u64, ProgressBar>,
+    summary: ProgressBar,
+    pushed: u32,
+    existing: u32,
+}
+
+impl LayerBars {
+    fn new(ctx: &Ctx<'_>) -> LayerBars {
+        let multi = if ctx.printer.progress_enabled() {
+            MultiProgress::new()
+        } else {
+            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+        };
+        let summary = multi.add(ProgressBar::new_spinner());
+        summary.set_style(
+            ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        summary.set_message("preparing layers");
+        summary.enable_steady_tick(Duration::from_millis(120));
+        LayerBars { multi, layers: HashMap::new(), summary, pushed: 0, existing: 0 }
+    }
+
+    fn show(&mut self, event: &PushEvent) {
+        match event {
+            PushEvent::Progress { current, total } if *total > 0 => {
+                let multi = &self.multi;
+                let bar = self.layers.entry(*total).or_insert_with(|| {
+                    let bar = multi.add(ProgressBar::new(*total));
+                    bar.set_style(
+                        ProgressStyle::with_template("  layer [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    bar
+                });
+                bar.set_position(*current);
+            }
+            PushEvent::Pushed => self.pushed += 1,
+            PushEvent::AlreadyExists | PushEvent::Mounted => self.existing += 1,
+            PushEvent::Retrying(s) => self.summary.set_message(s.clone()),
+            _ => {}
+        }
+        if matches!(event, PushEvent::Pushed | PushEvent::AlreadyExists | PushEvent::Mounted) {
+            self.summary.set_message(format!("{} layers uploaded, {} already there", self.pushed, self.existing));
+        }
+    }
+
+    fn finish(self) {
+        for bar in self.layers.values() {
+            bar.finish_and_clear();
+        }
+        self.summary.finish_and_clear();
+        let _ = self.multi.clear();
+    }
 }

@@ -76,7 +76,9 @@ pub async fn run(ctx: &Ctx<'_>, args: &UpArgs) -> Result<()> {
         }
         ctx.printer.status(format!("── {step}"));
         let res = match step {
-            "build" => build::run(&sub, &BuildArgs { runtime: args.runtime.clone(), tag: None, dry: dry.clone() }).await,
+            "build" => {
+                build::run(&sub, &BuildArgs { runtime: args.runtime.clone(), tag: None, dry: dry.clone() }).await
+            }
             "push" => push::run(&sub, &PushArgs { dry: dry.clone() }).await,
             "model push" => {
                 let a = ModelPushArgs {

@@ -1,1 +1,4 @@
-//! The image: build context (pure) and the bollard engine.
+//! The image: build context (pure), the bollard engine, and running an image locally.
+pub mod context;
+pub mod engine;
+pub mod run;

@@ -27,8 +27,10 @@ fn model_dir(prefix: &str, name: &str, version: &str) -> String {
 /// The default image tag: the model version plus the first 12 hex digits of the build context hash,
 /// so the same inputs always give the same tag and IMMUTABLE tags never collide.
 pub fn image_tag(model_version: &str, context_sha256: &str) -> String {
-    let clean: String =
-        model_version.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect();
+    let clean: String = model_version
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .collect();
     format!("{clean}-{}", &context_sha256[..12.min(context_sha256.len())])
 }
 

@@ -94,7 +94,8 @@ impl Printer {
     /// The error as a miette report on stderr; with `--output json` also as JSON on stdout.
     pub fn error(&self, err: Error) {
         if self.json() {
-            let doc = serde_json::json!({"error": {"message": err.message, "help": err.help, "exit_code": err.exit_code()}});
+            let doc =
+                serde_json::json!({"error": {"message": err.message, "help": err.help, "exit_code": err.exit_code()}});
             println!("{doc:#}");
         }
         let handler = miette::GraphicalReportHandler::new_themed(if self.color {

@@ -41,7 +41,8 @@ pub fn runtime_binary() -> PathBuf {
 /// A name no other test (or earlier run against the same moto) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{:x}-{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -102,8 +103,13 @@ impl Project {
         let out = self.cmd().args(args).args(["--output", "json"]).output().expect("run mlambda");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "mlambda {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("mlambda {args:?}: stdout is not json ({e}):\n{stdout}"))
+        assert!(
+            out.status.success(),
+            "mlambda {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("mlambda {args:?}: stdout is not json ({e}):\n{stdout}"))
     }
 
     /// Runs `mlambda ARGS`, asserts it fails with `code`, returns stderr with miette's wrapping undone.

@@ -1,0 +1,77 @@
+//! Lambda mode: the Runtime API loop via `lambda_runtime`, and the init-error report it lacks.
+//!
+//! lambda_runtime 1.5 only reports init errors on its SnapStart path, so a failed model load is posted
+//! to `/2018-06-01/runtime/init/error` here, then the process exits: Lambda sees a failed INIT rather
+//! than a function that answers every invocation with an error.
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+use crate::handler::App;
+
+/// Serves invocations until the Runtime API goes away.
+pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        // the handler answers every event itself (400/500 envelopes), so this never reports an error
+        async move { Ok::<Value, lambda_runtime::Error>(app.handle(event.payload)) }
+    }))
+    .await
+}
+
+/// Splits `AWS_LAMBDA_RUNTIME_API` (`host:port`, or `http://host:port/prefix` as emulators use) into the
+/// address and the path prefix.
+pub fn split_api(api: &str) -> (&str, &str) {
+    let rest = api.strip_prefix("http://").unwrap_or(api);
+    match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    }
+}
+
+/// Posts the init error; returns the Runtime API's HTTP status.
+pub fn report_init_error(api: &str, message: &str) -> Result<u16, String> {
+    let (host, prefix) = split_api(api);
+    let addr: SocketAddr = match host.parse() {
+        Ok(a) => a,
+        Err(_) => host
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve the runtime api {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("the runtime api {host} resolves to nothing"))?,
+    };
+    let body = serde_json::json!({"errorMessage": message, "errorType": "Runtime.InitError"}).to_string();
+    let request = format!(
+        "POST {prefix}/2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Lambda-Runtime-Function-Error-Type: Runtime.InitError\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let io = |e: std::io::Error| format!("cannot report the init error to {host}: {e}");
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(io)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(io)?;
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    let mut response = Vec::new();
+    // the status line is all we need; a timeout after it still leaves it in the buffer
+    let _ = stream.read_to_end(&mut response);
+    let head = String::from_utf8_lossy(&response);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("the runtime api at {host} sent no http status for the init error"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_api_forms() {
+        assert_eq!(split_api("127.0.0.1:9001"), ("127.0.0.1:9001", ""));
+        assert_eq!(split_api("http://127.0.0.1:9123/.rt"), ("127.0.0.1:9123", "/.rt"));
+        assert_eq!(split_api("http://127.0.0.1:9123/.rt/"), ("127.0.0.1:9123", "/.rt"));
+    }
+}

@@ -1,0 +1,95 @@
+//! `bootstrap` under cargo-lambda's Runtime API emulator: the real Lambda protocol, end to end.
+//!
+//! Needs `cargo-lambda` (env `CARGO_LAMBDA`, else PATH); the test fails, not skips, without it.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// The emulator runs in a throwaway cargo project: it reads the manifest but builds nothing with
+/// `--only-lambda-apis`.
+fn emulator(port: u16, dir: &std::path::Path) -> Proc {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"emulated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let mut cmd = Command::new(require_tool("CARGO_LAMBDA", "cargo-lambda"));
+    cmd.args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()]).current_dir(dir);
+    let mut p = Proc::spawn(cmd, "cargo-lambda watch");
+    p.wait_port(port, Duration::from_secs(60));
+    p
+}
+
+fn function(port: u16, model: &std::path::Path) -> Proc {
+    let mut cmd = bootstrap();
+    cmd.env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("MODEL_PATH", model)
+        .env("MODEL_FEATURES", FEATURES)
+        .env("MODEL_VERSION", "v-lambda");
+    Proc::spawn(cmd, "bootstrap (lambda mode)")
+}
+
+const INVOKE: &str = "/2015-03-31/functions/_/invocations";
+
+#[test]
+fn serves_invocations_through_the_runtime_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _emu = emulator(port, dir.path());
+    let mut f = function(port, &churn_model());
+    let reference = reference();
+
+    let resp = post(port, INVOKE, &payload("one.json"));
+    assert_eq!(resp.status, 200, "{}\n{}", String::from_utf8_lossy(&resp.body), f.stderr());
+    let (status, body) = resp.envelope();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["model_version"], "v-lambda");
+    assert!(
+        (body["probability"].as_f64().unwrap() - reference["expected"][0]["probability"].as_f64().unwrap()).abs()
+            < 1e-5
+    );
+
+    let (status, body) = post(port, INVOKE, &payload("proxy.json")).envelope();
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(port, INVOKE, &payload("batch.json")).envelope();
+    assert_eq!((status, body["predictions"].as_array().map(Vec::len)), (200, Some(5)), "{body}");
+    let (status, body) = post(port, INVOKE, &payload("warmup.json")).envelope();
+    assert_eq!((status, body), (200, serde_json::json!({"status": "warm"})));
+    let (status, body) = post(port, INVOKE, &payload("bad-missing.json")).envelope();
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("num_products"));
+    let (status, _) = post(port, INVOKE, &payload("bad-nested.json")).envelope();
+    assert_eq!(status, 400);
+    // still alive and answering
+    assert_eq!(post(port, INVOKE, &payload("one.json")).envelope().0, 200);
+    assert!(f.child.try_wait().unwrap().is_none(), "function exited: {}", f.stderr());
+    assert!(f.stdout().contains("\"InferenceLatencyMs\""), "no EMF line: {}", f.stdout());
+}
+
+#[test]
+fn a_bad_model_fails_init_through_the_init_error_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let emu = emulator(port, dir.path());
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"not a model").unwrap();
+    let mut f = function(port, &junk);
+    let status = f.wait_exit(Duration::from_secs(30)).expect("bootstrap kept running with a broken model");
+    assert!(!status.success());
+    let err = f.stderr();
+    assert!(err.contains("junk.onnx"), "{err}");
+    // the Runtime API accepted the /init/error report (2xx), so Lambda sees a failed INIT
+    let line = err
+        .lines()
+        .find(|l| l.contains("reported the init error"))
+        .unwrap_or_else(|| panic!("no init error report in:\n{err}\nemulator:\n{}\n{}", emu.stdout(), emu.stderr()));
+    assert!(line.contains("http 2"), "{line}");
+}

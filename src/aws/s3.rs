@@ -1,0 +1,332 @@
+//! S3 for model versions: bucket checks and creation, streamed and multipart uploads, small JSON documents.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CompletedMultipartUpload, CompletedPart,
+    CreateBucketConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, VersioningConfiguration,
+};
+use indicatif::ProgressBar;
+
+use super::{error_code, fail, Aws};
+use crate::error::{Error, Result};
+
+/// Files above this go up in parts, so neither memory nor one failed request limits the model size.
+pub const MULTIPART_THRESHOLD: u64 = 8 * 1024 * 1024;
+/// S3's minimum part size is 5 MiB (except the last part).
+pub const PART_SIZE: u64 = 8 * 1024 * 1024;
+
+/// What HeadObject says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    /// User metadata (`x-amz-meta-*`), lowercase keys.
+    pub metadata: BTreeMap<String, String>,
+}
+
+pub async fn head_object(aws: &Aws, bucket: &str, key: &str) -> Result<Option<ObjectHead>> {
+    match aws.s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(out) => Ok(Some(ObjectHead {
+            size: out.content_length().unwrap_or_default().max(0) as u64,
+            metadata: out
+                .metadata()
+                .map(|m| m.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect())
+                .unwrap_or_default(),
+        })),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(None),
+        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e)),
+    }
+}
+
+pub async fn bucket_exists(aws: &Aws, bucket: &str) -> Result<bool> {
+    match aws.s3.head_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(false),
+        Err(e) => Err(fail(format!("read bucket `{bucket}`"), e)),
+    }
+}
+
+/// Creates the bucket (or reuses one we already own) and turns on versioning and AES256 default encryption.
+pub async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
+    let mut req = aws.s3.create_bucket().bucket(bucket);
+    // us-east-1 is the one region that rejects an explicit location constraint.
+    if aws.region != "us-east-1" {
+        req = req.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(aws.region.as_str()))
+                .build(),
+        );
+    }
+    match req.send().await {
+        Ok(_) => {}
+        Err(e) if error_code(&e) == Some("BucketAlreadyOwnedByYou") => {}
+        Err(e) if error_code(&e) == Some("BucketAlreadyExists") => {
+            return Err(Error::user(format!("bucket `{bucket}` belongs to another AWS account"))
+                .help("bucket names are global; pick another `model.bucket`"))
+        }
+        Err(e) => return Err(fail(format!("create bucket `{bucket}`"), e)),
+    }
+    aws.s3
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .send()
+        .await
+        .map_err(|e| fail(format!("enable versioning on bucket `{bucket}`"), e))?;
+    let by_default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::Aes256)
+        .build()
+        .map_err(|e| Error::cloud(format!("cannot build the encryption rule: {e}")))?;
+    let encryption = ServerSideEncryptionConfiguration::builder()
+        .rules(ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(by_default).build())
+        .build()
+        .map_err(|e| Error::cloud(format!("cannot build the encryption configuration: {e}")))?;
+    aws.s3
+        .put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(encryption)
+        .send()
+        .await
+        .map_err(|e| fail(format!("turn on default encryption for bucket `{bucket}`"), e))?;
+    Ok(())
+}
+
+/// Uploads `path` without holding it in memory: one streamed PUT below [`MULTIPART_THRESHOLD`], parts above it.
+pub async fn upload_file(
+    aws: &Aws,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    progress: &ProgressBar,
+) -> Result<()> {
+    let size = std::fs::metadata(path).map_err(|e| crate::error::io_error(path, "read", e))?.len();
+    if size > MULTIPART_THRESHOLD {
+        return upload_multipart(aws, bucket, key, path, size, PART_SIZE, metadata, progress).await;
+    }
+    let body =
+        ByteStream::from_path(path).await.map_err(|e| Error::user(format!("cannot read `{}`: {e}", path.display())))?;
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body)
+        .content_length(size as i64)
+        .set_metadata(Some(metadata.clone().into_iter().collect()))
+        .send()
+        .await
+        .map_err(|e| fail(format!("upload `s3://{bucket}/{key}`"), e))?;
+    progress.inc(size);
+    Ok(())
+}
+
+/// A multipart upload reading one part at a time from disk; any failure aborts it so no parts linger (and bill).
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_multipart(
+    aws: &Aws,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    size: u64,
+    part_size: u64,
+    metadata: &BTreeMap<String, String>,
+    progress: &ProgressBar,
+) -> Result<()> {
+    let created = aws
+        .s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .set_metadata(Some(metadata.clone().into_iter().collect()))
+        .send()
+        .await
+        .map_err(|e| fail(format!("start a multipart upload to `s3://{bucket}/{key}`"), e))?;
+    let upload_id = created
+        .upload_id()
+        .ok_or_else(|| Error::cloud(format!("S3 started a multipart upload to `s3://{bucket}/{key}` without an id")))?
+        .to_string();
+    match upload_parts(aws, bucket, key, path, size, part_size, &upload_id, progress).await {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            // Best effort: the upload already failed, and the abort's own failure would hide the first error.
+            let _ = aws.s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
+            Err(err)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_parts(
+    aws: &Aws,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    size: u64,
+    part_size: u64,
+    upload_id: &str,
+    progress: &ProgressBar,
+) -> Result<()> {
+    let mut parts = Vec::new();
+    let mut offset = 0u64;
+    let mut number = 1i32;
+    while offset < size {
+        let len = part_size.min(size - offset);
+        let body = ByteStream::read_from()
+            .path(path)
+            .offset(offset)
+            .length(Length::Exact(len))
+            .build()
+            .await
+            .map_err(|e| Error::user(format!("cannot read `{}`: {e}", path.display())))?;
+        let out = aws
+            .s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .content_length(len as i64)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| fail(format!("upload part {number} of `s3://{bucket}/{key}`"), e))?;
+        parts.push(CompletedPart::builder().set_e_tag(out.e_tag().map(str::to_string)).part_number(number).build());
+        progress.inc(len);
+        offset += len;
+        number += 1;
+    }
+    aws.s3
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .map_err(|e| fail(format!("complete the multipart upload to `s3://{bucket}/{key}`"), e))?;
+    Ok(())
+}
+
+pub async fn put_json(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> Result<()> {
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| fail(format!("write `s3://{bucket}/{key}`"), e))?;
+    Ok(())
+}
+
+/// A small object's bytes, or `None` when it does not exist.
+pub async fn get_small(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+    match aws.s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => {
+            let bytes = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| Error::cloud(format!("failed to read `s3://{bucket}/{key}`: {e}")))?;
+            Ok(Some(bytes.to_vec()))
+        }
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => Ok(None),
+        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e)),
+    }
+}
+
+/// The "directories" directly under `prefix` (which ends with `/`), each returned with its trailing `/`.
+pub async fn list_prefixes(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = aws
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| match error_code(&e) {
+                Some("NoSuchBucket") => Error::user(format!("bucket `{bucket}` does not exist"))
+                    .help("check `model.bucket`, or create it with `mlambda model push --create-bucket`"),
+                _ => fail(format!("list `s3://{bucket}/{prefix}`"), e),
+            })?;
+        out.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(str::to_string));
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use sha2::Digest;
+
+    use super::*;
+    use crate::cli::{GlobalArgs, OutputFormat};
+
+    /// The real moto server: multipart is exactly what a mock would get wrong.
+    async fn moto() -> Aws {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
+            "AWS_ENDPOINT_URL is not set: this test needs moto; run `eval \"$(scripts/stack env)\"` first"
+        );
+        let global = GlobalArgs {
+            config: "mlambda.yaml".into(),
+            profile: None,
+            region: None,
+            output: OutputFormat::Text,
+            quiet: true,
+            verbose: 0,
+        };
+        Aws::connect(&global).await.expect("connect to moto")
+    }
+
+    #[tokio::test]
+    async fn a_large_file_goes_up_in_parts_and_reads_back_whole() {
+        let aws = moto().await;
+        let bucket = format!("mlambda-mp-{}-{}", std::process::id(), rand_suffix());
+        create_bucket(&aws, &bucket).await.unwrap();
+        // Idempotent: a second create reuses the bucket.
+        create_bucket(&aws, &bucket).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let mut hasher = sha2::Sha256::new();
+        for i in 0..(10 * 1024 + 77) {
+            let block: Vec<u8> = (0..1024u32).map(|j| ((i as u32 * 31 + j) % 251) as u8).collect();
+            hasher.update(&block);
+            f.write_all(&block).unwrap();
+        }
+        drop(f);
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size > PART_SIZE.max(MULTIPART_THRESHOLD), "the file must need more than one part");
+        let sha = hex::encode(hasher.finalize());
+        let meta = BTreeMap::from([("sha256".to_string(), sha.clone())]);
+
+        upload_file(&aws, &bucket, "m/model.onnx", &path, &meta, &ProgressBar::hidden()).await.unwrap();
+
+        let head = head_object(&aws, &bucket, "m/model.onnx").await.unwrap().expect("object exists");
+        assert_eq!(head.size, size);
+        assert_eq!(head.metadata.get("sha256"), Some(&sha));
+        let back = aws.s3.get_object().bucket(&bucket).key("m/model.onnx").send().await.unwrap();
+        let bytes = back.body.collect().await.unwrap().to_vec();
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), sha);
+        assert!(head_object(&aws, &bucket, "m/missing").await.unwrap().is_none());
+    }
+
+    fn rand_suffix() -> u32 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+    }
+}

@@ -1,0 +1,363 @@
+//! The deploy plan (create or update the function, publish, first alias) and prune's version selection.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::aws::lambda::{Alias, FunctionInfo, FunctionSpec};
+
+/// The description of a published version: which model and which image it serves.
+pub fn version_description(model_version: &str, image_digest: &str) -> String {
+    format!("model {model_version} image {image_digest}")
+}
+
+/// The environment the runtime reads at cold start.
+pub fn function_env(
+    bucket: &str,
+    key: &str,
+    model_version: &str,
+    sha256: &str,
+    features: &[String],
+    namespace: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("MODEL_BUCKET".to_string(), bucket.to_string()),
+        ("MODEL_KEY".to_string(), key.to_string()),
+        ("MODEL_VERSION".to_string(), model_version.to_string()),
+        ("MODEL_SHA256".to_string(), sha256.to_string()),
+        ("MODEL_FEATURES".to_string(), features.join(",")),
+        ("METRICS_NAMESPACE".to_string(), namespace.to_string()),
+    ])
+}
+
+/// What the cloud holds now.
+#[derive(Debug, Clone, Default)]
+pub struct Current {
+    /// `$LATEST` and its image URI; `None` when the function does not exist.
+    pub latest: Option<(FunctionInfo, Option<String>)>,
+    /// The newest published version.
+    pub newest_published: Option<FunctionInfo>,
+    pub alias: Option<Alias>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldDiff {
+    pub field: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum FunctionStep {
+    Create,
+    /// Code (image, architecture) and configuration changes; both empty means `$LATEST` is as desired.
+    Update {
+        code: Vec<FieldDiff>,
+        config: Vec<FieldDiff>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum PublishStep {
+    Publish { description: String },
+    UpToDate { version: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum AliasStep {
+    /// The first deploy: the alias takes 100% on the version this deploy publishes (or found up to date).
+    Create { name: String },
+    /// Later deploys leave traffic to `mlambda rollout`.
+    Keep { name: String, primary: String, routing: BTreeMap<String, f64> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployPlan {
+    pub function: String,
+    pub spec: FunctionSpec,
+    pub function_step: FunctionStep,
+    pub publish: PublishStep,
+    pub alias: AliasStep,
+}
+
+impl DeployPlan {
+    /// True when the deploy changes nothing but, perhaps, the alias.
+    pub fn function_unchanged(&self) -> bool {
+        matches!(&self.function_step, FunctionStep::Update { code, config } if code.is_empty() && config.is_empty())
+    }
+}
+
+fn diff(out: &mut Vec<FieldDiff>, field: &str, from: impl ToString, to: impl ToString) {
+    let (from, to) = (from.to_string(), to.to_string());
+    if from != to {
+        out.push(FieldDiff { field: field.to_string(), from, to });
+    }
+}
+
+fn env_diffs(out: &mut Vec<FieldDiff>, from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) {
+    let keys: BTreeSet<&String> = from.keys().chain(to.keys()).collect();
+    for k in keys {
+        let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(unset)".into());
+        diff(out, &format!("env.{k}"), show(from.get(k)), show(to.get(k)));
+    }
+}
+
+/// Does a published version serve exactly what `spec` asks for, with `$LATEST`'s code?
+fn matches_spec(v: &FunctionInfo, latest: &FunctionInfo, spec: &FunctionSpec) -> bool {
+    v.code_sha256 == latest.code_sha256
+        && v.description == spec.description
+        && v.role == spec.role
+        && v.memory == spec.memory
+        && v.timeout == spec.timeout
+        && v.env == spec.env
+}
+
+pub fn plan(spec: &FunctionSpec, alias: &str, current: &Current) -> DeployPlan {
+    let (function_step, publish) = match &current.latest {
+        None => (FunctionStep::Create, PublishStep::Publish { description: spec.description.clone() }),
+        Some((latest, image)) => {
+            let mut code = Vec::new();
+            diff(&mut code, "image", image.as_deref().unwrap_or("(none)"), &spec.image_uri);
+            if !latest.architecture.is_empty() {
+                diff(&mut code, "architecture", &latest.architecture, &spec.architecture);
+            }
+            let mut config = Vec::new();
+            diff(&mut config, "role", &latest.role, &spec.role);
+            diff(&mut config, "memory", latest.memory, spec.memory);
+            diff(&mut config, "timeout", latest.timeout, spec.timeout);
+            diff(&mut config, "description", &latest.description, &spec.description);
+            env_diffs(&mut config, &latest.env, &spec.env);
+            let unchanged = code.is_empty() && config.is_empty();
+            let publish = match &current.newest_published {
+                Some(v) if unchanged && matches_spec(v, latest, spec) => {
+                    PublishStep::UpToDate { version: v.version.clone() }
+                }
+                _ => PublishStep::Publish { description: spec.description.clone() },
+            };
+            (FunctionStep::Update { code, config }, publish)
+        }
+    };
+    let alias = match &current.alias {
+        None => AliasStep::Create { name: alias.to_string() },
+        Some(a) => AliasStep::Keep { name: a.name.clone(), primary: a.primary.clone(), routing: a.routing.clone() },
+    };
+    DeployPlan { function: spec.name.clone(), spec: spec.clone(), function_step, publish, alias }
+}
+
+fn diffs(f: &mut fmt::Formatter<'_>, what: &str, d: &[FieldDiff]) -> fmt::Result {
+    for x in d {
+        writeln!(f, "  {what} {}: {} → {}", x.field, x.from, x.to)?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for DeployPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.function_step {
+            FunctionStep::Create => {
+                writeln!(f, "create function `{}`", self.function)?;
+                writeln!(f, "  image {}", self.spec.image_uri)?;
+                writeln!(f, "  role {}", self.spec.role)?;
+                writeln!(
+                    f,
+                    "  memory {} MB, timeout {} s, {}",
+                    self.spec.memory, self.spec.timeout, self.spec.architecture
+                )?;
+                for (k, v) in &self.spec.env {
+                    writeln!(f, "  env {k}={v}")?;
+                }
+            }
+            FunctionStep::Update { code, config } if code.is_empty() && config.is_empty() => {
+                writeln!(f, "function `{}` is up to date", self.function)?;
+            }
+            FunctionStep::Update { code, config } => {
+                writeln!(f, "update function `{}`", self.function)?;
+                diffs(f, "code", code)?;
+                diffs(f, "config", config)?;
+            }
+        }
+        match &self.publish {
+            PublishStep::Publish { description } => writeln!(f, "publish a new version: {description}")?,
+            PublishStep::UpToDate { version } => writeln!(f, "publish nothing: version {version} is up to date")?,
+        }
+        match &self.alias {
+            AliasStep::Create { name } => writeln!(f, "create alias `{name}` with 100% on that version"),
+            AliasStep::Keep { name, primary, .. } => {
+                writeln!(f, "leave alias `{name}` on version {primary} (`mlambda rollout` shifts traffic)")
+            }
+        }
+    }
+}
+
+/// Which published versions `prune` deletes and which it keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PrunePlan {
+    pub delete: Vec<String>,
+    pub keep: Vec<String>,
+    /// Versions kept only because an alias points or routes to them.
+    pub protected: Vec<String>,
+}
+
+/// Keeps the newest `keep` versions and every version an alias points or routes to; deletes the rest.
+pub fn select_prune(versions: &[String], aliases: &[Alias], keep: usize) -> PrunePlan {
+    let mut sorted: Vec<&String> = versions.iter().filter(|v| v.parse::<u64>().is_ok()).collect();
+    sorted.sort_by_key(|v| std::cmp::Reverse(v.parse::<u64>().unwrap_or(0)));
+    let used: BTreeSet<&str> = aliases
+        .iter()
+        .flat_map(|a| std::iter::once(a.primary.as_str()).chain(a.routing.keys().map(String::as_str)))
+        .collect();
+    let mut plan = PrunePlan::default();
+    for (i, v) in sorted.into_iter().enumerate() {
+        if i < keep {
+            plan.keep.push(v.clone());
+        } else if used.contains(v.as_str()) {
+            plan.keep.push(v.clone());
+            plan.protected.push(v.clone());
+        } else {
+            plan.delete.push(v.clone());
+        }
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> FunctionSpec {
+        FunctionSpec {
+            name: "churn".into(),
+            image_uri: "reg/churn@sha256:aa".into(),
+            role: "arn:aws:iam::1:role/r".into(),
+            memory: 512,
+            timeout: 10,
+            architecture: "x86_64".into(),
+            env: function_env("b", "models/churn/v1/model.onnx", "v1", "ff", &["a".into(), "b".into()], "ns"),
+            description: version_description("v1", "sha256:aa"),
+        }
+    }
+
+    fn deployed(s: &FunctionSpec, version: &str) -> FunctionInfo {
+        FunctionInfo {
+            name: s.name.clone(),
+            version: version.into(),
+            description: s.description.clone(),
+            role: s.role.clone(),
+            code_sha256: "code1".into(),
+            env: s.env.clone(),
+            memory: s.memory,
+            timeout: s.timeout,
+            architecture: s.architecture.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn alias(primary: &str, routing: &[(&str, f64)]) -> Alias {
+        Alias {
+            name: "production".into(),
+            primary: primary.into(),
+            routing: routing.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_first_deploy_creates_publishes_and_creates_the_alias() {
+        let p = plan(&spec(), "production", &Current::default());
+        assert_eq!(p.function_step, FunctionStep::Create);
+        assert_eq!(p.publish, PublishStep::Publish { description: "model v1 image sha256:aa".into() });
+        assert_eq!(p.alias, AliasStep::Create { name: "production".into() });
+        let text = p.to_string();
+        assert!(text.contains("create function `churn`") && text.contains("env MODEL_FEATURES=a,b"), "{text}");
+        assert_eq!(p.spec.env["MODEL_KEY"], "models/churn/v1/model.onnx");
+    }
+
+    #[test]
+    fn an_unchanged_function_publishes_nothing() {
+        let s = spec();
+        let cur = Current {
+            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
+            newest_published: Some(deployed(&s, "1")),
+            alias: Some(alias("1", &[])),
+        };
+        let p = plan(&s, "production", &cur);
+        assert!(p.function_unchanged());
+        assert_eq!(p.publish, PublishStep::UpToDate { version: "1".into() });
+        assert!(matches!(p.alias, AliasStep::Keep { ref primary, .. } if primary == "1"));
+        assert!(p.to_string().contains("version 1 is up to date"), "{p}");
+    }
+
+    #[test]
+    fn a_changed_field_is_shown_and_publishes_without_moving_the_alias() {
+        let mut s = spec();
+        let cur = Current {
+            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
+            newest_published: Some(deployed(&s, "1")),
+            alias: Some(alias("1", &[])),
+        };
+        s.memory = 1024;
+        s.env.insert("MODEL_VERSION".into(), "v2".into());
+        let p = plan(&s, "production", &cur);
+        let FunctionStep::Update { code, config } = &p.function_step else { panic!("{p:?}") };
+        assert!(code.is_empty());
+        assert_eq!(
+            config,
+            &vec![
+                FieldDiff { field: "memory".into(), from: "512".into(), to: "1024".into() },
+                FieldDiff { field: "env.MODEL_VERSION".into(), from: "v1".into(), to: "v2".into() },
+            ]
+        );
+        assert!(matches!(p.publish, PublishStep::Publish { .. }));
+        assert!(matches!(p.alias, AliasStep::Keep { .. }));
+        assert!(p.to_string().contains("config memory: 512 → 1024"), "{p}");
+    }
+
+    #[test]
+    fn a_new_image_is_a_code_change() {
+        let s = spec();
+        let cur = Current {
+            latest: Some((deployed(&s, "$LATEST"), Some("reg/churn@sha256:00".into()))),
+            ..Default::default()
+        };
+        let p = plan(&s, "production", &cur);
+        let FunctionStep::Update { code, .. } = &p.function_step else { panic!() };
+        assert_eq!(code[0].field, "image");
+    }
+
+    #[test]
+    fn an_interrupted_deploy_resumes_where_it_stopped() {
+        let s = spec();
+        // $LATEST was updated but the publish never happened: the newest version still serves the old config.
+        let mut old = deployed(&s, "1");
+        old.memory = 256;
+        let cur = Current {
+            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
+            newest_published: Some(old),
+            alias: None,
+        };
+        let p = plan(&s, "production", &cur);
+        assert!(p.function_unchanged());
+        assert!(matches!(p.publish, PublishStep::Publish { .. }));
+        // Published but the alias was never created: publish nothing, create the alias.
+        let cur = Current { newest_published: Some(deployed(&s, "1")), ..cur };
+        let p = plan(&s, "production", &cur);
+        assert_eq!(p.publish, PublishStep::UpToDate { version: "1".into() });
+        assert_eq!(p.alias, AliasStep::Create { name: "production".into() });
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_everything_an_alias_uses() {
+        let versions: Vec<String> = (1..=8).map(|v| v.to_string()).collect();
+        let p = select_prune(&versions, &[alias("2", &[("5", 0.1)])], 2);
+        assert_eq!(p.keep, vec!["8", "7", "5", "2"]);
+        assert_eq!(p.protected, vec!["5", "2"]);
+        assert_eq!(p.delete, vec!["6", "4", "3", "1"]);
+        // Keep 0 still never deletes the alias's versions, and $LATEST is never a candidate.
+        let p = select_prune(&["$LATEST".into(), "10".into(), "9".into()], &[alias("9", &[])], 0);
+        assert_eq!(p.delete, vec!["10"]);
+        assert_eq!(p.keep, vec!["9"]);
+    }
+}

@@ -1,0 +1,175 @@
+//! IAM policy documents: the function's least-privilege execution role and the deployer's own permissions.
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::plan::naming;
+
+/// The inline policy's name on the execution role.
+pub const EXECUTION_POLICY_NAME: &str = "mlambda-execution";
+
+/// The role `--create-role` makes for a function.
+pub fn role_name(function: &str) -> String {
+    // IAM role names stop at 64 characters; function names may be 64 on their own.
+    let name = format!("mlambda-{function}");
+    name.chars().take(64).collect()
+}
+
+/// Lets Lambda, and only Lambda, assume the role.
+pub fn trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+fn log_group(function: &str) -> String {
+    format!("arn:aws:logs:*:*:log-group:/aws/lambda/{function}")
+}
+
+/// What the running function needs: its own log group, and reading model versions under the model's root.
+pub fn execution_policy(function: &str, bucket: &str, model_root: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [log_group(function), format!("{}:*", log_group(function))]
+            },
+            {
+                "Sid": "ReadModels",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [format!("arn:aws:s3:::{bucket}/{model_root}*")]
+            }
+        ]
+    })
+}
+
+/// What a person or CI running mlambda needs, scoped to this project's repository, bucket, function and role.
+pub fn deployer_policy(c: &Config) -> Value {
+    let f = &c.function.name;
+    let bucket = &c.model.bucket;
+    let root = naming::model_root(&c.model.prefix, &c.model.name);
+    let role = c.function.role.clone().unwrap_or_else(|| format!("arn:aws:iam::*:role/{}", role_name(f)));
+    let function_arn = format!("arn:aws:lambda:*:*:function:{f}");
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+            {
+                "Sid": "EcrRepository",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:CreateRepository", "ecr:DescribeRepositories", "ecr:DescribeImages",
+                    "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+                    "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                    "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability"
+                ],
+                "Resource": format!("arn:aws:ecr:*:*:repository/{}", c.image.repository)
+            },
+            {
+                "Sid": "ModelBucket",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:ListBucket", "s3:GetBucketLocation", "s3:CreateBucket", "s3:PutBucketVersioning",
+                    "s3:PutEncryptionConfiguration"
+                ],
+                "Resource": format!("arn:aws:s3:::{bucket}")
+            },
+            {
+                "Sid": "ModelObjects",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                "Resource": format!("arn:aws:s3:::{bucket}/{root}*")
+            },
+            {
+                "Sid": "Function",
+                "Effect": "Allow",
+                "Action": [
+                    "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:CreateFunction",
+                    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:PublishVersion",
+                    "lambda:ListVersionsByFunction", "lambda:DeleteFunction", "lambda:TagResource",
+                    "lambda:GetAlias", "lambda:ListAliases", "lambda:CreateAlias", "lambda:UpdateAlias",
+                    "lambda:InvokeFunction", "lambda:AddPermission", "lambda:RemovePermission",
+                    "lambda:PutProvisionedConcurrencyConfig", "lambda:DeleteProvisionedConcurrencyConfig",
+                    "lambda:GetProvisionedConcurrencyConfig"
+                ],
+                "Resource": [function_arn.clone(), format!("{function_arn}:*")]
+            },
+            {
+                "Sid": "ExecutionRole",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole", "iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"],
+                "Resource": role,
+                "Condition": {"StringEqualsIfExists": {"iam:PassedToService": "lambda.amazonaws.com"}}
+            },
+            {
+                "Sid": "Alarms",
+                "Effect": "Allow",
+                "Action": [
+                    "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms",
+                    "cloudwatch:GetMetricData"
+                ],
+                "Resource": "*"
+            },
+            {
+                "Sid": "WarmSchedule",
+                "Effect": "Allow",
+                "Action": [
+                    "events:PutRule", "events:DescribeRule", "events:DeleteRule", "events:PutTargets",
+                    "events:RemoveTargets"
+                ],
+                "Resource": format!("arn:aws:events:*:*:rule/{f}*")
+            }
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lambda_may_assume_the_role() {
+        let t = trust_policy();
+        assert_eq!(t["Statement"][0]["Principal"]["Service"], "lambda.amazonaws.com");
+        assert_eq!(t["Statement"][0]["Action"], "sts:AssumeRole");
+    }
+
+    #[test]
+    fn the_function_reads_only_its_models_and_writes_only_its_logs() {
+        let p = execution_policy("churn", "models-bucket", "models/churn/");
+        let s = p["Statement"].as_array().unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1]["Action"], json!(["s3:GetObject"]));
+        assert_eq!(s[1]["Resource"], json!(["arn:aws:s3:::models-bucket/models/churn/*"]));
+        let logs = s[0]["Resource"].as_array().unwrap();
+        assert!(logs.iter().all(|r| r.as_str().unwrap().contains("log-group:/aws/lambda/churn")), "{logs:?}");
+        assert!(!p.to_string().contains("\"Resource\":\"*\""), "no wildcard resource: {p}");
+    }
+
+    #[test]
+    fn role_names_fit_iam_limits() {
+        assert_eq!(role_name("churn"), "mlambda-churn");
+        assert_eq!(role_name(&"f".repeat(64)).len(), 64);
+    }
+
+    #[test]
+    fn the_deployer_policy_is_scoped_to_this_project() {
+        let text = "function:\n  name: churn\nimage:\n  repository: churn-repo\nmodel:\n  path: m.onnx\n  name: churn\n  version: v1\n  bucket: b1\n  features: [a]\n";
+        let c = crate::config::parse(text, std::path::Path::new("m.yaml")).unwrap();
+        let p = deployer_policy(&c);
+        let by_sid = |sid: &str| p["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).unwrap().clone();
+        assert_eq!(by_sid("EcrRepository")["Resource"], "arn:aws:ecr:*:*:repository/churn-repo");
+        assert_eq!(by_sid("ModelObjects")["Resource"], "arn:aws:s3:::b1/models/churn/*");
+        assert_eq!(by_sid("ExecutionRole")["Resource"], "arn:aws:iam::*:role/mlambda-churn");
+        assert!(by_sid("ExecutionRole")["Action"].as_array().unwrap().contains(&json!("iam:PassRole")));
+        assert_eq!(by_sid("Function")["Resource"][0], "arn:aws:lambda:*:*:function:churn");
+    }
+}
