@@ -241,6 +241,140 @@ pub async fn update_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
     }
 }
 
+/// Provisioned concurrency on one alias, as Lambda reports it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Provisioned {
+    pub requested: i32,
+    pub allocated: i32,
+    pub available: i32,
+    /// `IN_PROGRESS`, `READY` or `FAILED`.
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// True when the service said "there is no such config" (or, like moto, does not implement the call at all).
+fn not_configured<E: aws_sdk_lambda::error::ProvideErrorMetadata>(err: &aws_sdk_lambda::error::SdkError<E>) -> bool {
+    use aws_sdk_lambda::error::SdkError;
+    match err {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            matches!(se.err().code(), Some("ProvisionedConcurrencyConfigNotFoundException"))
+                || (se.err().code().is_none() && matches!(status, 404 | 501))
+        }
+        _ => false,
+    }
+}
+
+/// The alias's provisioned concurrency; `None` when there is none (or the endpoint does not implement it).
+pub async fn get_provisioned_concurrency(aws: &Aws, function: &str, alias: &str) -> Result<Option<Provisioned>> {
+    match aws.lambda.get_provisioned_concurrency_config().function_name(function).qualifier(alias).send().await {
+        Ok(o) => Ok(Some(Provisioned {
+            requested: o.requested_provisioned_concurrent_executions().unwrap_or_default(),
+            allocated: o.allocated_provisioned_concurrent_executions().unwrap_or_default(),
+            available: o.available_provisioned_concurrent_executions().unwrap_or_default(),
+            status: o.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            reason: o.status_reason().map(str::to_string),
+        })),
+        Err(e) if not_configured(&e) => Ok(None),
+        Err(e) => Err(fail(format!("read the provisioned concurrency of `{function}:{alias}`"), e)),
+    }
+}
+
+/// Asks Lambda to keep `n` environments of the alias initialised; allocation continues in the background.
+pub async fn put_provisioned_concurrency(aws: &Aws, function: &str, alias: &str, n: i32) -> Result<Provisioned> {
+    let o = aws
+        .lambda
+        .put_provisioned_concurrency_config()
+        .function_name(function)
+        .qualifier(alias)
+        .provisioned_concurrent_executions(n)
+        .send()
+        .await
+        .map_err(|e| fail(format!("set provisioned concurrency {n} on `{function}:{alias}`"), e))?;
+    Ok(Provisioned {
+        requested: o.requested_provisioned_concurrent_executions().unwrap_or(n),
+        allocated: o.allocated_provisioned_concurrent_executions().unwrap_or_default(),
+        available: o.available_provisioned_concurrent_executions().unwrap_or_default(),
+        status: o.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        reason: o.status_reason().map(str::to_string),
+    })
+}
+
+/// Removes the alias's provisioned concurrency; `false` when there was none.
+pub async fn delete_provisioned_concurrency(aws: &Aws, function: &str, alias: &str) -> Result<bool> {
+    match aws.lambda.delete_provisioned_concurrency_config().function_name(function).qualifier(alias).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if not_configured(&e) || error_code(&e) == Some("ResourceNotFoundException") => Ok(false),
+        Err(e) => Err(fail(format!("remove the provisioned concurrency of `{function}:{alias}`"), e)),
+    }
+}
+
+/// Lets `principal` invoke the alias from `source_arn`; `false` when the statement was already there.
+pub async fn add_invoke_permission(
+    aws: &Aws,
+    function: &str,
+    alias: &str,
+    statement_id: &str,
+    principal: &str,
+    source_arn: &str,
+) -> Result<bool> {
+    let res = aws
+        .lambda
+        .add_permission()
+        .function_name(function)
+        .qualifier(alias)
+        .statement_id(statement_id)
+        .action("lambda:InvokeFunction")
+        .principal(principal)
+        .source_arn(source_arn)
+        .send()
+        .await;
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if error_code(&e) == Some("ResourceConflictException") => Ok(false),
+        Err(e) => Err(fail(format!("allow {principal} to invoke `{function}:{alias}`"), e)),
+    }
+}
+
+/// An `Aws` whose Lambda and CloudWatch answers come from aws-smithy-mocks rules, for what moto cannot do
+/// (provisioned concurrency, a changed RevisionId). Calls to other services fail with a dummy 418.
+#[cfg(test)]
+pub(crate) mod mock {
+    use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, Rule, RuleMode};
+
+    use super::Aws;
+
+    macro_rules! client {
+        ($sdk:ident, $rules:expr) => {{
+            let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+            for rule in $rules {
+                interceptor = interceptor.with_rule(rule);
+            }
+            let conf = $sdk::Config::builder()
+                .behavior_version($sdk::config::BehaviorVersion::latest())
+                .region($sdk::config::Region::new("us-east-1"))
+                .credentials_provider($sdk::config::Credentials::new("test", "test", None, None, "test"))
+                .http_client(create_mock_http_client())
+                .interceptor(interceptor)
+                .build();
+            $sdk::Client::from_conf(conf)
+        }};
+    }
+
+    pub(crate) fn aws(lambda: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
+        let none: [&Rule; 0] = [];
+        Aws {
+            lambda: client!(aws_sdk_lambda, lambda),
+            ecr: client!(aws_sdk_ecr, none),
+            s3: client!(aws_sdk_s3, none),
+            cloudwatch: client!(aws_sdk_cloudwatch, cloudwatch),
+            iam: client!(aws_sdk_iam, none),
+            events: client!(aws_sdk_eventbridge, none),
+            region: "us-east-1".into(),
+        }
+    }
+}
+
 /// `$LATEST` and the image URI exactly as it was set (`Code.ImageUri`, not the resolved one), or `None`.
 /// Deploy compares what it would set with what was set; a resolved URI differs whenever the input was a tag.
 pub async fn get_function_as_set(aws: &Aws, name: &str) -> Result<Option<(FunctionInfo, Option<String>)>> {

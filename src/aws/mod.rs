@@ -7,7 +7,9 @@ use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError}
 use crate::cli::GlobalArgs;
 use crate::error::Error;
 
+pub mod cloudwatch;
 pub mod ecr;
+pub mod events;
 pub mod iam;
 pub mod invoke;
 pub mod lambda;

@@ -1,8 +1,367 @@
-//! `mlambda rollout`.
-use super::Ctx;
-use crate::cli::RolloutArgs;
-use crate::error::{Error, Result};
+//! `mlambda rollout`: shift the alias's traffic to a candidate version, step by step under its alarms, or undo it.
+use std::fmt;
+use std::time::Duration;
 
-pub async fn run(_ctx: &Ctx<'_>, _args: &RolloutArgs) -> Result<()> {
-    Err(Error::user("`mlambda rollout` is not built yet"))
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::alarms::{model_version, sync};
+use super::Ctx;
+use crate::aws::lambda::{self, AliasWrite};
+use crate::aws::{cloudwatch, Aws};
+use crate::cli::RolloutArgs;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan::alarms::{self, Routed};
+use crate::plan::alias::VersionFacts;
+use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
+use crate::state;
+use crate::ui::Printer;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub plan: RolloutPlan,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.dry_run {
+            writeln!(f, "dry run: nothing was changed; mlambda would do this:")?;
+        }
+        write!(f, "{}", self.plan)
+    }
+}
+
+/// Set once Ctrl-C arrives; the rollout stops at the next boundary between API calls.
+struct Interrupt(watch::Receiver<bool>);
+
+impl Interrupt {
+    /// Installs the handler before the first write, so Ctrl-C never kills the process in the middle of a call.
+    fn install() -> Interrupt {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = tx.send(true);
+            }
+        });
+        Interrupt(rx)
+    }
+
+    fn fired(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Sleeps `d`; `false` when Ctrl-C cut it short.
+    async fn sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            // A closed channel (no handler could be installed) never interrupts.
+            Ok(_) = self.0.wait_for(|v| *v) => false,
+        }
+    }
+}
+
+/// What the command needs to run a plan, resolved from flags, config and state.
+struct Run<'a> {
+    aws: &'a Aws,
+    printer: &'a Printer,
+    config: &'a Config,
+    state_dir: std::path::PathBuf,
+    /// `--steps` as the user gave them (for the resume hint).
+    steps_flag: String,
+}
+
+fn facts(v: &lambda::FunctionInfo) -> VersionFacts {
+    VersionFacts { version: v.version.clone(), role: v.role.clone(), dead_letter: v.dead_letter.clone() }
+}
+
+fn steps_flag(s: &Steps) -> String {
+    s.weights().iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",")
+}
+
+pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
+    let loaded = ctx.config()?;
+    let config = &loaded.config;
+    let state_dir = ctx.state_dir(&loaded);
+    let st = ctx.state(&loaded)?;
+    let (function, alias_name) = (config.function.name.as_str(), config.function.alias.as_str());
+    // Flags are checked before AWS is asked anything.
+    let interval = match args.interval {
+        Some(d) => d,
+        None => humantime::parse_duration(&config.rollout.interval).map_err(|e| {
+            Error::user(format!("`rollout.interval` `{}` is not a duration: {e}", config.rollout.interval))
+                .help("use a duration like `5m` in mlambda.yaml, or pass `--interval 5m`")
+        })?,
+    };
+    let progressive = match (&args.steps, &args.preset) {
+        (Some(s), _) => Some((Steps::new(s.clone())?, interval)),
+        (None, Some(p)) => Steps::preset(p).map(|(s, d)| Some((s, args.interval.unwrap_or(d))))?,
+        (None, None) => None,
+    };
+    if args.weight.is_none() && progressive.is_none() && !args.promote && !args.rollback {
+        return Err(Error::user("`mlambda rollout` needs to know what to do")
+            .help("pass `--weight 0.1`, `--steps 0.1,0.5,1`, `--preset canary10-5m`, `--promote` or `--rollback`"));
+    }
+
+    let aws = ctx.aws().await?;
+    let alias = lambda::get_alias(&aws, function, alias_name).await?.ok_or_else(|| {
+        Error::user(format!("alias `{alias_name}` of function `{function}` does not exist"))
+            .help("run `mlambda deploy` first; it publishes a version and creates the alias")
+    })?;
+    let versions = lambda::list_versions(&aws, function).await?;
+    let version_facts: Vec<VersionFacts> = versions.iter().map(facts).collect();
+    let current = Current {
+        primary: alias.primary.clone(),
+        routing: alias.routing.clone(),
+        description: alias.description.clone(),
+    };
+    let state_previous = st.rollout.as_ref().and_then(|r| r.previous_primary.clone());
+    let inputs = Inputs {
+        function,
+        alias: alias_name,
+        current: &current,
+        versions: &version_facts,
+        version: args.version.as_deref(),
+        state_previous: state_previous.as_deref(),
+    };
+    let plan = if let Some(w) = args.weight {
+        rollout::weight(&inputs, w)?
+    } else if let Some((steps, every)) = &progressive {
+        rollout::steps(&inputs, steps, *every)?
+    } else if args.promote {
+        rollout::promote(&inputs)?
+    } else {
+        rollout::rollback(&inputs)?
+    };
+
+    if args.dry.dry_run {
+        ctx.printer.data(&Outcome { dry_run: true, plan });
+        return Ok(());
+    }
+    let run = Run {
+        aws: &aws,
+        printer: ctx.printer,
+        config,
+        state_dir,
+        steps_flag: progressive.as_ref().map(|(s, _)| steps_flag(s)).unwrap_or_default(),
+    };
+    if plan.action == Action::Steps {
+        let candidate = plan.candidate.clone().unwrap_or_default();
+        let model = versions.iter().find(|v| v.version == candidate).and_then(model_version);
+        run.ensure_candidate_alarms(&candidate, model).await?;
+    }
+    run.execute(&plan, alias.revision_id.clone()).await?;
+    ctx.printer.data(&Outcome { dry_run: false, plan });
+    Ok(())
+}
+
+impl Run<'_> {
+    fn function(&self) -> &str {
+        &self.config.function.name
+    }
+
+    fn alias(&self) -> &str {
+        &self.config.function.alias
+    }
+
+    /// Creates the candidate's alarms when they are missing, so every step of the rollout is guarded.
+    async fn ensure_candidate_alarms(&self, candidate: &str, model: Option<String>) -> Result<()> {
+        let routed = [Routed { version: candidate.to_string(), model_version: model }];
+        let prefix = alarms::version_prefix(self.function(), candidate);
+        let specs: Vec<_> = alarms::specs(self.function(), self.alias(), None, &routed, &self.config.alarms)?
+            .into_iter()
+            .filter(|s| s.name.starts_with(&prefix))
+            .collect();
+        let existing = cloudwatch::describe_alarms(self.aws, &prefix).await?;
+        let changes = sync(self.aws, &specs, &existing, false).await?;
+        let made = changes.iter().filter(|c| c.change != super::alarms::Change::Unchanged).count();
+        if made > 0 {
+            self.printer.status(format!("put {made} alarms guarding version {candidate}"));
+        }
+        Ok(())
+    }
+
+    async fn write(&self, step: &Step, revision: &str) -> Result<String> {
+        let primary = step.target.primary.to_string();
+        let w = AliasWrite {
+            function: self.function(),
+            alias: self.alias(),
+            primary: &primary,
+            routing: step.target.weights(),
+            description: &step.description,
+            revision_id: Some(revision).filter(|r| !r.is_empty()),
+        };
+        Ok(lambda::update_alias(self.aws, &w).await?.revision_id)
+    }
+
+    fn record(&self, plan: &RolloutPlan, step: &Step) -> Result<()> {
+        state::update(&self.state_dir, |s| {
+            let r = s.rollout.get_or_insert_with(Default::default);
+            match (plan.action, step.promotes()) {
+                (Action::Rollback, _) => {
+                    r.candidate = None;
+                    r.weight = None;
+                    // Going back to the recorded primary uses the record up.
+                    if step.target.primary.to_string() != plan.from_primary {
+                        r.previous_primary = None;
+                    }
+                }
+                (_, true) => {
+                    r.previous_primary = plan.previous_primary.clone();
+                    r.candidate = None;
+                    r.weight = None;
+                }
+                (_, false) => {
+                    r.candidate = plan.candidate.clone();
+                    r.weight = Some(step.weight);
+                }
+            }
+        })
+        .map(|_| ())
+    }
+
+    async fn execute(&self, plan: &RolloutPlan, revision: String) -> Result<()> {
+        let mut stop = Interrupt::install();
+        let mut revision = revision;
+        let mut at = plan.from.clone();
+        let interval = Duration::from_secs(plan.interval_secs.unwrap_or(0));
+        for (i, step) in plan.steps.iter().enumerate() {
+            if stop.fired() {
+                return Err(self.interrupted(plan, &at));
+            }
+            revision = self.write(step, &revision).await?;
+            at = step.routing.clone();
+            self.record(plan, step)?;
+            self.printer.status(format!("{}: {at}", self.alias()));
+            if plan.action != Action::Steps || step.promotes() {
+                continue;
+            }
+            let candidate = plan.candidate.as_deref().unwrap_or_default();
+            self.printer.status(format!(
+                "step {}/{}: watching the alarms of version {candidate} for {}",
+                i + 1,
+                plan.steps.len(),
+                humantime::format_duration(interval)
+            ));
+            if !stop.sleep(interval).await {
+                return Err(self.interrupted(plan, &at));
+            }
+            if let Some(alarm) = self.firing(candidate).await? {
+                return Err(self.roll_back_on_alarm(plan, step, &revision, alarm).await);
+            }
+        }
+        Ok(())
+    }
+
+    /// The first of the candidate's alarms in ALARM; alarms on other versions never stop its rollout.
+    async fn firing(&self, candidate: &str) -> Result<Option<cloudwatch::Alarm>> {
+        let prefix = alarms::version_prefix(self.function(), candidate);
+        let all = cloudwatch::describe_alarms(self.aws, &prefix).await?;
+        if all.is_empty() {
+            self.printer
+                .warn(format!("version {candidate} has no alarms, so this step is not guarded; run `mlambda alarms`"));
+        }
+        Ok(all.into_iter().find(|a| a.state == "ALARM"))
+    }
+
+    async fn roll_back_on_alarm(
+        &self,
+        plan: &RolloutPlan,
+        step: &Step,
+        revision: &str,
+        alarm: cloudwatch::Alarm,
+    ) -> Error {
+        let candidate = plan.candidate.as_deref().unwrap_or_default();
+        let back = Step {
+            weight: 0.0,
+            routing: crate::plan::alias::AliasRouting::all(step.target.primary).to_string(),
+            target: crate::plan::alias::AliasRouting::all(step.target.primary),
+            description: step.description.clone(),
+        };
+        let why = format!("alarm `{}` of version {candidate} is in ALARM: {}", alarm.spec.name, alarm.reason);
+        match self.write(&back, revision).await {
+            Ok(_) => {
+                let _ = state::update(&self.state_dir, |s| {
+                    if let Some(r) = s.rollout.as_mut() {
+                        r.candidate = None;
+                        r.weight = None;
+                    }
+                });
+                Error::cloud(format!("{why}; rolled back: {}: {}", self.alias(), back.routing)).help(format!(
+                    "version {candidate} gets no traffic now; look at its logs and metrics, fix it and deploy a new version"
+                ))
+            }
+            Err(e) => Error::cloud(format!("{why}; rolling back failed too: {}", e.message))
+                .help("run `mlambda rollout --rollback` now to send all traffic to the primary"),
+        }
+    }
+
+    fn interrupted(&self, plan: &RolloutPlan, at: &str) -> Error {
+        let every = humantime::format_duration(Duration::from_secs(plan.interval_secs.unwrap_or(0)));
+        Error::user(format!("rollout interrupted: alias `{}` stays at {at}, which is a valid routing", self.alias()))
+            .help(format!(
+                "resume with `mlambda rollout --steps {} --interval {every}` (steps up to the current weight are skipped), \
+                 or send everything back to the primary with `mlambda rollout --rollback`",
+                self.steps_flag
+            ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_lambda::error::ErrorMetadata;
+    use aws_sdk_lambda::operation::update_alias::{UpdateAliasError, UpdateAliasOutput};
+    use aws_sdk_lambda::types::error::PreconditionFailedException;
+    use aws_sdk_lambda::Client;
+    use aws_smithy_mocks::mock;
+
+    use super::*;
+    use crate::aws::lambda::mock;
+    use crate::plan::alias::{AliasRouting, Version};
+
+    const CONFIG: &str = "function:\n  name: churn\nimage:\n  repository: churn\nmodel:\n  path: model.onnx\n  name: churn\n  version: v1\n  bucket: b\n  features: [a]\n";
+
+    fn step(primary: u64, candidate: u64, weight: f64) -> Step {
+        let target = AliasRouting {
+            primary: Version::parse(&primary.to_string()).unwrap(),
+            additional: Some((
+                Version::parse(&candidate.to_string()).unwrap(),
+                crate::plan::alias::Weight::new(weight).unwrap(),
+            )),
+        };
+        Step { weight, routing: target.to_string(), target, description: String::new() }
+    }
+
+    #[tokio::test]
+    async fn a_write_carries_the_revision_and_a_changed_revision_is_reported_as_someone_else() {
+        let config = crate::config::parse(CONFIG, std::path::Path::new("mlambda.yaml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let printer = Printer::new(crate::cli::OutputFormat::Text, true, 0);
+        let ok = mock!(Client::update_alias)
+            .match_requests(|r| r.revision_id() == Some("rev-1"))
+            .then_output(|| UpdateAliasOutput::builder().revision_id("rev-2").build());
+        let stale = mock!(Client::update_alias).match_requests(|r| r.revision_id() == Some("rev-0")).then_error(|| {
+            UpdateAliasError::PreconditionFailedException(
+                PreconditionFailedException::builder()
+                    .message("The RevisionId provided does not match the latest RevisionId")
+                    .meta(ErrorMetadata::builder().code("PreconditionFailedException").build())
+                    .build(),
+            )
+        });
+        let aws = mock::aws(&[&ok, &stale], &[]);
+        let run = Run {
+            aws: &aws,
+            printer: &printer,
+            config: &config,
+            state_dir: dir.path().into(),
+            steps_flag: String::new(),
+        };
+        assert_eq!(run.write(&step(3, 4, 0.1), "rev-1").await.unwrap(), "rev-2");
+        let e = run.write(&step(3, 4, 0.1), "rev-0").await.unwrap_err();
+        assert!(e.message.contains("alias `production` of `churn` was changed by someone else"), "{}", e.message);
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!((ok.num_calls(), stale.num_calls()), (1, 1));
+    }
 }

@@ -1,7 +1,167 @@
-//! `mlambda status`.
-use super::Ctx;
-use crate::error::{Error, Result};
+//! `mlambda status`: where the function, its versions, aliases, alarms and rollout stand.
+use std::collections::BTreeMap;
+use std::fmt;
 
-pub async fn run(_ctx: &Ctx<'_>) -> Result<()> {
-    Err(Error::user("`mlambda status` is not built yet"))
+use serde::Serialize;
+
+use super::alarms::model_version;
+use super::Ctx;
+use crate::aws::{cloudwatch, lambda};
+use crate::error::{Error, Result};
+use crate::plan::{alarms, alias};
+use crate::state;
+use crate::ui::table;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRow {
+    pub version: String,
+    pub model_version: Option<String>,
+    pub last_modified: String,
+    pub description: String,
+    pub code_sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AliasRow {
+    pub name: String,
+    pub primary: String,
+    /// Additional version → weight.
+    pub routing: BTreeMap<String, f64>,
+    /// `3 90% · 4 10%`.
+    pub rendered: String,
+    pub description: String,
+    /// `None` when the alias has no provisioned concurrency.
+    pub provisioned_concurrency: Option<lambda::Provisioned>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmRow {
+    pub name: String,
+    pub state: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub function: String,
+    pub arn: String,
+    /// `$LATEST`'s image, by digest.
+    pub image_uri: Option<String>,
+    pub state: String,
+    pub versions: Vec<VersionRow>,
+    pub aliases: Vec<AliasRow>,
+    pub alarms: Vec<AlarmRow>,
+    /// What the state file says about the last rollout.
+    pub rollout: Option<state::Rollout>,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "function  {}", self.function)?;
+        writeln!(f, "image     {}", self.image_uri.as_deref().unwrap_or("-"))?;
+        writeln!(f, "state     {}", self.state)?;
+        writeln!(f)?;
+        let rows: Vec<Vec<String>> = self
+            .versions
+            .iter()
+            .map(|v| {
+                vec![
+                    v.version.clone(),
+                    v.model_version.clone().unwrap_or_else(|| "-".into()),
+                    v.last_modified.clone(),
+                    v.description.clone(),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            writeln!(f, "no published versions; run `mlambda deploy`")?;
+        } else {
+            write!(f, "{}", table::render(&["version", "model", "last modified", "description"], &rows))?;
+        }
+        writeln!(f)?;
+        let rows: Vec<Vec<String>> = self
+            .aliases
+            .iter()
+            .map(|a| {
+                let pc = a
+                    .provisioned_concurrency
+                    .as_ref()
+                    .map(|p| format!("{} ({}/{} ready)", p.status, p.available, p.requested))
+                    .unwrap_or_else(|| "none".into());
+                vec![a.name.clone(), a.rendered.clone(), pc]
+            })
+            .collect();
+        if rows.is_empty() {
+            writeln!(f, "no aliases; run `mlambda deploy`")?;
+        } else {
+            write!(f, "{}", table::render(&["alias", "routing", "provisioned concurrency"], &rows))?;
+        }
+        writeln!(f)?;
+        if self.alarms.is_empty() {
+            writeln!(f, "no alarms; run `mlambda alarms`")?;
+        } else {
+            let rows: Vec<Vec<String>> =
+                self.alarms.iter().map(|a| vec![a.name.clone(), a.state.clone(), a.reason.clone()]).collect();
+            write!(f, "{}", table::render(&["alarm", "state", "reason"], &rows))?;
+        }
+        if let Some(r) = &self.rollout {
+            if let (Some(c), Some(w)) = (&r.candidate, r.weight) {
+                writeln!(f, "\nrollout in progress: version {c} at {}", alias::Percent(w))?;
+            }
+            if let Some(p) = &r.previous_primary {
+                writeln!(f, "previous primary: {p} (`mlambda rollout --rollback` returns to it)")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
+    let loaded = ctx.config()?;
+    let config = &loaded.config;
+    let function = config.function.name.as_str();
+    let st = ctx.state(&loaded)?;
+    let aws = ctx.aws().await?;
+    let (latest, image_uri) = lambda::get_function(&aws, function).await?.ok_or_else(|| {
+        Error::user(format!("function `{function}` does not exist"))
+            .help("run `mlambda deploy` first (or `mlambda up` for the whole flow)")
+    })?;
+    let versions = lambda::list_versions(&aws, function).await?;
+    let mut aliases = Vec::new();
+    for a in lambda::list_aliases(&aws, function).await? {
+        let provisioned = lambda::get_provisioned_concurrency(&aws, function, &a.name).await?;
+        aliases.push(AliasRow {
+            rendered: alias::render(&a.primary, &a.routing),
+            name: a.name,
+            primary: a.primary,
+            routing: a.routing,
+            description: a.description,
+            provisioned_concurrency: provisioned,
+        });
+    }
+    let alarms = cloudwatch::describe_alarms(&aws, &alarms::function_prefix(function))
+        .await?
+        .into_iter()
+        .map(|a| AlarmRow { name: a.spec.name, state: a.state, reason: a.reason })
+        .collect();
+    ctx.printer.data(&Outcome {
+        function: latest.name.clone(),
+        arn: latest.arn.clone(),
+        image_uri,
+        state: latest.state.clone(),
+        versions: versions
+            .iter()
+            .map(|v| VersionRow {
+                version: v.version.clone(),
+                model_version: model_version(v),
+                last_modified: v.last_modified.clone(),
+                description: v.description.clone(),
+                code_sha256: v.code_sha256.clone(),
+            })
+            .collect(),
+        aliases,
+        alarms,
+        rollout: st.rollout,
+    });
+    Ok(())
 }

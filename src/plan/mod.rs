@@ -1,5 +1,8 @@
 //! Pure logic with no I/O: naming, plans and the rules AWS would enforce.
+pub mod alarms;
+pub mod alias;
 pub mod deploy;
 pub mod model;
 pub mod naming;
 pub mod policy;
+pub mod rollout;

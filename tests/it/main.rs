@@ -1,7 +1,10 @@
 //! Integration tests: the real `mlambda` binary against the real local stack (moto, registry, dockerd).
 //! `scripts/test` starts the stack and exports its environment; without it these tests fail loudly.
+mod alarms;
 mod build_push;
 mod common;
 mod deploy;
 mod model_push;
+mod rollout;
+mod status;
 mod up;
