@@ -272,7 +272,7 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if c.model.bucket.is_empty() {
         return Err(("model.bucket", "must name an S3 bucket".into()));
     }
-    if !(c.model.tolerance > 0.0) {
+    if c.model.tolerance.is_nan() || c.model.tolerance <= 0.0 {
         return Err(("model.tolerance", "must be greater than 0".into()));
     }
     if !(c.rollout.weight > 0.0 && c.rollout.weight < 1.0) {
