@@ -91,23 +91,17 @@ pub async fn get_version(aws: &Aws, name: &str, version: &str) -> Result<Option<
 
 /// Published versions, oldest first, without `$LATEST`.
 pub async fn list_versions(aws: &Aws, name: &str) -> Result<Vec<FunctionInfo>> {
-    let mut out = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = aws
-            .lambda
-            .list_versions_by_function()
-            .function_name(name)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| fail(format!("list the versions of `{name}`"), e))?;
-        out.extend(page.versions().iter().map(function_info).filter(|v| v.version != "$LATEST"));
-        marker = page.next_marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
+    let all = aws
+        .lambda
+        .list_versions_by_function()
+        .function_name(name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| fail(format!("list the versions of `{name}`"), e))?;
+    let mut out: Vec<FunctionInfo> = all.iter().map(function_info).filter(|v| v.version != "$LATEST").collect();
     out.sort_by_key(|v| v.version.parse::<u64>().unwrap_or(0));
     Ok(out)
 }
@@ -149,18 +143,19 @@ pub async fn get_alias(aws: &Aws, function: &str, alias: &str) -> Result<Option<
 }
 
 pub async fn list_aliases(aws: &Aws, function: &str) -> Result<Vec<Alias>> {
-    let mut out = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = aws
-            .lambda
-            .list_aliases()
-            .function_name(function)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| fail(format!("list the aliases of `{function}`"), e))?;
-        out.extend(page.aliases().iter().map(|a| {
+    let all = aws
+        .lambda
+        .list_aliases()
+        .function_name(function)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| fail(format!("list the aliases of `{function}`"), e))?;
+    Ok(all
+        .iter()
+        .map(|a| {
             alias_from(
                 a.name(),
                 a.alias_arn(),
@@ -169,13 +164,8 @@ pub async fn list_aliases(aws: &Aws, function: &str) -> Result<Vec<Alias>> {
                 a.description(),
                 a.revision_id(),
             )
-        }));
-        marker = page.next_marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// What an alias should become. `revision_id` guards against a concurrent change.
