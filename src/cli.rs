@@ -260,7 +260,7 @@ pub struct InvokeArgs {
     #[arg(long)]
     pub local: bool,
     /// With --local: run this bootstrap binary directly instead of the image
-    #[arg(long, env = "MLAMBDA_RUNTIME", hide_env_values = true)]
+    #[arg(long)]
     pub runtime: Option<PathBuf>,
 }
 

@@ -67,12 +67,13 @@ fn function_info(c: &FunctionConfiguration) -> FunctionInfo {
     }
 }
 
-/// `$LATEST`'s configuration and its image URI, or `None` when the function does not exist.
+/// `$LATEST`'s configuration and its image URI as it was set (`Code.ImageUri`, always by digest when mlambda set
+/// it), or `None` when the function does not exist. The resolved URI is only a fallback: moto mangles it.
 pub async fn get_function(aws: &Aws, name: &str) -> Result<Option<(FunctionInfo, Option<String>)>> {
     match aws.lambda.get_function().function_name(name).send().await {
         Ok(out) => {
             let info = out.configuration().map(function_info).unwrap_or_default();
-            let image = out.code().and_then(|c| c.resolved_image_uri().or(c.image_uri())).map(str::to_string);
+            let image = out.code().and_then(|c| c.image_uri().or(c.resolved_image_uri())).map(str::to_string);
             Ok(Some((info, image)))
         }
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
@@ -326,58 +327,6 @@ pub async fn add_invoke_permission(
     }
 }
 
-/// An `Aws` whose Lambda and CloudWatch answers come from aws-smithy-mocks rules, for what moto cannot do
-/// (provisioned concurrency, a changed RevisionId). Calls to other services fail with a dummy 418.
-#[cfg(test)]
-pub(crate) mod mock {
-    use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, Rule, RuleMode};
-
-    use super::Aws;
-
-    macro_rules! client {
-        ($sdk:ident, $rules:expr) => {{
-            let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-            for rule in $rules {
-                interceptor = interceptor.with_rule(rule);
-            }
-            let conf = $sdk::Config::builder()
-                .behavior_version($sdk::config::BehaviorVersion::latest())
-                .region($sdk::config::Region::new("us-east-1"))
-                .credentials_provider($sdk::config::Credentials::new("test", "test", None, None, "test"))
-                .http_client(create_mock_http_client())
-                .interceptor(interceptor)
-                .build();
-            $sdk::Client::from_conf(conf)
-        }};
-    }
-
-    pub(crate) fn aws(lambda: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
-        let none: [&Rule; 0] = [];
-        Aws {
-            lambda: client!(aws_sdk_lambda, lambda),
-            ecr: client!(aws_sdk_ecr, none),
-            s3: client!(aws_sdk_s3, none),
-            cloudwatch: client!(aws_sdk_cloudwatch, cloudwatch),
-            iam: client!(aws_sdk_iam, none),
-            events: client!(aws_sdk_eventbridge, none),
-            region: "us-east-1".into(),
-        }
-    }
-}
-
-/// `$LATEST` and the image URI exactly as it was set (`Code.ImageUri`, not the resolved one), or `None`.
-/// Deploy compares what it would set with what was set; a resolved URI differs whenever the input was a tag.
-pub async fn get_function_as_set(aws: &Aws, name: &str) -> Result<Option<(FunctionInfo, Option<String>)>> {
-    match aws.lambda.get_function().function_name(name).send().await {
-        Ok(out) => {
-            let info = out.configuration().map(function_info).unwrap_or_default();
-            Ok(Some((info, out.code().and_then(|c| c.image_uri()).map(str::to_string))))
-        }
-        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(fail(format!("read function `{name}`"), e)),
-    }
-}
-
 /// Everything mlambda sets on a function; deploy compares it with `$LATEST` field by field.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FunctionSpec {
@@ -580,7 +529,7 @@ mod tests {
     use aws_smithy_mocks::mock;
 
     use super::*;
-    use crate::aws::mock_lambda;
+    use crate::aws::mock;
 
     fn config(state: State, update: LastUpdateStatus, reason: Option<&str>) -> GetFunctionOutput {
         let c = FunctionConfiguration::builder()
@@ -602,7 +551,7 @@ mod tests {
             .output(|| config(State::Active, LastUpdateStatus::InProgress, None))
             .output(|| config(State::Active, LastUpdateStatus::Successful, None))
             .build();
-        let aws = mock_lambda(&[&pending]);
+        let aws = mock::lambda_in_order(&[&pending]);
         let start = tokio::time::Instant::now();
         let info = wait_until_ready(&aws, "churn", Duration::from_secs(300)).await.unwrap();
         assert_eq!((info.state.as_str(), info.last_update_status.as_str()), ("Active", "Successful"));
@@ -618,7 +567,7 @@ mod tests {
             .output(|| config(State::Active, LastUpdateStatus::InProgress, None))
             .output(|| config(State::Active, LastUpdateStatus::Failed, Some("image manifest is not supported")))
             .build();
-        let aws = mock_lambda(&[&failed]);
+        let aws = mock::lambda_in_order(&[&failed]);
         let e = wait_until_ready(&aws, "churn", Duration::from_secs(300)).await.unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.message.contains("failed to update: image manifest is not supported"), "{}", e.message);
@@ -632,7 +581,7 @@ mod tests {
             .output(|| config(State::Active, LastUpdateStatus::InProgress, None))
             .repeatedly()
             .build();
-        let aws = mock_lambda(&[&stuck]);
+        let aws = mock::lambda_in_order(&[&stuck]);
         let start = tokio::time::Instant::now();
         let e = wait_until_ready(&aws, "churn", Duration::from_secs(60)).await.unwrap_err();
         let waited = start.elapsed();

@@ -92,34 +92,53 @@ where
     }
 }
 
-/// An `Aws` whose Lambda client answers from `aws-smithy-mocks` rules, in order; the other clients are
-/// unconfigured and fail if called. For what moto cannot do (Pending states, failed updates, timeouts).
+/// `Aws` clients answering from aws-smithy-mocks rules, for what moto cannot do: Pending states, failed
+/// updates, provisioned concurrency, a changed RevisionId. Services without rules fail if called.
 #[cfg(test)]
-pub(crate) fn mock_lambda(rules: &[&aws_smithy_mocks::Rule]) -> Aws {
-    let interceptor = rules.iter().fold(
-        aws_smithy_mocks::MockResponseInterceptor::new().rule_mode(aws_smithy_mocks::RuleMode::Sequential),
-        |i, r| i.with_rule(r),
-    );
-    let lambda = aws_sdk_lambda::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "mock"))
-        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
-        .stalled_stream_protection(aws_sdk_lambda::config::StalledStreamProtectionConfig::disabled())
-        .http_client(aws_smithy_mocks::create_mock_http_client())
-        .interceptor(interceptor)
-        .build();
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .build();
-    Aws {
-        lambda: aws_sdk_lambda::Client::from_conf(lambda),
-        ecr: aws_sdk_ecr::Client::new(&sdk),
-        s3: aws_sdk_s3::Client::new(&sdk),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
-        iam: aws_sdk_iam::Client::new(&sdk),
-        events: aws_sdk_eventbridge::Client::new(&sdk),
-        region: "us-east-1".into(),
+pub(crate) mod mock {
+    use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, Rule, RuleMode};
+
+    use super::Aws;
+
+    macro_rules! client {
+        ($sdk:ident, $mode:expr, $rules:expr) => {{
+            let mut interceptor = MockResponseInterceptor::new().rule_mode($mode);
+            for rule in $rules {
+                interceptor = interceptor.with_rule(rule);
+            }
+            let conf = $sdk::Config::builder()
+                .behavior_version($sdk::config::BehaviorVersion::latest())
+                .region($sdk::config::Region::new("us-east-1"))
+                .credentials_provider($sdk::config::Credentials::new("test", "test", None, None, "test"))
+                .retry_config($sdk::config::retry::RetryConfig::disabled())
+                .stalled_stream_protection($sdk::config::StalledStreamProtectionConfig::disabled())
+                .http_client(create_mock_http_client())
+                .interceptor(interceptor)
+                .build();
+            $sdk::Client::from_conf(conf)
+        }};
+    }
+
+    fn build(mode: RuleMode, lambda: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
+        let none: [&Rule; 0] = [];
+        Aws {
+            lambda: client!(aws_sdk_lambda, mode, lambda),
+            ecr: client!(aws_sdk_ecr, mode, none),
+            s3: client!(aws_sdk_s3, mode, none),
+            cloudwatch: client!(aws_sdk_cloudwatch, mode, cloudwatch),
+            iam: client!(aws_sdk_iam, mode, none),
+            events: client!(aws_sdk_eventbridge, mode, none),
+            region: "us-east-1".into(),
+        }
+    }
+
+    /// Each request answered by the first rule that matches it.
+    pub(crate) fn aws(lambda: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
+        build(RuleMode::MatchAny, lambda, cloudwatch)
+    }
+
+    /// Lambda requests answered by the rules in order: a polling sequence such as Pending, then Active.
+    pub(crate) fn lambda_in_order(rules: &[&Rule]) -> Aws {
+        build(RuleMode::Sequential, rules, &[])
     }
 }

@@ -60,7 +60,7 @@ async fn resolve_role(aws: &Aws, c: &Config, state: &State, args: &DeployArgs) -
 }
 
 async fn read_current(aws: &Aws, function: &str, alias: &str) -> Result<Current> {
-    let Some(latest) = lambda::get_function_as_set(aws, function).await? else { return Ok(Current::default()) };
+    let Some(latest) = lambda::get_function(aws, function).await? else { return Ok(Current::default()) };
     let newest_published = lambda::list_versions(aws, function).await?.pop();
     let alias = lambda::get_alias(aws, function, alias).await?;
     Ok(Current { latest: Some(latest), newest_published, alias })

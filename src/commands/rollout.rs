@@ -318,7 +318,7 @@ mod tests {
     use aws_smithy_mocks::mock;
 
     use super::*;
-    use crate::aws::lambda::mock;
+    use crate::aws::mock;
     use crate::plan::alias::{AliasRouting, Version};
 
     const CONFIG: &str = "function:\n  name: churn\nimage:\n  repository: churn\nmodel:\n  path: model.onnx\n  name: churn\n  version: v1\n  bucket: b\n  features: [a]\n";

@@ -176,7 +176,7 @@ mod tests {
     use aws_smithy_mocks::mock;
 
     use super::*;
-    use crate::aws::lambda::mock;
+    use crate::aws::mock;
 
     fn alias_output(weights: &[(&str, f64)]) -> GetAliasOutput {
         let routing = AliasRoutingConfiguration::builder()
