@@ -42,3 +42,40 @@ pub async fn invoke(aws: &Aws, function: &str, qualifier: &str, payload: Vec<u8>
         log_tail,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_lambda::operation::invoke::InvokeOutput;
+    use aws_sdk_lambda::primitives::Blob;
+    use aws_sdk_lambda::Client;
+    use aws_smithy_mocks::mock;
+    use base64::Engine;
+
+    use crate::aws::mock;
+
+    // moto answers 500 for Image functions, so the Invoke API path is shown with a mock.
+    #[tokio::test]
+    async fn an_invocation_reports_the_version_that_ran_and_the_log_tail() {
+        let invoke = mock!(Client::invoke)
+            .match_requests(|r| {
+                r.function_name() == Some("churn")
+                    && r.qualifier() == Some("production")
+                    && r.payload().map(|p| p.as_ref()) == Some(br#"{"_warmup": true}"#.as_slice())
+            })
+            .then_output(|| {
+                InvokeOutput::builder()
+                    .status_code(200)
+                    .executed_version("4")
+                    .log_result(base64::engine::general_purpose::STANDARD.encode("START RequestId: 1\nEND"))
+                    .payload(Blob::new(br#"{"statusCode":200,"body":"{\"status\":\"warm\"}"}"#.to_vec()))
+                    .build()
+            });
+        let aws = mock::aws(&[&invoke], &[]);
+        let inv = super::invoke(&aws, "churn", "production", br#"{"_warmup": true}"#.to_vec()).await.unwrap();
+        assert_eq!(inv.status, 200);
+        assert_eq!(inv.executed_version.as_deref(), Some("4"));
+        assert_eq!(inv.log_tail.as_deref(), Some("START RequestId: 1\nEND"));
+        assert_eq!(inv.function_error, None);
+        assert_eq!(inv.payload, br#"{"statusCode":200,"body":"{\"status\":\"warm\"}"}"#.to_vec());
+    }
+}
