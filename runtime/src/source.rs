@@ -1,5 +1,4 @@
 //! Where the model comes from (a file or S3), checked against its sha256 before anyone trusts it.
-use std::net::IpAddr;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -53,93 +52,218 @@ pub fn verify(fetched: &Fetched, expected_env: Option<&str>) -> Result<(), Strin
     Ok(())
 }
 
-/// True when the environment points the SDK at a custom endpoint (moto, LocalStack, a VPC endpoint).
-fn custom_endpoint() -> bool {
-    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"].iter().any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()))
+/// Everything a GetObject needs, read from the environment Lambda gives a function.
+///
+/// Credentials come from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, which is how Lambda
+/// hands a function its role; profiles and IMDS are not consulted (they don't exist inside Lambda, and the
+/// full SDK would double the binary). The endpoint is `AWS_ENDPOINT_URL_S3`, then `AWS_ENDPOINT_URL`, then
+/// S3's regional endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Target {
+    pub endpoint: String,
+    pub region: String,
+    pub path_style: bool,
+    key_id: String,
+    secret: String,
+    token: Option<String>,
 }
+
+impl S3Target {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<S3Target, String> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).ok_or(
+            "MODEL_BUCKET is set but AWS_REGION is not: Lambda sets it; locally pass AWS_REGION=<the bucket's region>",
+        )?;
+        let (key_id, secret) = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+            (Some(k), Some(s)) => (k, s),
+            _ => {
+                return Err("MODEL_BUCKET is set but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not: Lambda sets \
+                            them from the function's role; locally pass them (and AWS_SESSION_TOKEN if any) to \
+                            the container"
+                    .into())
+            }
+        };
+        let custom = get("AWS_ENDPOINT_URL_S3").or_else(|| get("AWS_ENDPOINT_URL"));
+        let path_style = custom.is_some();
+        let endpoint = custom.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        Ok(S3Target { endpoint, region, path_style, key_id, secret, token: get("AWS_SESSION_TOKEN") })
+    }
+
+    /// A presigned GetObject URL, valid for a few minutes.
+    fn get_url(&self, bucket: &str, key: &str) -> Result<url::Url, String> {
+        use rusty_s3::{actions::S3Action, Bucket, Credentials, UrlStyle};
+        let endpoint: url::Url = self
+            .endpoint
+            .parse()
+            .map_err(|e| format!("S3 endpoint {:?} is not a URL ({e}): fix AWS_ENDPOINT_URL", self.endpoint))?;
+        // dotted bucket names break virtual-host TLS, and local endpoints have no wildcard DNS
+        let style = if self.path_style || bucket.contains('.') { UrlStyle::Path } else { UrlStyle::VirtualHost };
+        let bucket = Bucket::new(endpoint, style, bucket.to_string(), self.region.clone())
+            .map_err(|e| format!("cannot address bucket {bucket:?} at {}: {e}", self.endpoint))?;
+        let creds = match &self.token {
+            Some(t) => Credentials::new_with_token(&self.key_id, &self.secret, t),
+            None => Credentials::new(&self.key_id, &self.secret),
+        };
+        Ok(bucket.get_object(Some(&creds), key).sign(std::time::Duration::from_secs(300)))
+    }
+}
+
+/// Attempts for one GetObject: S3 asks clients to retry 5xx and connection failures.
+const ATTEMPTS: u32 = 3;
 
 async fn fetch_s3(bucket: &str, key: &str) -> Result<Fetched, String> {
-    let shared = aws_config::load_from_env().await;
-    let mut conf = aws_sdk_s3::config::Builder::from(&shared).http_client(http_client()?);
-    if shared.endpoint_url().is_some() || custom_endpoint() {
-        // bucket-in-hostname addressing needs wildcard DNS that local endpoints don't have
-        conf = conf.force_path_style(true);
-    }
-    let client = aws_sdk_s3::Client::from_conf(conf.build());
     let origin = format!("s3://{bucket}/{key}");
-    let resp = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
-        format!(
-            "cannot fetch the model from {origin}: {}; check MODEL_BUCKET/MODEL_KEY and that the function's role \
-             may s3:GetObject it",
-            aws_sdk_s3::error::DisplayErrorContext(&e)
-        )
-    })?;
-    let declared_sha256 = resp.metadata().and_then(|m| m.get("sha256")).cloned();
-    let body =
-        resp.body.collect().await.map_err(|e| format!("cannot read the model body from {origin}: {e}"))?.into_bytes();
-    Ok(Fetched { bytes: body.to_vec(), declared_sha256, origin })
-}
-
-/// An HTTPS client that needs nothing from the image: bundled CA roots (no CA file in `FROM scratch`)
-/// and a resolver that answers IP literals and `localhost` itself before asking the system.
-fn http_client() -> Result<aws_sdk_s3::config::SharedHttpClient, String> {
-    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-    let mut roots = TrustStore::empty().with_native_roots(false);
-    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        roots.add_pem_certificate(pem(cert.as_ref()));
-    }
-    let tls =
-        TlsContext::builder().with_trust_store(roots).build().map_err(|e| format!("cannot set up TLS for S3: {e}"))?;
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(tls)
-        .build_with_resolver(Resolver))
-}
-
-/// DER to PEM, which is what the trust store takes.
-fn pem(der: &[u8]) -> Vec<u8> {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut body = String::with_capacity(der.len() * 4 / 3 + 4);
-    for chunk in der.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                body.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                body.push('=');
+    let target = S3Target::from_lookup(|k| std::env::var(k).ok())?;
+    let client = http::client()?;
+    let hint = "check MODEL_BUCKET/MODEL_KEY and that the function's role may s3:GetObject it";
+    let mut last = String::new();
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+        }
+        // signed per attempt: the signature carries a timestamp
+        let url = target.get_url(bucket, key)?;
+        match http::get(&client, url.as_str()).await {
+            Ok(resp) if resp.status == 200 => {
+                let declared_sha256 = resp.header("x-amz-meta-sha256");
+                return Ok(Fetched { bytes: resp.body, declared_sha256, origin });
             }
+            Ok(resp) => {
+                last = format!("S3 answered {} {}", resp.status, http::s3_error(&resp.body));
+                if resp.status < 500 {
+                    break;
+                }
+            }
+            Err(e) => last = format!("cannot reach S3 at {}: {e}", target.endpoint),
         }
     }
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out.into_bytes()
+    Err(format!("cannot fetch the model from {origin}: {last}; {hint}"))
 }
 
-/// IP literals and `localhost` resolve without the system resolver (a static glibc's `getaddrinfo` wants
-/// NSS modules a scratch image lacks); other names go to the system resolver.
-#[derive(Debug, Clone)]
-struct Resolver;
+/// The one HTTPS client the runtime needs, built to ask nothing of a `FROM scratch` image: bundled CA roots,
+/// rustls on ring, and a pure-Rust DNS resolver (a static glibc's `getaddrinfo` wants NSS modules that
+/// scratch lacks).
+mod http {
+    use std::future::Future;
+    use std::net::{IpAddr, SocketAddr};
+    use std::pin::Pin;
+    use std::sync::{Arc, OnceLock};
+    use std::task::{Context, Poll};
+    use std::time::Duration;
 
-impl aws_smithy_runtime_api::client::dns::ResolveDns for Resolver {
-    fn resolve_dns<'a>(&'a self, name: &'a str) -> aws_smithy_runtime_api::client::dns::DnsFuture<'a> {
-        use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDnsError};
-        let literal = name.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            return DnsFuture::ready(Ok(vec![ip]));
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::client::legacy::{connect::dns::Name, connect::HttpConnector, Client};
+    use hyper_util::rt::TokioExecutor;
+
+    type Https = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
+    pub type HttpClient = Client<Https, Empty<Bytes>>;
+
+    pub struct Response {
+        pub status: u16,
+        headers: hyper::HeaderMap,
+        pub body: Vec<u8>,
+    }
+
+    impl Response {
+        pub fn header(&self, name: &str) -> Option<String> {
+            self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
         }
-        if name.eq_ignore_ascii_case("localhost") {
-            return DnsFuture::ready(Ok(vec![IpAddr::from([127, 0, 0, 1])]));
+    }
+
+    pub fn client() -> Result<HttpClient, String> {
+        let mut http = HttpConnector::new_with_resolver(Resolver::default());
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        // explicit provider: a workspace build may enable both of rustls' backends
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| format!("cannot set up TLS for S3: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Client::builder(TokioExecutor::new()).build(https))
+    }
+
+    pub async fn get(client: &HttpClient, url: &str) -> Result<Response, String> {
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("bad S3 URL: {e}"))?;
+        let work = async {
+            let resp = client.get(uri).await.map_err(|e| error_chain(&e))?;
+            let (parts, body) = resp.into_parts();
+            let body = body.collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes().to_vec();
+            Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body })
+        };
+        tokio::time::timeout(Duration::from_secs(120), work).await.map_err(|_| "timed out after 120 s".to_string())?
+    }
+
+    fn error_chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut cur = e.source();
+        while let Some(inner) = cur {
+            out.push_str(": ");
+            out.push_str(&inner.to_string());
+            cur = inner.source();
         }
-        let name = name.to_string();
-        DnsFuture::new(async move {
-            let addrs = tokio::net::lookup_host((name.as_str(), 0)).await.map_err(ResolveDnsError::new)?;
-            Ok(addrs.map(|a| a.ip()).collect())
-        })
+        out
+    }
+
+    /// `Code: Message` from an S3 XML error body, or nothing.
+    pub fn s3_error(body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body);
+        let tag = |t: &str| {
+            let start = text.find(&format!("<{t}>"))? + t.len() + 2;
+            let end = text[start..].find(&format!("</{t}>"))? + start;
+            Some(text[start..end].to_string())
+        };
+        match (tag("Code"), tag("Message")) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c,
+            _ => String::new(),
+        }
+    }
+
+    /// IP literals and `localhost` answer at once; other names go to hickory, configured from
+    /// `/etc/resolv.conf` and `/etc/hosts` on first use.
+    #[derive(Clone, Default)]
+    pub struct Resolver(Arc<OnceLock<Result<hickory_resolver::TokioResolver, String>>>);
+
+    impl Resolver {
+        fn hickory(&self) -> Result<&hickory_resolver::TokioResolver, String> {
+            self.0
+                .get_or_init(|| {
+                    hickory_resolver::TokioResolver::builder_tokio()
+                        .and_then(|b| b.build())
+                        .map_err(|e| format!("cannot read the DNS configuration from /etc/resolv.conf: {e}"))
+                })
+                .as_ref()
+                .map_err(Clone::clone)
+        }
+    }
+
+    impl tower_service::Service<Name> for Resolver {
+        type Response = std::vec::IntoIter<SocketAddr>;
+        type Error = Box<dyn std::error::Error + Send + Sync>;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, name: Name) -> Self::Future {
+            let host = name.as_str().trim_start_matches('[').trim_end_matches(']').to_string();
+            let this = self.clone();
+            Box::pin(async move {
+                if let Ok(ip) = host.parse::<IpAddr>() {
+                    return Ok(vec![SocketAddr::new(ip, 0)].into_iter());
+                }
+                if host.eq_ignore_ascii_case("localhost") {
+                    return Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))].into_iter());
+                }
+                let ips =
+                    this.hickory()?.lookup_ip(host.as_str()).await.map_err(|e| format!("resolving {host}: {e}"))?;
+                Ok(ips.iter().map(|ip| SocketAddr::new(ip, 0)).collect::<Vec<_>>().into_iter())
+            })
+        }
     }
 }
 
@@ -147,12 +271,59 @@ impl aws_smithy_runtime_api::client::dns::ResolveDns for Resolver {
 mod tests {
     use super::*;
 
+    fn target(vars: &[(&str, &str)]) -> Result<S3Target, String> {
+        let m: std::collections::HashMap<&str, &str> = vars.iter().copied().collect();
+        S3Target::from_lookup(|k| m.get(k).map(|v| v.to_string()))
+    }
+
+    const CREDS: [(&str, &str); 3] =
+        [("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "secret"), ("AWS_REGION", "eu-west-1")];
+
     #[test]
-    fn pem_encoding_matches_base64() {
-        let p = String::from_utf8(pem(b"hello world")).unwrap();
-        assert_eq!(p, "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n");
-        assert!(String::from_utf8(pem(b"ab")).unwrap().contains("YWI=\n"));
-        assert!(String::from_utf8(pem(b"abc")).unwrap().contains("YWJj\n"));
+    fn lambda_environment_gives_the_regional_endpoint_and_virtual_hosts() {
+        let t = target(&[&CREDS[..], &[("AWS_SESSION_TOKEN", "tok")]].concat()).unwrap();
+        assert_eq!(
+            (t.endpoint.as_str(), t.region.as_str(), t.path_style),
+            ("https://s3.eu-west-1.amazonaws.com", "eu-west-1", false)
+        );
+        let url = t.get_url("models", "churn/v1/model.onnx").unwrap();
+        assert_eq!(url.host_str(), Some("models.s3.eu-west-1.amazonaws.com"));
+        assert_eq!(url.path(), "/churn/v1/model.onnx");
+        let query: String = url.query().unwrap_or_default().to_string();
+        assert!(query.contains("X-Amz-Signature=") && query.contains("X-Amz-Security-Token=tok"), "{query}");
+        assert!(query.contains("AKID%2F") && query.contains("eu-west-1%2Fs3%2Faws4_request"), "{query}");
+        // a dotted bucket would not match the wildcard certificate
+        assert_eq!(t.get_url("my.models", "m.onnx").unwrap().path(), "/my.models/m.onnx");
+    }
+
+    #[test]
+    fn custom_endpoints_use_path_style_and_s3_specific_wins() {
+        let t = target(&[&CREDS[..], &[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]].concat()).unwrap();
+        assert!(t.path_style);
+        assert_eq!(t.get_url("b", "k").unwrap().as_str().split('?').next(), Some("http://127.0.0.1:1/b/k"));
+        let t = target(
+            &[&CREDS[..], &[("AWS_ENDPOINT_URL", "http://a:1"), ("AWS_ENDPOINT_URL_S3", "http://s3.local:2")]].concat(),
+        )
+        .unwrap();
+        assert_eq!(t.endpoint, "http://s3.local:2");
+    }
+
+    #[test]
+    fn missing_region_or_credentials_say_what_to_set() {
+        assert!(target(&CREDS[..2]).unwrap_err().contains("AWS_REGION"));
+        let only_default_region = target(&[&CREDS[..2], &[("AWS_DEFAULT_REGION", "us-east-2")]].concat());
+        assert_eq!(only_default_region.unwrap().region, "us-east-2");
+        assert!(target(&CREDS[1..]).unwrap_err().contains("AWS_ACCESS_KEY_ID"));
+        let bad = target(&[&CREDS[..], &[("AWS_ENDPOINT_URL", "not a url")]].concat()).unwrap();
+        assert!(bad.get_url("b", "k").unwrap_err().contains("AWS_ENDPOINT_URL"));
+    }
+
+    #[test]
+    fn s3_error_bodies_are_summarised() {
+        let body =
+            b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key does not exist.</Message></Error>";
+        assert_eq!(http::s3_error(body), "NoSuchKey: The key does not exist.");
+        assert_eq!(http::s3_error(b"oops"), "");
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The model fetched from S3 (moto server), verified against its `sha256` metadata or `MODEL_SHA256`.
 //!
-//! Uses `AWS_ENDPOINT_URL` if set, else starts `moto_server` from PATH; fails, not skips, without it.
+//! Uses `AWS_ENDPOINT_URL` if set, else starts `moto_server` from PATH; fails, not skips, without it. Objects
+//! are uploaded with the AWS CLI (`aws` on PATH, or `AWS_CLI`).
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -37,23 +37,25 @@ fn env_for(cmd: &mut Command, endpoint: &str) {
         .env_remove("AWS_SESSION_TOKEN");
 }
 
-async fn put(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], sha: Option<&str>) {
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(conf);
-    let _ = client.create_bucket().bucket(bucket).send().await;
-    let mut req = client.put_object().bucket(bucket).key(key).body(ByteStream::from(bytes.to_vec()));
-    if let Some(sha) = sha {
-        req = req.metadata("sha256", sha);
+/// Uploads with the AWS CLI: a third party, so the test checks our signing against someone else's.
+fn put(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], sha: Option<&str>) {
+    let aws = require_tool("AWS_CLI", "aws");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(&aws);
+        env_for(&mut cmd, endpoint);
+        cmd.args(["--endpoint-url", endpoint, "s3api"]).args(args).output().unwrap()
+    };
+    let _ = run(&["create-bucket", "--bucket", bucket]);
+    let body = file.path().to_str().unwrap();
+    let mut args = vec!["put-object", "--bucket", bucket, "--key", key, "--body", body];
+    let meta = sha.map(|s| format!("sha256={s}"));
+    if let Some(meta) = &meta {
+        args.extend(["--metadata", meta]);
     }
-    req.send()
-        .await
-        .unwrap_or_else(|e| panic!("put s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
+    let out = run(&args);
+    assert!(out.status.success(), "put s3://{bucket}/{key}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn run_bootstrap(endpoint: &str, bucket: &str, key: &str, sha_env: Option<&str>, port: u16) -> Proc {
@@ -70,14 +72,14 @@ fn run_bootstrap(endpoint: &str, bucket: &str, key: &str, sha_env: Option<&str>,
     Proc::spawn(cmd, "bootstrap (s3 model)")
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn fetches_verifies_and_serves_a_model_from_s3() {
+#[test]
+fn fetches_verifies_and_serves_a_model_from_s3() {
     let s3 = s3();
     let model = std::fs::read(churn_model()).unwrap();
     let sha = hex::encode(Sha256::digest(&model));
-    put(&s3.endpoint, "models", "churn/v1/model.onnx", &model, Some(&sha)).await;
-    put(&s3.endpoint, "models", "churn/bad/model.onnx", &model, Some(&"0".repeat(64))).await;
-    put(&s3.endpoint, "models", "churn/plain/model.onnx", &model, None).await;
+    put(&s3.endpoint, "models", "churn/v1/model.onnx", &model, Some(&sha));
+    put(&s3.endpoint, "models", "churn/bad/model.onnx", &model, Some(&"0".repeat(64)));
+    put(&s3.endpoint, "models", "churn/plain/model.onnx", &model, None);
 
     // good: metadata matches, and MODEL_SHA256 agrees
     let port = free_port();

@@ -187,18 +187,28 @@ fn build_push_records_the_registry_digest_runs_and_a_second_push_uploads_nothing
     let payload: serde_json::Map<String, Value> =
         names.iter().zip(row).map(|(n, v)| (n.as_str().expect("name").to_string(), v.clone())).collect();
     let payload = Value::Object(payload).to_string();
+    let answer = invoke_container(port, &payload, &container.id);
+    let expected = &reference["expected"][0];
+    assert_eq!(answer["prediction"], expected["prediction"], "answer {answer}, expected {expected}");
+    let (got, want) =
+        (answer["probability"].as_f64().expect("probability"), expected["probability"].as_f64().expect("p"));
+    assert!((got - want).abs() < 1e-3, "probability {got} vs reference {want}");
+}
+
+/// POSTs `payload` to a local-mode container until it answers (30 s at most); returns the prediction body.
+fn invoke_container(port: u16, payload: &str, container: &str) -> Value {
     let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations");
     let started = Instant::now();
     let answer = loop {
         let out = Command::new("curl")
-            .args(["-sS", "-f", "-X", "POST", "-H", "Content-Type: application/json", "-d", &payload, &url])
+            .args(["-sS", "-f", "-X", "POST", "-H", "Content-Type: application/json", "-d", payload, &url])
             .output()
             .expect("curl");
         if out.status.success() {
             break out.stdout;
         }
         if started.elapsed() > Duration::from_secs(30) {
-            let logs = Command::new("docker").args(["logs", &container.id]).output().expect("docker logs");
+            let logs = Command::new("docker").args(["logs", container]).output().expect("docker logs");
             panic!(
                 "the container never answered on {url}: {}\nlogs:\n{}{}",
                 String::from_utf8_lossy(&out.stderr),
@@ -208,16 +218,70 @@ fn build_push_records_the_registry_digest_runs_and_a_second_push_uploads_nothing
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    let mut answer: Value = serde_json::from_slice(&answer).expect("the function answers json");
+    let answer: Value = serde_json::from_slice(&answer).expect("the function answers json");
     // An API-Gateway-shaped answer carries the prediction as a JSON string in `body`.
-    if let Some(body) = answer.get("body").and_then(Value::as_str) {
-        answer = serde_json::from_str(body).expect("body is json");
+    match answer.get("body").and_then(Value::as_str) {
+        Some(body) => serde_json::from_str(body).expect("body is json"),
+        None => answer,
     }
-    let expected = &reference["expected"][0];
-    assert_eq!(answer["prediction"], expected["prediction"], "answer {answer}, expected {expected}");
-    let (got, want) =
-        (answer["probability"].as_f64().expect("probability"), expected["probability"].as_f64().expect("p"));
-    assert!((got - want).abs() < 1e-3, "probability {got} vs reference {want}");
+}
+
+/// The deployed shape: an image without the model, which fetches it from S3 at INIT. The endpoint is a host
+/// name that only the container's /etc/hosts knows (dotless, so moto reads the bucket from the path), so the lookup has to work in a `FROM scratch` image
+/// (no libc NSS modules) the way S3's real name does on Lambda.
+#[test]
+fn a_scratch_image_fetches_its_model_from_s3_by_host_name() {
+    let p = Project::churn("s3img");
+    let pushed = p.json(&["model", "push", "--create-bucket"]);
+    let (bucket, key, sha) = (
+        pushed["bucket"].as_str().expect("bucket"),
+        pushed["key"].as_str().expect("key"),
+        pushed["sha256"].as_str().expect("sha256"),
+    );
+    let built = {
+        let _engine = engine();
+        p.json(&["build"])
+    };
+    assert_eq!(built["model_baked"], false);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let port_of_moto = endpoint.rsplit(':').next().expect("endpoint port");
+    let host_endpoint = format!("http://mlambda-s3:{port_of_moto}");
+    let config_dir = tempfile::tempdir().expect("docker config dir");
+    let port = free_port();
+    let env = [
+        format!("MLAMBDA_LISTEN=127.0.0.1:{port}"),
+        format!("AWS_ENDPOINT_URL={host_endpoint}"),
+        "AWS_REGION=us-east-1".to_string(),
+        "AWS_ACCESS_KEY_ID=testing".to_string(),
+        "AWS_SECRET_ACCESS_KEY=testing".to_string(),
+        format!("MODEL_BUCKET={bucket}"),
+        format!("MODEL_KEY={key}"),
+        format!("MODEL_SHA256={sha}"),
+        "MODEL_VERSION=v1-from-s3".to_string(),
+    ];
+    let mut args = vec!["run", "-d", "--network", "host", "--add-host", "mlambda-s3:127.0.0.1"];
+    for e in &env {
+        args.extend(["-e", e.as_str()]);
+    }
+    let image = built["image"].as_str().expect("image");
+    args.push(image);
+    let id = docker(&args, config_dir.path());
+    let container = Container { id, config: config_dir.path().to_path_buf() };
+
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path("reference.json")).expect("reference")).expect("json");
+    let row: serde_json::Map<String, Value> = reference["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .zip(reference["rows"][1].as_array().expect("row 1"))
+        .map(|(n, v)| (n.as_str().expect("name").to_string(), v.clone()))
+        .collect();
+    let answer = invoke_container(port, &Value::Object(row).to_string(), &container.id);
+    assert_eq!(answer["model_version"], "v1-from-s3", "{answer}");
+    let want = reference["expected"][1]["probability"].as_f64().expect("reference probability");
+    let got = answer["probability"].as_f64().expect("probability");
+    assert!((got - want).abs() < 1e-5, "probability {got} vs reference {want}");
 }
 
 /// A docker-registry owned by one test, on its own port and storage, that the test can kill and restart.
