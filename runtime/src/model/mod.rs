@@ -11,6 +11,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::DimLike;
 
 pub mod ml;
+pub mod ops;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -39,6 +40,8 @@ pub struct Model {
     n_features: usize,
     task: Task,
     plan: Arc<TypedSimplePlan>,
+    /// Run states kept between calls: spawning one per call costs about as much as a small model's inference.
+    states: std::sync::Mutex<Vec<TypedSimpleState>>,
     /// Which graph output holds the probabilities (classifier) or values (regressor).
     values_output: usize,
 }
@@ -105,11 +108,13 @@ impl Model {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
-        let mut onnx = tract_onnx::onnx();
-        ml::register(&mut onnx.op_register);
+        let onnx = ops::onnx();
         let proto = onnx
             .proto_model_for_read(&mut &*bytes)
             .map_err(|e| load_err(format!("not a readable onnx model ({e:#}); is this the .onnx file?")))?;
+        if let Some(graph) = &proto.graph {
+            ops::check_supported(&onnx, graph).map_err(load_err)?;
+        }
         let n_features = input_width(&proto)?;
         let mut model =
             onnx.model_for_proto_model(&proto).map_err(|e| load_err(format!("unsupported onnx graph: {e:#}")))?;
@@ -121,12 +126,26 @@ impl Model {
         let typed = model.into_typed().map_err(|e| load_err(format!("unsupported onnx graph: {e:#}")))?;
         let (task, values_output) = Model::outputs(&typed)?;
         let plan = typed.into_runnable().map_err(|e| load_err(format!("cannot plan the onnx graph: {e:#}")))?;
-        let model = Model { n_features, task, plan, values_output };
+        let model = Model { n_features, task, plan, values_output, states: Default::default() };
         // prove the graph evaluates before anyone relies on it (init must fail, not the first request)
         model
             .predict(&vec![0.0; n_features])
             .map_err(|e| load_err(format!("model loaded but fails on a probe row of zeros: {e}")))?;
         Ok(model)
+    }
+
+    /// Runs the plan on a pooled state; a state whose run failed is dropped, not reused.
+    fn run_graph(&self, input: Tensor) -> TractResult<TVec<TValue>> {
+        let pooled = self.states.lock().ok().and_then(|mut pool| pool.pop());
+        let mut state = match pooled {
+            Some(state) => state,
+            None => self.plan.spawn()?,
+        };
+        let outputs = state.run(tvec!(input.into_tvalue()))?;
+        if let Ok(mut pool) = self.states.lock() {
+            pool.push(state);
+        }
+        Ok(outputs)
     }
 
     /// Classifier: an integer label output plus float `[N, 2]` probabilities. Regressor: one float output.
@@ -187,7 +206,7 @@ impl Model {
         }
         let run = |e: TractError| ModelError::Run(format!("inference failed: {e:#}"));
         let input = Tensor::from_shape(&[n, nf], rows).map_err(run)?;
-        let outputs = self.plan.run(tvec!(input.into_tvalue())).map_err(run)?;
+        let outputs = self.run_graph(input).map_err(run)?;
         let values = outputs
             .get(self.values_output)
             .ok_or_else(|| ModelError::Run("the graph produced fewer outputs than planned".into()))?;

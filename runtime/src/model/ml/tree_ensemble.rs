@@ -1,14 +1,16 @@
 //! `ai.onnx.ml` TreeEnsembleClassifier / TreeEnsembleRegressor, evaluated the way onnxruntime does.
 //!
 //! Stock tract 0.23.9 rejects skl2onnx's binary classifiers, lacks the regressor, mis-decodes
-//! `BRANCH_GTE` and walks leaves in O(trees × leaves) per row. This op keeps every tree as a flat array
-//! of nodes (children are absolute indices), so a row costs O(depth) per tree, and reproduces
-//! onnxruntime's binary-class and post-transform rules so outputs match it within float rounding.
+//! `BRANCH_GTE` and walks leaves in O(trees × leaves) per row. Every tree here is a flat array of nodes
+//! (children are absolute indices), so a row costs O(depth) per tree; [`super::scoring`] finishes the
+//! scores the way onnxruntime does.
 use std::sync::Arc;
 
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
+
+use super::scoring::{Head, PostTransform, ScoreExpansion, ScoreOp, Scorer};
 
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", classifier);
@@ -48,24 +50,6 @@ pub enum Aggregate {
     Average,
     Min,
     Max,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PostTransform {
-    None,
-    Logistic,
-    Softmax,
-}
-
-impl PostTransform {
-    pub fn parse(s: &str) -> Result<PostTransform, String> {
-        match s {
-            "NONE" => Ok(PostTransform::None),
-            "LOGISTIC" => Ok(PostTransform::Logistic),
-            "SOFTMAX" => Ok(PostTransform::Softmax),
-            other => Err(format!("post_transform {other:?} is not supported (NONE, LOGISTIC, SOFTMAX are)")),
-        }
-    }
 }
 
 /// One node. For a leaf, `t..f` is its range in the ensemble's leaf arrays.
@@ -270,12 +254,33 @@ impl Ensemble {
         match self.aggregate {
             // the hot path (every skl2onnx tree model): a plain sum, accumulated in f64 like sklearn
             Aggregate::Sum | Aggregate::Average => {
-                for &root in &self.roots {
-                    let leaf = self.leaf(root, row);
-                    for k in leaf.t as usize..leaf.f as usize {
-                        let t = self.leaf_target[k] as usize;
-                        out[t] += self.leaf_weight[k] as f64;
-                        has[t] = true;
+                // walk BLOCK trees at once: each walk is a chain of dependent loads from a node array
+                // that outgrows L1, and independent chains overlap; leaves are still added in tree
+                // order, so the sum is bit-identical to walking tree by tree
+                for roots in self.roots.chunks(BLOCK) {
+                    let mut lanes = [0u32; BLOCK];
+                    let at = &mut lanes[..roots.len()];
+                    at.copy_from_slice(roots);
+                    loop {
+                        let mut moved = false;
+                        for a in at.iter_mut() {
+                            let node = &self.nodes[*a as usize];
+                            if node.mode != Mode::Leaf {
+                                *a = Ensemble::step(node, row);
+                                moved = true;
+                            }
+                        }
+                        if !moved {
+                            break;
+                        }
+                    }
+                    for a in at.iter() {
+                        let leaf = &self.nodes[*a as usize];
+                        for k in leaf.t as usize..leaf.f as usize {
+                            let t = self.leaf_target[k] as usize;
+                            out[t] += self.leaf_weight[k] as f64;
+                            has[t] = true;
+                        }
                     }
                 }
                 if self.aggregate == Aggregate::Average {
@@ -301,7 +306,7 @@ impl Ensemble {
     }
 }
 
-/// Rows evaluated together by [`Ensemble::scores_block`].
+/// Rows evaluated together by [`Ensemble::scores_block`], and trees walked together for one row.
 pub const BLOCK: usize = 8;
 
 impl Ensemble {
@@ -354,225 +359,7 @@ impl Ensemble {
     }
 }
 
-/// onnxruntime's `ComputeLogistic`, written to stay accurate for large |x|.
-pub fn logistic(x: f64) -> f64 {
-    let v = 1.0 / (1.0 + (-x.abs()).exp());
-    if x < 0.0 {
-        1.0 - v
-    } else {
-        v
-    }
-}
-
-fn apply(post: PostTransform, v: &mut [f64]) {
-    match post {
-        PostTransform::None => {}
-        PostTransform::Logistic => v.iter_mut().for_each(|x| *x = logistic(*x)),
-        PostTransform::Softmax => {
-            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            v.iter_mut().for_each(|x| *x = (*x - max).exp());
-            let sum: f64 = v.iter().sum();
-            v.iter_mut().for_each(|x| *x /= sum);
-        }
-    }
-}
-
-/// What the op computes: a classifier (labels + probabilities) or a regressor (values).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Head {
-    Classifier {
-        labels: Vec<i64>,
-        base_values: Vec<f32>,
-        post: PostTransform,
-        /// onnxruntime's "binary case": two classes, every leaf weight on one class id.
-        binary: bool,
-        all_positive: bool,
-    },
-    Regressor {
-        base_values: Vec<f32>,
-        post: PostTransform,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct TreeEnsembleOp {
-    pub ensemble: Arc<Ensemble>,
-    pub head: Arc<Head>,
-}
-
-// tract wants `Eq` on ops; float thresholds have no total equality, and two ops are only ever the
-// same when they share their (immutable) data, so identity is the honest comparison.
-impl PartialEq for TreeEnsembleOp {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.ensemble, &other.ensemble) && Arc::ptr_eq(&self.head, &other.head)
-    }
-}
-impl Eq for TreeEnsembleOp {}
-
-impl TreeEnsembleOp {
-    /// Classifier: fills `probs` (n_classes) and returns the label. Regressor: fills `probs` (n_targets).
-    pub fn row(&self, row: &[f32], probs: &mut [f64], has: &mut [bool]) -> i64 {
-        self.ensemble.scores(row, probs, has);
-        self.finish(probs, has)
-    }
-
-    /// Turns one row's raw scores into outputs in place (base values, post-transform) and returns the label.
-    pub fn finish(&self, probs: &mut [f64], has: &[bool]) -> i64 {
-        match &*self.head {
-            Head::Regressor { base_values, post } => {
-                for (v, b) in probs.iter_mut().zip(base_values) {
-                    *v += *b as f64;
-                }
-                apply(*post, probs);
-                0
-            }
-            Head::Classifier { labels, base_values, post, binary, all_positive } => {
-                if *binary && probs.len() == 2 {
-                    // onnxruntime's binary layout: one score s, expanded into two columns
-                    let target = if has[1] { 1 } else { 0 };
-                    let s = probs[target] + base_values.first().map_or(0.0, |b| *b as f64);
-                    if *all_positive {
-                        probs[0] = 1.0 - s;
-                        probs[1] = s;
-                        apply(*post, probs);
-                        return labels[usize::from(s > 0.5)];
-                    }
-                    if *post == PostTransform::Logistic {
-                        probs[0] = logistic(-s);
-                        probs[1] = logistic(s);
-                    } else {
-                        probs[0] = -s;
-                        probs[1] = s;
-                        apply(*post, probs);
-                    }
-                    return labels[usize::from(s > 0.0)];
-                }
-                if base_values.len() == probs.len() {
-                    for (v, b) in probs.iter_mut().zip(base_values) {
-                        *v += *b as f64;
-                    }
-                }
-                apply(*post, probs);
-                // first maximum wins, like numpy's argmax
-                let mut best = 0;
-                for (k, v) in probs.iter().enumerate() {
-                    if *v > probs[best] {
-                        best = k;
-                    }
-                }
-                labels[best]
-            }
-        }
-    }
-
-    fn n_outputs(&self) -> usize {
-        self.ensemble.n_outputs
-    }
-}
-
-impl Op for TreeEnsembleOp {
-    fn name(&self) -> StaticName {
-        "MlambdaTreeEnsemble".into()
-    }
-    op_as_typed_op!();
-}
-
-impl EvalOp for TreeEnsembleOp {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let input = input.cast_to::<f32>()?;
-        let shape = input.shape();
-        ensure!(shape.len() == 2, "tree ensemble input must be [rows, features], got {shape:?}");
-        let (n_rows, width) = (shape[0], shape[1]);
-        ensure!(
-            width >= self.ensemble.n_features,
-            "tree ensemble reads feature {} but rows have {width} values",
-            self.ensemble.n_features.saturating_sub(1)
-        );
-        let data = input.to_plain_array_view::<f32>()?;
-        let data = data.as_slice().context("tree ensemble input is not contiguous")?;
-        let k = self.n_outputs();
-        let mut values = vec![0f32; n_rows * k];
-        let mut labels = vec![0i64; n_rows];
-        let mut scratch = vec![0f64; BLOCK * k];
-        let mut has = vec![false; BLOCK * k];
-        for start in (0..n_rows).step_by(BLOCK) {
-            let n = BLOCK.min(n_rows - start);
-            self.ensemble.scores_block(&data[start * width..(start + n) * width], width, &mut scratch, &mut has);
-            for r in 0..n {
-                let probs = &mut scratch[r * k..(r + 1) * k];
-                labels[start + r] = self.finish(probs, &has[r * k..(r + 1) * k]);
-                for (o, v) in values[(start + r) * k..(start + r + 1) * k].iter_mut().zip(probs.iter()) {
-                    *o = *v as f32;
-                }
-            }
-        }
-        let values = tensor1(&values).into_shape(&[n_rows, k])?.into_tvalue();
-        match &*self.head {
-            Head::Classifier { .. } => Ok(tvec!(tensor1(&labels).into_tvalue(), values)),
-            Head::Regressor { .. } => Ok(tvec!(values)),
-        }
-    }
-}
-
-impl TypedOp for TreeEnsembleOp {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let n = inputs[0].shape[0].clone();
-        let values = f32::fact([n.clone(), self.n_outputs().to_dim()]);
-        match &*self.head {
-            Head::Classifier { .. } => Ok(tvec!(i64::fact([n]), values)),
-            Head::Regressor { .. } => Ok(tvec!(values)),
-        }
-    }
-    as_op!();
-}
-
-/// The inference-time wrapper: shape rules, then wires [`TreeEnsembleOp`] as is.
-#[derive(Debug, Clone)]
-struct TreeEnsembleExpansion(TreeEnsembleOp);
-
-impl Expansion for TreeEnsembleExpansion {
-    fn name(&self) -> StaticName {
-        "MlambdaTreeEnsemble".into()
-    }
-
-    fn nboutputs(&self) -> TractResult<usize> {
-        Ok(match &*self.0.head {
-            Head::Classifier { .. } => 2,
-            Head::Regressor { .. } => 1,
-        })
-    }
-
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, self.nboutputs()?)?;
-        s.equals(&inputs[0].rank, 2)?;
-        let values = outputs.last().context("tree ensemble has no outputs")?;
-        s.equals(&values.datum_type, DatumType::F32)?;
-        s.equals(&values.rank, 2)?;
-        s.equals(&values.shape[0], &inputs[0].shape[0])?;
-        s.equals(&values.shape[1], self.0.n_outputs().to_dim())?;
-        if outputs.len() == 2 {
-            s.equals(&outputs[0].datum_type, DatumType::I64)?;
-            s.equals(&outputs[0].rank, 1)?;
-            s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        }
-        Ok(())
-    }
-
-    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        model.wire_node(prefix, self.0.clone(), inputs)
-    }
-}
-
-fn floats(node: &NodeProto, name: &str) -> TractResult<Vec<f32>> {
+pub(super) fn floats(node: &NodeProto, name: &str) -> TractResult<Vec<f32>> {
     if node.get_attr_opt::<&tract_onnx::pb::TensorProto>(&format!("{name}_as_tensor"))?.is_some() {
         bail!("attribute {name}_as_tensor (double precision) is not supported: export with float32 attributes");
     }
@@ -610,27 +397,30 @@ fn build(node: &NodeProto, prefix: &str, n_outputs: usize, aggregate: Aggregate)
     Ensemble::build(&raw, n_outputs, aggregate).map_err(|e| format_err!("{e}"))
 }
 
-fn post_transform(node: &NodeProto) -> TractResult<PostTransform> {
+pub(super) fn post_transform(node: &NodeProto) -> TractResult<PostTransform> {
     let s: String = node.get_attr_opt("post_transform")?.unwrap_or_else(|| "NONE".to_string());
     PostTransform::parse(&s).map_err(|e| format_err!("{e}"))
 }
 
-fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+/// A classifier's integer labels from attribute `attr` (string labels are refused with the fix).
+pub(super) fn int_labels(node: &NodeProto, attr: &str) -> TractResult<Vec<i64>> {
     if node.get_attr_opt_tvec::<&str>("classlabels_strings")?.is_some() {
         bail!("string class labels are not supported: train the classifier on integer labels 0/1");
     }
-    let labels = node
-        .get_attr_opt_slice::<i64>("classlabels_int64s")?
-        .context("TreeEnsembleClassifier has no classlabels_int64s")?
-        .to_vec();
-    ensure!(!labels.is_empty(), "TreeEnsembleClassifier has no class labels");
+    let labels = node.get_attr_opt_slice::<i64>(attr)?.with_context(|| format!("{} has no {attr}", node.op_type))?;
+    ensure!(!labels.is_empty(), "{} has no class labels", node.op_type);
+    Ok(labels.to_vec())
+}
+
+fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let labels = int_labels(node, "classlabels_int64s")?;
     let ensemble = build(node, "class", labels.len(), Aggregate::Sum)?;
     let base_values = floats(node, "base_values")?;
     let first = ensemble.leaf_target.first().copied();
     let binary = labels.len() == 2 && ensemble.leaf_target.iter().all(|t| Some(*t) == first);
     let all_positive = ensemble.leaf_weight.iter().all(|w| *w >= 0.0);
     let head = Head::Classifier { labels, base_values, post: post_transform(node)?, binary, all_positive };
-    Ok((expand(TreeEnsembleExpansion(TreeEnsembleOp { ensemble: Arc::new(ensemble), head: Arc::new(head) })), vec![]))
+    Ok((expand(ScoreExpansion(ScoreOp { scorer: Scorer::Trees(Arc::new(ensemble)), head: Arc::new(head) })), vec![]))
 }
 
 fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
@@ -647,12 +437,13 @@ fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn In
     let mut base_values = floats(node, "base_values")?;
     base_values.resize(n_targets as usize, 0.0);
     let head = Head::Regressor { base_values, post: post_transform(node)? };
-    Ok((expand(TreeEnsembleExpansion(TreeEnsembleOp { ensemble: Arc::new(ensemble), head: Arc::new(head) })), vec![]))
+    Ok((expand(ScoreExpansion(ScoreOp { scorer: Scorer::Trees(Arc::new(ensemble)), head: Arc::new(head) })), vec![]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ml::scoring::logistic;
 
     /// One stump per call: feature 0 against 0.5 with the given mode; true leaf weighs 1, false leaf 2.
     fn stump(mode: Mode, nan_true: bool) -> Ensemble {
@@ -785,20 +576,11 @@ mod tests {
         assert!(Ensemble::build(&raw, 1, Aggregate::Sum).unwrap_err().contains("out of range"));
     }
 
-    fn op(head: Head) -> TreeEnsembleOp {
-        TreeEnsembleOp { ensemble: Arc::new(stump(Mode::Leq, false)), head: Arc::new(head) }
-    }
-
     #[test]
     fn binary_gbm_layout_matches_onnxruntime() {
         // skl2onnx's GradientBoostingClassifier: weights on class 0, one base value, LOGISTIC
-        let op = op(Head::Classifier {
-            labels: vec![0, 1],
-            base_values: vec![-0.5],
-            post: PostTransform::Logistic,
-            binary: true,
-            all_positive: false,
-        });
+        let stump = Scorer::Trees(Arc::new(stump(Mode::Leq, false)));
+        let op = ScoreOp::binary_classifier(stump, vec![-0.5], PostTransform::Logistic, true, false);
         let (mut p, mut has) = ([0.0; 2], [false; 2]);
         let label = op.row(&[0.0], &mut p, &mut has); // leaf 1.0 + base -0.5 = 0.5
         assert_eq!(label, 1);
@@ -808,16 +590,8 @@ mod tests {
     #[test]
     fn binary_forest_layout_matches_onnxruntime() {
         // skl2onnx's RandomForestClassifier: P(class 1) summed on class id 0, post NONE
-        let op = TreeEnsembleOp {
-            ensemble: Arc::new(Ensemble { leaf_weight: vec![0.25, 0.75], ..stump(Mode::Leq, false) }),
-            head: Arc::new(Head::Classifier {
-                labels: vec![0, 1],
-                base_values: vec![],
-                post: PostTransform::None,
-                binary: true,
-                all_positive: true,
-            }),
-        };
+        let forest = Ensemble { leaf_weight: vec![0.25, 0.75], ..stump(Mode::Leq, false) };
+        let op = ScoreOp::binary_classifier(Scorer::Trees(Arc::new(forest)), vec![], PostTransform::None, true, true);
         let (mut p, mut has) = ([0.0; 2], [false; 2]);
         assert_eq!(op.row(&[0.0], &mut p, &mut has), 0);
         assert_eq!(p, [0.75, 0.25]);

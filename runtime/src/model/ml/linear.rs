@@ -1,0 +1,123 @@
+//! `ai.onnx.ml` LinearClassifier / LinearRegressor (skl2onnx's LogisticRegression, LinearRegression,
+//! Ridge, ...): one dot product per target, finished by [`super::scoring`] like onnxruntime does.
+use std::sync::Arc;
+
+use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_hir::internal::*;
+
+use super::scoring::{Head, ScoreExpansion, ScoreOp, Scorer};
+use super::tree_ensemble::{floats, int_labels, post_transform};
+
+pub fn register(reg: &mut OnnxOpRegister) {
+    reg.insert("LinearClassifier", classifier);
+    reg.insert("LinearRegressor", regressor);
+}
+
+/// `coefficients` is `targets × n_features`, row-major, as ONNX stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linear {
+    pub coefficients: Vec<f32>,
+    pub intercepts: Vec<f32>,
+    pub targets: usize,
+    pub n_features: usize,
+    /// Score slots per row: `targets`, or 2 for a binary classifier stored as one target (its score goes
+    /// in slot 0, which is where the binary finishing rule reads it).
+    pub slots: usize,
+}
+
+impl Linear {
+    pub fn new(coefficients: Vec<f32>, intercepts: Vec<f32>, targets: usize, slots: usize) -> Result<Linear, String> {
+        if targets == 0 || coefficients.is_empty() || !coefficients.len().is_multiple_of(targets) {
+            return Err(format!("{} coefficients do not split into {targets} targets", coefficients.len()));
+        }
+        if !intercepts.is_empty() && intercepts.len() != targets {
+            return Err(format!("{} intercepts for {targets} targets", intercepts.len()));
+        }
+        let n_features = coefficients.len() / targets;
+        Ok(Linear { coefficients, intercepts, targets, n_features, slots: slots.max(targets) })
+    }
+
+    pub fn scores_block(&self, rows: &[f32], width: usize, out: &mut [f64], has: &mut [bool]) {
+        let k = self.slots;
+        for (r, row) in rows.chunks_exact(width).enumerate() {
+            let (out, has) = (&mut out[r * k..(r + 1) * k], &mut has[r * k..(r + 1) * k]);
+            for t in 0..k {
+                has[t] = t < self.targets;
+                out[t] = if t < self.targets {
+                    let w = &self.coefficients[t * self.n_features..(t + 1) * self.n_features];
+                    let dot: f64 = w.iter().zip(row).map(|(w, x)| f64::from(*w) * f64::from(*x)).sum();
+                    dot + self.intercepts.get(t).copied().map_or(0.0, f64::from)
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+fn op(linear: Linear, head: Head) -> Box<dyn InferenceOp> {
+    expand(ScoreExpansion(ScoreOp { scorer: Scorer::Linear(Arc::new(linear)), head: Arc::new(head) }))
+}
+
+fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let labels = int_labels(node, "classlabels_ints")?;
+    let coefficients = floats(node, "coefficients")?;
+    let intercepts = floats(node, "intercepts")?;
+    // one score for two classes is onnxruntime's binary layout; otherwise one score per class
+    let binary = labels.len() == 2 && (intercepts.len() == 1 || (intercepts.is_empty() && coefficients.len() % 2 == 1));
+    let targets = if binary { 1 } else { labels.len() };
+    let linear = Linear::new(coefficients, intercepts, targets, labels.len())
+        .map_err(|e| format_err!("LinearClassifier: {e}"))?;
+    let head =
+        Head::Classifier { labels, base_values: vec![], post: post_transform(node)?, binary, all_positive: false };
+    Ok((op(linear, head), vec![]))
+}
+
+fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let targets: i64 = node.get_attr_opt("targets")?.unwrap_or(1);
+    ensure!(targets >= 1, "LinearRegressor targets must be at least 1, got {targets}");
+    let targets = targets as usize;
+    let linear = Linear::new(floats(node, "coefficients")?, floats(node, "intercepts")?, targets, targets)
+        .map_err(|e| format_err!("LinearRegressor: {e}"))?;
+    let head = Head::Regressor { base_values: vec![0.0; targets], post: post_transform(node)? };
+    Ok((op(linear, head), vec![]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ml::scoring::{logistic, PostTransform};
+
+    #[test]
+    fn two_class_rows_match_sklearn_logistic_regression() {
+        // skl2onnx's binary LogisticRegression: rows [-w, w], intercepts [-b, b], LOGISTIC per class
+        let lin = Linear::new(vec![-0.5, -2.0, 0.5, 2.0], vec![-0.25, 0.25], 2, 2).unwrap();
+        let op =
+            ScoreOp::binary_classifier(Scorer::Linear(Arc::new(lin)), vec![], PostTransform::Logistic, false, false);
+        let (mut p, mut has) = ([0.0; 2], [false; 2]);
+        assert_eq!(op.row(&[1.0, 0.5], &mut p, &mut has), 1);
+        let s = 0.5 + 1.0 + 0.25;
+        assert!((p[1] - logistic(s)).abs() < 1e-15 && (p[0] - logistic(-s)).abs() < 1e-15, "{p:?}");
+    }
+
+    #[test]
+    fn one_score_binary_layout_expands_to_two_columns() {
+        let lin = Linear::new(vec![1.0], vec![-1.0], 1, 2).unwrap();
+        let op =
+            ScoreOp::binary_classifier(Scorer::Linear(Arc::new(lin)), vec![], PostTransform::Logistic, true, false);
+        let (mut p, mut has) = ([0.0; 2], [false; 2]);
+        assert_eq!(op.row(&[0.5], &mut p, &mut has), 0);
+        assert!((p[1] - logistic(-0.5)).abs() < 1e-15 && (p[0] - logistic(0.5)).abs() < 1e-15, "{p:?}");
+    }
+
+    #[test]
+    fn regressor_is_dot_plus_intercept_and_shapes_are_checked() {
+        let lin = Linear::new(vec![2.0, 3.0], vec![1.0], 1, 1).unwrap();
+        let (mut out, mut has) = ([0.0; 2], [false; 2]);
+        lin.scores_block(&[1.0, 1.0, 0.0, 2.0], 2, &mut out, &mut has);
+        assert_eq!(out, [6.0, 7.0]);
+        assert!(Linear::new(vec![1.0, 2.0, 3.0], vec![], 2, 2).unwrap_err().contains("3 coefficients"));
+        assert!(Linear::new(vec![1.0, 2.0], vec![1.0, 2.0, 3.0], 1, 1).unwrap_err().contains("3 intercepts"));
+    }
+}
