@@ -55,7 +55,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  mlambda init\n  mlambda init churn --force")]
     Init(InitArgs),
     /// Build the function image through the Docker API
-    #[command(after_help = "Examples:\n  mlambda build\n  mlambda build --runtime target/release/bootstrap --dry-run")]
+    #[command(
+        after_help = "Examples:\n  mlambda build\n  mlambda build --runtime target/x86_64-unknown-linux-gnu/lambda/bootstrap --dry-run"
+    )]
     Build(BuildArgs),
     /// Push the built image to ECR and record its digest
     #[command(after_help = "Examples:\n  mlambda push\n  MLAMBDA_REGISTRY=127.0.0.1:5000 mlambda push --output json")]

@@ -165,19 +165,27 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// How `bootstrap` is compiled for a `FROM scratch` image: static (no libc in the image) and not
+/// position-independent (a static-pie carries ~1 MB of relocations for nothing).
+pub const RUNTIME_RUSTFLAGS: &str =
+    "-C target-feature=+crt-static -C relocation-model=static -C force-unwind-tables=no";
+
+/// The cargo command line that builds `bootstrap` for `target`, for messages.
+fn runtime_build_command(target: &str) -> String {
+    format!("RUSTFLAGS='{RUNTIME_RUSTFLAGS}' cargo build -p mlambda-runtime --bin bootstrap --profile lambda --target {target}")
+}
+
 /// Reads `bootstrap` and refuses what could never start in the image: not an ELF executable, another
 /// architecture, or a dynamically linked binary in a `scratch` image (no loader, no libc there).
 fn read_bootstrap(path: &Path, base: &str, arch: Architecture) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| {
-        Error::user(format!("cannot read the runtime binary `{}`: {e}", path.display())).help(
-            "pass `--runtime PATH` (or set `MLAMBDA_RUNTIME`) to a static `bootstrap`, e.g. one built with \
-             `RUSTFLAGS='-C target-feature=+crt-static' cargo build -p mlambda-runtime --bin bootstrap --release --target x86_64-unknown-linux-gnu`",
-        )
+        Error::user(format!("cannot read the runtime binary `{}`: {e}", path.display())).help(format!(
+            "pass `--runtime PATH` (or set `MLAMBDA_RUNTIME`) to a static `bootstrap`, e.g. one built with `{}`",
+            runtime_build_command(target_triple(arch))
+        ))
     })?;
     let target = target_triple(arch);
-    let static_hint = format!(
-        "build with `RUSTFLAGS='-C target-feature=+crt-static' cargo build -p mlambda-runtime --bin bootstrap --release --target {target}`"
-    );
+    let static_hint = format!("build with `{}`", runtime_build_command(target));
     let elf = context::parse_elf(&bytes).map_err(|why| {
         Error::user(format!("the runtime binary `{}` {why}", path.display()))
             .help(format!("`bootstrap` must be a Linux executable; {static_hint}"))
@@ -223,14 +231,10 @@ fn build_runtime(ctx: &Ctx<'_>, arch: Architecture, dry_run: bool) -> Result<Pat
     let target = target_triple(arch);
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
-    let binary = target_dir.join(target).join("release").join("bootstrap");
-    let args = ["build", "-p", "mlambda-runtime", "--bin", "bootstrap", "--release", "--target", target];
+    let binary = target_dir.join(target).join("lambda").join("bootstrap");
+    let args = ["build", "-p", "mlambda-runtime", "--bin", "bootstrap", "--profile", "lambda", "--target", target];
     if dry_run {
-        ctx.printer.status(format!(
-            "would run `RUSTFLAGS='-C target-feature=+crt-static' cargo {}` in {}",
-            args.join(" "),
-            workspace.display()
-        ));
+        ctx.printer.status(format!("would run `{}` in {}", runtime_build_command(target), workspace.display()));
         if !binary.is_file() {
             return Err(Error::user(format!("`{}` is not built yet, so the dry run cannot hash it", binary.display()))
                 .help("run `mlambda build` without `--dry-run`, or pass `--runtime PATH`"));
@@ -241,7 +245,7 @@ fn build_runtime(ctx: &Ctx<'_>, arch: Architecture, dry_run: bool) -> Result<Pat
     let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(args)
         .current_dir(workspace)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("RUSTFLAGS", RUNTIME_RUSTFLAGS)
         .stdout(std::process::Stdio::null())
         .status()
         .map_err(|e| {
