@@ -163,3 +163,14 @@ pub fn aws_cli(args: &[&str]) -> Value {
     }
     serde_json::from_slice(&out.stdout).expect("aws cli output is json")
 }
+
+/// Puts `bytes` at `s3://{project bucket}/{key}` with `sha256` metadata through the AWS CLI (bucket created
+/// if missing): an object that mlambda did not write.
+pub fn put_object(p: &Project, key: &str, bytes: &[u8], sha256: &str) {
+    let _ = std::process::Command::new("aws").args(["s3api", "create-bucket", "--bucket", &p.name]).output();
+    let file = p.path("seeded.bin");
+    std::fs::write(&file, bytes).expect("write seed object");
+    let body = file.to_str().expect("utf-8 path");
+    let meta = format!("sha256={sha256}");
+    aws_cli(&["s3api", "put-object", "--bucket", &p.name, "--key", key, "--body", body, "--metadata", &meta]);
+}

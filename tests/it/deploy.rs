@@ -1,7 +1,7 @@
 //! `mlambda deploy` and `mlambda prune` against moto: create, publish, alias, idempotence, IAM and refusals.
 use serde_json::Value;
 
-use crate::common::{aws_cli, require_stack, unique, Project};
+use crate::common::{aws_cli, put_object, require_stack, unique, Project};
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -23,21 +23,8 @@ fn project(prefix: &str) -> Project {
 }
 
 fn seed_model(p: &Project, version: &str) {
-    aws_cli(&["s3api", "create-bucket", "--bucket", &p.name]);
-    let file = p.path("seed.onnx");
-    std::fs::write(&file, b"not really onnx, deploy never loads it").unwrap();
-    aws_cli(&[
-        "s3api",
-        "put-object",
-        "--bucket",
-        &p.name,
-        "--key",
-        &format!("models/churn/{version}/model.onnx"),
-        "--body",
-        file.to_str().unwrap(),
-        "--metadata",
-        "sha256=feedface",
-    ]);
+    let key = format!("models/churn/{version}/model.onnx");
+    put_object(p, &key, b"not really onnx, deploy never loads it", "feedface");
 }
 
 fn create_role(name: &str) {

@@ -1,7 +1,7 @@
 //! `mlambda model push` and `model list` against moto, with the example churn model and the runtime's loader.
 use sha2::Digest;
 
-use crate::common::{aws_cli, Project, CHURN_FEATURES};
+use crate::common::{aws_cli, put_object, Project, CHURN_FEATURES};
 
 fn sha256_of(path: &std::path::Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
@@ -57,22 +57,8 @@ fn push_uploads_once_with_its_sha256_and_a_manifest() {
 #[test]
 fn different_bytes_under_an_existing_version_are_refused() {
     let p = Project::churn("mpimm");
-    aws_cli(&["s3api", "create-bucket", "--bucket", &p.name]);
-    let other = p.path("other.bin");
-    std::fs::write(&other, b"someone else's model").unwrap();
     let key = "models/churn/v1/model.onnx";
-    aws_cli(&[
-        "s3api",
-        "put-object",
-        "--bucket",
-        &p.name,
-        "--key",
-        key,
-        "--body",
-        other.to_str().unwrap(),
-        "--metadata",
-        "sha256=0000",
-    ]);
+    put_object(&p, key, b"someone else's model", "0000");
     let err = p.fails(&["model", "push"], 1);
     assert!(err.contains("already exists") && err.contains("--version"), "{err}");
     let h = head(&p.name, key);
