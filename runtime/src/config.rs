@@ -28,6 +28,11 @@ pub struct Config {
     pub listen: String,
 }
 
+/// `get` with values trimmed, and empty ones treated as unset (a Lambda console field left blank).
+pub fn non_empty(get: impl Fn(&str) -> Option<String>) -> impl Fn(&str) -> Option<String> {
+    move |k| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
 impl Config {
     pub fn from_env() -> Result<Config, String> {
         Config::from_lookup(|k| std::env::var(k).ok())
@@ -35,7 +40,7 @@ impl Config {
 
     /// `get` returns a variable's value; empty values count as unset.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = non_empty(get);
         let source = match (get("MODEL_PATH"), get("MODEL_BUCKET"), get("MODEL_KEY")) {
             (Some(p), None, None) => ModelSource::Path(PathBuf::from(p)),
             (None, Some(bucket), Some(key)) => ModelSource::S3 { bucket, key },

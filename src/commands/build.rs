@@ -166,9 +166,9 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
 }
 
 /// How `bootstrap` is compiled for a `FROM scratch` image: static (no libc in the image) and not
-/// position-independent (a static-pie carries ~1 MB of relocations for nothing).
-pub const RUNTIME_RUSTFLAGS: &str =
-    "-C target-feature=+crt-static -C relocation-model=static -C force-unwind-tables=no";
+/// position-independent (a static-pie carries ~1 MB of relocations for nothing). One file, so the scripts
+/// that build and bench it use the same flags.
+pub const RUNTIME_RUSTFLAGS: &str = include_str!("../../runtime/rustflags").trim_ascii();
 
 /// The cargo command line that builds `bootstrap` for `target`, for messages.
 fn runtime_build_command(target: &str) -> String {

@@ -5,7 +5,7 @@
 //! serves tree ensembles and linear models. This table lists what skl2onnx emits for numeric
 //! pipelines, with tract's implementations for core ops and ours for `ai.onnx.ml`
 //! ([`super::ml`]). Build with the `full-onnx` feature to parse with tract's whole table instead.
-use tract_onnx::model::{Onnx, OnnxOpRegister, ParsingContext};
+use tract_onnx::model::{Onnx, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::ops::{self, array, binary::Nary, identity::Identity, konst::Const};
@@ -13,33 +13,6 @@ use tract_onnx::tract_hir::ops::{self, array, binary::Nary, identity::Identity, 
 use super::ml;
 
 type Built = TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
-
-/// Core ONNX ops the table carries, for documentation and for the error on anything else.
-pub const CORE_OPS: &[&str] = &[
-    "Abs",
-    "Add",
-    "Cast",
-    "Ceil",
-    "Concat",
-    "Constant",
-    "Div",
-    "Exp",
-    "Flatten",
-    "Floor",
-    "Identity",
-    "Log",
-    "Max",
-    "Min",
-    "Mul",
-    "Neg",
-    "Reciprocal",
-    "Reshape",
-    "Sigmoid",
-    "Sqrt",
-    "Sub",
-    "Sum",
-    "Tanh",
-];
 
 /// tract's whole table, plus ours over it.
 #[cfg(feature = "full-onnx")]
@@ -52,10 +25,11 @@ pub fn onnx() -> Onnx {
 /// The parser with mlambda's op table (or tract's whole table plus ours, with `full-onnx`).
 #[cfg(not(feature = "full-onnx"))]
 pub fn onnx() -> Onnx {
-    let mut reg = OnnxOpRegister::default();
-    core(&mut reg);
+    let mut reg = tract_onnx::model::OnnxOpRegister::default();
+    for (name, build) in CORE {
+        reg.insert(name, *build);
+    }
     ml::register(&mut reg);
-    debug_assert!(CORE_OPS.iter().all(|op| reg.0.contains_key(*op)));
     Onnx { op_register: reg, ..Onnx::default() }
 }
 
@@ -64,7 +38,8 @@ pub fn check_supported(onnx: &Onnx, graph: &tract_onnx::pb::GraphProto) -> Resul
     let Some(node) = graph.node.iter().find(|n| !onnx.op_register.0.contains_key(&n.op_type)) else {
         return Ok(());
     };
-    let mut ml: Vec<&str> = onnx.op_register.0.keys().map(String::as_str).filter(|k| !CORE_OPS.contains(k)).collect();
+    let core: Vec<&str> = CORE.iter().map(|(name, _)| *name).collect();
+    let mut ml: Vec<&str> = onnx.op_register.0.keys().map(String::as_str).filter(|k| !core.contains(k)).collect();
     ml.sort_unstable();
     Err(format!(
         "the model uses the ONNX op {:?} (node {:?}), which mlambda's runtime does not carry; it runs {} and \
@@ -72,42 +47,42 @@ pub fn check_supported(onnx: &Onnx, graph: &tract_onnx::pb::GraphProto) -> Resul
          all of tract's ops (a larger binary)",
         node.op_type,
         node.name,
-        CORE_OPS.join(", "),
+        core.join(", "),
         ml.join(", ")
     ))
 }
 
-fn core(reg: &mut OnnxOpRegister) {
-    reg.insert("Identity", |_, _| Ok((Box::<Identity>::default(), vec![])));
-    reg.insert("Constant", constant);
-    reg.insert("Cast", |_, node| Ok((Box::new(ops::cast::cast(node.get_attr::<DatumType>("to")?)), vec![])));
+type Builder = fn(&ParsingContext, &NodeProto) -> Built;
 
-    reg.insert("Add", |_, _| Ok((ops::math::Add.into_hir(), vec![])));
-    reg.insert("Sub", |_, _| Ok((ops::math::Sub.into_hir(), vec![])));
-    reg.insert("Mul", |_, _| Ok((ops::math::Mul.into_hir(), vec![])));
-    reg.insert("Div", |_, _| Ok((ops::math::Div.into_hir(), vec![])));
-    reg.insert("Sum", |_, _| Ok((Box::new(Nary(Box::new(ops::math::Add), false)), vec![])));
-    reg.insert("Max", |_, _| Ok((Box::new(Nary(Box::new(ops::math::Max), false)), vec![])));
-    reg.insert("Min", |_, _| Ok((Box::new(Nary(Box::new(ops::math::Min), false)), vec![])));
-
-    reg.insert("Abs", |_, _| Ok((ops::math::abs().into_hir(), vec![])));
-    reg.insert("Neg", |_, _| Ok((ops::math::neg().into_hir(), vec![])));
-    reg.insert("Exp", |_, _| Ok((ops::math::exp().into_hir(), vec![])));
-    reg.insert("Log", |_, _| Ok((ops::math::ln().into_hir(), vec![])));
-    reg.insert("Sqrt", |_, _| Ok((ops::math::sqrt().into_hir(), vec![])));
-    reg.insert("Reciprocal", |_, _| Ok((ops::math::recip().into_hir(), vec![])));
-    reg.insert("Floor", |_, _| Ok((ops::math::floor().into_hir(), vec![])));
-    reg.insert("Ceil", |_, _| Ok((ops::math::ceil().into_hir(), vec![])));
-    reg.insert("Tanh", |_, _| Ok((ops::math::tanh().into_hir(), vec![])));
-    reg.insert("Sigmoid", |_, _| Ok((ops::nn::sigmoid().into_hir(), vec![])));
-
-    reg.insert("Concat", |_, node| Ok((expand(array::Concat::new(node.get_attr("axis")?)), vec![])));
-    reg.insert("Flatten", |_, node| Ok((expand(array::Flatten::new(node.get_attr_opt("axis")?.unwrap_or(1))), vec![])));
-    reg.insert("Reshape", |_, node| {
+/// The core ONNX ops the table carries, with tract's implementations.
+const CORE: &[(&str, Builder)] = &[
+    ("Abs", |_, _| Ok((ops::math::abs().into_hir(), vec![]))),
+    ("Add", |_, _| Ok((ops::math::Add.into_hir(), vec![]))),
+    ("Cast", |_, node| Ok((Box::new(ops::cast::cast(node.get_attr::<DatumType>("to")?)), vec![]))),
+    ("Ceil", |_, _| Ok((ops::math::ceil().into_hir(), vec![]))),
+    ("Concat", |_, node| Ok((expand(array::Concat::new(node.get_attr("axis")?)), vec![]))),
+    ("Constant", constant),
+    ("Div", |_, _| Ok((ops::math::Div.into_hir(), vec![]))),
+    ("Exp", |_, _| Ok((ops::math::exp().into_hir(), vec![]))),
+    ("Flatten", |_, node| Ok((expand(array::Flatten::new(node.get_attr_opt("axis")?.unwrap_or(1))), vec![]))),
+    ("Floor", |_, _| Ok((ops::math::floor().into_hir(), vec![]))),
+    ("Identity", |_, _| Ok((Box::<Identity>::default(), vec![]))),
+    ("Log", |_, _| Ok((ops::math::ln().into_hir(), vec![]))),
+    ("Max", |_, _| Ok((Box::new(Nary(Box::new(ops::math::Max), false)), vec![]))),
+    ("Min", |_, _| Ok((Box::new(Nary(Box::new(ops::math::Min), false)), vec![]))),
+    ("Mul", |_, _| Ok((ops::math::Mul.into_hir(), vec![]))),
+    ("Neg", |_, _| Ok((ops::math::neg().into_hir(), vec![]))),
+    ("Reciprocal", |_, _| Ok((ops::math::recip().into_hir(), vec![]))),
+    ("Reshape", |_, node| {
         let allowzero = node.get_attr_opt::<i64>("allowzero")?.unwrap_or(0) != 0;
         Ok((expand(array::Reshape::new(allowzero)), vec![]))
-    });
-}
+    }),
+    ("Sigmoid", |_, _| Ok((ops::nn::sigmoid().into_hir(), vec![]))),
+    ("Sqrt", |_, _| Ok((ops::math::sqrt().into_hir(), vec![]))),
+    ("Sub", |_, _| Ok((ops::math::Sub.into_hir(), vec![]))),
+    ("Sum", |_, _| Ok((Box::new(Nary(Box::new(ops::math::Add), false)), vec![]))),
+    ("Tanh", |_, _| Ok((ops::math::tanh().into_hir(), vec![]))),
+];
 
 fn constant(ctx: &ParsingContext, node: &NodeProto) -> Built {
     let value = if let Some(v) = node.get_attr_opt("value")? {
@@ -133,8 +108,9 @@ mod tests {
     #[test]
     fn the_table_has_core_and_ml_ops_but_not_the_rest_of_onnx() {
         let reg = onnx().op_register;
-        for op in CORE_OPS.iter().chain(&["TreeEnsembleClassifier", "LinearClassifier", "Scaler", "ZipMap"]) {
-            assert!(reg.0.contains_key(*op), "{op} missing");
+        let core = CORE.iter().map(|(name, _)| *name);
+        for op in core.chain(["TreeEnsembleClassifier", "LinearClassifier", "Scaler", "ZipMap"]) {
+            assert!(reg.0.contains_key(op), "{op} missing");
         }
         assert_eq!(reg.0.contains_key("Conv"), cfg!(feature = "full-onnx"));
     }

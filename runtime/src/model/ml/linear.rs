@@ -64,8 +64,14 @@ fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn I
     let labels = int_labels(node, "classlabels_ints")?;
     let coefficients = floats(node, "coefficients")?;
     let intercepts = floats(node, "intercepts")?;
+    // the intercepts say how many scores a row has (onnxruntime infers it from the input width, which a
+    // parser does not know); skl2onnx always writes them, zeros included
+    ensure!(
+        !intercepts.is_empty(),
+        "LinearClassifier has no intercepts, so its score count is ambiguous: re-export it with skl2onnx"
+    );
     // one score for two classes is onnxruntime's binary layout; otherwise one score per class
-    let binary = labels.len() == 2 && (intercepts.len() == 1 || (intercepts.is_empty() && coefficients.len() % 2 == 1));
+    let binary = labels.len() == 2 && intercepts.len() == 1;
     let targets = if binary { 1 } else { labels.len() };
     let linear = Linear::new(coefficients, intercepts, targets, labels.len())
         .map_err(|e| format_err!("LinearClassifier: {e}"))?;
@@ -80,7 +86,8 @@ fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn In
     let targets = targets as usize;
     let linear = Linear::new(floats(node, "coefficients")?, floats(node, "intercepts")?, targets, targets)
         .map_err(|e| format_err!("LinearRegressor: {e}"))?;
-    let head = Head::Regressor { base_values: vec![0.0; targets], post: post_transform(node)? };
+    // the intercepts are already in the scores
+    let head = Head::Regressor { base_values: vec![], post: post_transform(node)? };
     Ok((op(linear, head), vec![]))
 }
 
