@@ -1,4 +1,5 @@
 //! mlambda's function body as a library: the CLI reuses `model` to check models before upload.
+pub mod env;
 pub mod model;
 
 #[cfg(feature = "server")]
