@@ -98,10 +98,15 @@ def export(pipeline):
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    inputs = [(c, FloatTensorType([None, 1])) for c in NUMERIC] + [(c, StringTensorType([None, 1])) for c in CATEGORICAL]
+    inputs = [(c, FloatTensorType([None, 1])) for c in NUMERIC]
+    inputs += [(c, StringTensorType([None, 1])) for c in CATEGORICAL]
     scaler = pipeline.named_steps["prep"].named_transformers_["num"]
     options = {id(pipeline.named_steps["clf"]): {"zipmap": False}, id(scaler): {"div": "div"}}
     onx = to_onnx(pipeline, initial_types=inputs, options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    # skl2onnx fills opset_import from a set; a fixed order keeps the file's bytes reproducible
+    imports = sorted(onx.opset_import, key=lambda o: o.domain)
+    del onx.opset_import[:]
+    onx.opset_import.extend(imports)
     return onx.SerializeToString()
 
 
