@@ -3,8 +3,8 @@
 MLP, SVM, LightGBM and XGBoost exports, with onnxruntime's and the library's own outputs.
 
 Every model is small (few, shallow trees; few support vectors) and trained on a generated, seeded,
-churn-shaped dataset, so re-running reproduces the outputs (skl2onnx names nodes with a per-process
-counter, so `.onnx` bytes may differ while behaviour does not). Writes into
+churn-shaped dataset, so re-running reproduces every file byte for byte (opset imports are sorted and
+graph names fixed, which exporters otherwise take from a set or a uuid). Writes into
 runtime/tests/fixtures/tabular/:
 
   NAME.onnx       the exported model
@@ -14,6 +14,8 @@ runtime/tests/fixtures/tabular/:
                   strings as numpy object arrays): {"label": [...], "probabilities": [[...]]} for
                   classifiers (columns in `labels` order), {"value": [...]} for regressors;
                   "sklearn" is the library's own predict / predict_proba on the same rows
+  churn_categorical.onnx  a copy of examples/churn-categorical/model.onnx (run its train.py first;
+                  this script refuses a stale one)
   manifest.json   {"fixtures": [{name, model, task, features, labels, rows, compare_sklearn,
                   tolerance, note}]}; `features` names the columns of a model with ONE [N, k] float
                   input, null when the graph has one named input per column (the request fields are
@@ -149,6 +151,14 @@ def est_options(pipe, zipmap=True, div=False):
     return options or None
 
 
+def stable_opsets(model):
+    """Sorts opset_import by domain in place: exporters fill it from a set, so its order (and the file's bytes)
+    would otherwise change with Python's hash seed. Duplicate entries, which skl2onnx sometimes writes, are kept."""
+    imports = sorted(model.opset_import, key=lambda o: o.domain)
+    del model.opset_import[:]
+    model.opset_import.extend(imports)
+
+
 def op_types(model):
     """The set of op types in the graph, ai.onnx.ml ones prefixed with their domain."""
     return sorted({f"{n.domain}.{n.op_type}" if n.domain else n.op_type for n in model.graph.node})
@@ -198,9 +208,11 @@ def jsonable(out, labels):
 
 
 def json_value(v):
-    """A request value: null for NaN, the shortest decimal that round-trips float32, or the string."""
+    """A request value: the string, the integer (int64 inputs), null for NaN, or the shortest float32 decimal."""
     if isinstance(v, str):
         return v
+    if isinstance(v, (int, np.integer)):
+        return int(v)
     if np.isnan(v):
         return None
     return float(str(np.float32(v)))
@@ -218,6 +230,7 @@ class Writer:
 
     def add(self, name, model, onx, rows, feed, sk_input, labels, compare_sklearn=True, note="", features=FEATURES):
         """Writes NAME.onnx and NAME.json, checks onnxruntime against the library, records the manifest entry."""
+        stable_opsets(onx)
         model_bytes = onx.SerializeToString()
         with open(os.path.join(self.out, f"{name}.onnx"), "wb") as f:
             f.write(model_bytes)
@@ -344,12 +357,28 @@ def main():
     def scaled(est):
         return Pipeline([("scaler", StandardScaler()), ("est", est)])
 
+    def gbc():
+        return GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=1)
+
+    def rf():
+        return RandomForestClassifier(n_estimators=8, max_depth=5, random_state=2)
+
+    def lr():
+        return scaled(LogisticRegression(max_iter=2000))
+
+    def mlp():
+        return scaled(MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=800, random_state=3))
+
+    def svc(kernel):
+        return scaled(SVC(kernel=kernel, probability=True, random_state=5))
+
     # --- trees and linear, 4 classes, int and string labels, ZipMap and not
-    gbc = lambda: GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=1)  # noqa: E731
-    rf = lambda: RandomForestClassifier(n_estimators=8, max_depth=5, random_state=2)  # noqa: E731
-    lr = lambda: scaled(LogisticRegression(max_iter=2000))  # noqa: E731
-    for kind, make in (("gbc", gbc), ("rf", rf), ("lr", lr)):
-        what = {"gbc": "GradientBoostingClassifier", "rf": "RandomForestClassifier", "lr": "StandardScaler + LogisticRegression"}[kind]
+    kinds = {
+        "gbc": (gbc, "GradientBoostingClassifier"),
+        "rf": (rf, "RandomForestClassifier"),
+        "lr": (lr, "StandardScaler + LogisticRegression"),
+    }
+    for kind, (make, what) in kinds.items():
         classifier(f"{kind}_multi_int", make(), X4_tr, y4_tr, X4_te, rows4, feed4, note=f"{what}, 4 int classes;")
         classifier(f"{kind}_multi_str", make(), X4_tr, y4_str, X4_te, rows4, feed4, note=f"{what}, 4 string classes;")
         classifier(
@@ -361,10 +390,20 @@ def main():
             note=f"{what}, 4 string classes;",
         )
 
+    # --- binary with string labels ("no" < "yes": probability columns in that order)
+    y_yes = np.where(y_bin == 1, "yes", "no").astype(object)
+    classifier(
+        "gbc_binary_str", gbc(), X_tr, y_yes, X_te, rows, feed, note="GradientBoostingClassifier, binary string labels;"
+    )
+    classifier(
+        "lr_binary_str", lr(), X_tr, y_yes, X_te, rows, feed, zipmap=False, div=True,
+        note="StandardScaler + LogisticRegression, binary string labels;",
+    )
+
     # --- MLP behind StandardScaler
-    mlp = lambda: scaled(MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=800, random_state=3))  # noqa: E731
-    classifier("mlp_binary", mlp(), X_tr, y_bin, X_te, rows, feed, note="StandardScaler + MLPClassifier(16, 8), binary;")
-    classifier("mlp_multi", mlp(), X_tr, y_tr, X_te, rows, feed, note="StandardScaler + MLPClassifier(16, 8), 3 int classes;")
+    what = "StandardScaler + MLPClassifier(16, 8)"
+    classifier("mlp_binary", mlp(), X_tr, y_bin, X_te, rows, feed, note=f"{what}, binary;")
+    classifier("mlp_multi", mlp(), X_tr, y_tr, X_te, rows, feed, note=f"{what}, 3 int classes;")
     classifier(
         "mlp_multi_str", mlp(), X_tr, y_str, X_te, rows, feed, zipmap=False,
         note="StandardScaler + MLPClassifier(16, 8), 3 string classes;",
@@ -375,14 +414,14 @@ def main():
     # --- SVMs behind StandardScaler (a small training set keeps the support vectors few)
     n_svm = 400
     for kernel in ("rbf", "linear"):
-        svc = lambda: scaled(SVC(kernel=kernel, probability=True, random_state=5))  # noqa: E731
+        what = f"StandardScaler + SVC(kernel={kernel!r}, probability=True)"
         classifier(
-            f"svc_{kernel}_binary", svc(), X_tr[:n_svm], y_bin[:n_svm], X_te, rows, feed,
-            note=f"StandardScaler + SVC(kernel={kernel!r}, probability=True), binary, {n_svm} training rows;",
+            f"svc_{kernel}_binary", svc(kernel), X_tr[:n_svm], y_bin[:n_svm], X_te, rows, feed,
+            note=f"{what}, binary, {n_svm} training rows;",
         )
         classifier(
-            f"svc_{kernel}_multi", svc(), X_tr[:n_svm], y_str[:n_svm], X_te, rows, feed, zipmap=False,
-            note=f"StandardScaler + SVC(kernel={kernel!r}, probability=True), 3 string classes, {n_svm} training rows;",
+            f"svc_{kernel}_multi", svc(kernel), X_tr[:n_svm], y_str[:n_svm], X_te, rows, feed, zipmap=False,
+            note=f"{what}, 3 string classes, {n_svm} training rows;",
         )
     svr = scaled(SVR(kernel="rbf", C=1.0, epsilon=0.1))
     svr.fit(X_tr[:n_svm], t_tr[:n_svm])
@@ -394,15 +433,24 @@ def main():
     Xm_te = with_missing(X_te, SEED + 3)
     rows_m = numeric_rows(Xm_te)
     feed_m = {"input": Xm_te.astype(np.float32)}
-    for name, labels_tr, what in (("imputer_lr_binary", y_bin, "binary"), ("imputer_lr_multi", y_str, "3 string classes")):
+    for name, labels_tr, what in (
+        ("imputer_lr_binary", y_bin, "binary"),
+        ("imputer_lr_multi", y_str, "3 string classes"),
+    ):
         pipe = Pipeline(
-            [("impute", SimpleImputer(strategy="median")), ("scaler", StandardScaler()), ("est", LogisticRegression(max_iter=2000))]
+            [
+                ("impute", SimpleImputer(strategy="median")),
+                ("scaler", StandardScaler()),
+                ("est", LogisticRegression(max_iter=2000)),
+            ]
         )
         classifier(name, pipe, Xm_tr, labels_tr, Xm_te, rows_m, feed_m, zipmap=name.endswith("binary"),
                    note=f"SimpleImputer(median) + StandardScaler + LogisticRegression, {what}, ~15% missing;")
 
     # --- ColumnTransformer: one graph input per column, unseen categories in the requests
     categorical(w, vers)
+    categorical_imputed(w, vers)
+    churn_categorical_example(w, vers)
 
     # --- LightGBM and XGBoost through onnxmltools
     boosters(w, X4_tr, y4_tr, X4_te, rows4, feed4)
@@ -468,6 +516,93 @@ def categorical(w, vers):
         )
 
 
+def categorical_imputed(w, vers):
+    """Named inputs of three kinds (float with missing values, int64, string) into a LogisticRegression."""
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    def frame(n, seed, unseen=0.0):
+        df, y = churn_frame(n, seed, unseen)
+        rng = np.random.default_rng(seed + 100)
+        df["products"] = rng.integers(1, 7, n).astype(np.int64)
+        for c in ("tenure", "monthly"):
+            df.loc[rng.uniform(size=n) < 0.15, c] = np.nan
+        return df, y
+
+    train, y_tr = frame(N_TRAIN, SEED + 6)
+    test, _ = frame(N_ROWS, SEED + 7, unseen=0.08)
+    inputs = [
+        ("tenure", FloatTensorType([None, 1])),
+        ("monthly", FloatTensorType([None, 1])),
+        ("products", Int64TensorType([None, 1])),
+        ("contract", StringTensorType([None, 1])),
+        ("payment", StringTensorType([None, 1])),
+    ]
+    kinds = {"tenure": np.float32, "monthly": np.float32, "products": np.int64}
+    feed = {c: test[c].to_numpy(kinds.get(c, object)).reshape(-1, 1) for c, _ in inputs}
+    rows = [{k: (int(v) if k == "products" else v) for k, v in r.items()} for r in test.to_dict(orient="records")]
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                         ["tenure", "monthly"]),
+                        ("count", StandardScaler(), ["products"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["contract", "payment"]),
+                    ]
+                ),
+            ),
+            ("est", LogisticRegression(max_iter=2000)),
+        ]
+    )
+    pipe.fit(train, y_tr)
+    onx = skl_export(pipe, inputs)
+    w.add(
+        "ct_impute_lr", pipe, onx, rows, feed, test, [int(c) for c in pipe.classes_], features=None,
+        note=(
+            "ColumnTransformer(SimpleImputer(median) + StandardScaler on float inputs tenure, monthly, ~15% null; "
+            "StandardScaler on the int64 input products; OneHotEncoder(handle_unknown='ignore') on string inputs "
+            "contract, payment) + LogisticRegression, binary; one graph input per column; ~8% of rows carry unseen "
+            f"categories; default export (ZipMap); {vers}."
+        ),
+    )
+
+
+def churn_categorical_example(w, vers):
+    """examples/churn-categorical/model.onnx (copied) on 300 held-out rows; refuses a stale model.onnx."""
+    import importlib.util
+
+    import onnx
+
+    path = os.path.join(HERE, "churn-categorical", "train.py")
+    spec = importlib.util.spec_from_file_location("churn_categorical_train", path)
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    frame, y = train.make_dataset(6000)
+    pipe = train.build_pipeline().fit(frame.iloc[:5000], y[:5000])
+    test = frame.iloc[5000 : 5000 + N_ROWS].reset_index(drop=True)
+    with open(os.path.join(HERE, "churn-categorical", "model.onnx"), "rb") as f:
+        on_disk = f.read()
+    fresh = train.export(pipe)
+    # skl2onnx names nodes with a per-process counter, so compare behaviour rather than bytes
+    _, p_disk = train.ort_outputs(on_disk, test)
+    _, p_fresh = train.ort_outputs(fresh, test)
+    if np.max(np.abs(p_disk - p_fresh)) > 1e-7:
+        raise SystemExit("examples/churn-categorical/model.onnx differs from a fresh train.py run: run train.py first")
+    rows = [{c: train.request_value(c, r[c]) for c in train.FEATURES} for r in test.to_dict(orient="records")]
+    w.add(
+        "churn_categorical", pipe, onnx.load_from_string(on_disk), rows, train.feed(test), test,
+        [int(c) for c in pipe.classes_], features=None,
+        note=f"examples/churn-categorical/model.onnx (a copy), rows 5000-5299 of its train.py dataset; {vers}.",
+    )
+
+
 def boosters(w, X_tr, y_tr, X_te, rows, feed):
     import lightgbm
     import onnxmltools
@@ -477,7 +612,7 @@ def boosters(w, X_tr, y_tr, X_te, rows, feed):
     inputs = [("input", FloatTensorType([None, K]))]
     lgbm = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=8, learning_rate=0.2, random_state=7, verbose=-1)
     lgbm.fit(X_tr, y_tr)
-    onx = onnxmltools.convert_lightgbm(lgbm, initial_types=inputs, target_opset=15, zipmap=False)
+    onx = onnxmltools.convert_lightgbm(lgbm, name="lgbm_multi", initial_types=inputs, target_opset=15, zipmap=False)
     w.add(
         "lgbm_multi", lgbm, onx, rows, feed, X_te, [int(c) for c in lgbm.classes_], compare_sklearn=False,
         note=(
@@ -488,7 +623,7 @@ def boosters(w, X_tr, y_tr, X_te, rows, feed):
     )
     xgb = xgboost.XGBClassifier(n_estimators=20, max_depth=3, learning_rate=0.3, random_state=8)
     xgb.fit(X_tr, y_tr)
-    onx = onnxmltools.convert_xgboost(xgb, initial_types=inputs, target_opset=15)
+    onx = onnxmltools.convert_xgboost(xgb, name="xgb_multi", initial_types=inputs, target_opset=15)
     w.add(
         "xgb_multi", xgb, onx, rows, feed, X_te, [int(c) for c in xgb.classes_],
         note=(
