@@ -43,6 +43,13 @@ impl Error {
     }
 }
 
+impl From<crate::domain::DomainError> for Error {
+    fn from(e: crate::domain::DomainError) -> Error {
+        let help = e.help();
+        Error::user(e).help(help)
+    }
+}
+
 /// Adds "while doing X" context to I/O errors on user files.
 pub fn io_error(path: &std::path::Path, what: &str, err: std::io::Error) -> Error {
     Error::user(format!("cannot {what} `{}`: {err}", path.display()))

@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use crate::config::Loaded;
+use crate::domain::ModelVersion;
 
 /// The registry host images are pushed to: `MLAMBDA_REGISTRY`, then `image.registry`;
 /// `None` means the ECR endpoint from the authorization token.
@@ -15,6 +16,6 @@ pub fn state_dir(loaded: &Loaded) -> PathBuf {
 }
 
 /// The model version a command works on: its flag, else `model.version`.
-pub fn model_version(loaded: &Loaded, flag: Option<&str>) -> String {
-    flag.map(str::to_string).unwrap_or_else(|| loaded.config.model.version.clone())
+pub fn model_version(loaded: &Loaded, flag: Option<&ModelVersion>) -> ModelVersion {
+    flag.cloned().unwrap_or_else(|| loaded.config.model.version.clone())
 }

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{ImageDigest, ModelVersion, Version, Weight};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -26,7 +27,7 @@ pub struct Build {
     pub image: String,
     pub tag: String,
     pub image_id: String,
-    pub model_version: String,
+    pub model_version: ModelVersion,
     #[serde(default)]
     pub model_sha256: Option<String>,
 }
@@ -38,7 +39,7 @@ pub struct Push {
     pub repository_uri: String,
     pub tag: String,
     /// `sha256:…` as the registry reports it.
-    pub digest: String,
+    pub digest: ImageDigest,
     /// `registry/repository@sha256:…`.
     pub image_uri: String,
 }
@@ -48,7 +49,7 @@ pub struct Push {
 pub struct Deploy {
     pub function_arn: String,
     pub version: String,
-    pub model_version: String,
+    pub model_version: ModelVersion,
     pub image_uri: String,
     #[serde(default)]
     pub role: Option<String>,
@@ -59,11 +60,11 @@ pub struct Deploy {
 pub struct Rollout {
     /// The primary before the last promote, for `--rollback` after a promote.
     #[serde(default)]
-    pub previous_primary: Option<String>,
+    pub previous_primary: Option<Version>,
     #[serde(default)]
-    pub candidate: Option<String>,
+    pub candidate: Option<Version>,
     #[serde(default)]
-    pub weight: Option<f64>,
+    pub weight: Option<Weight>,
 }
 
 /// `mlambda up`'s finished steps, so a re-run resumes after the one that failed.
@@ -117,7 +118,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()).unwrap(), State::default());
         let s = update(dir.path(), |s| {
-            s.rollout = Some(Rollout { previous_primary: Some("3".into()), ..Default::default() })
+            s.rollout = Some(Rollout { previous_primary: Some(Version::parse("3").unwrap()), ..Default::default() })
         })
         .unwrap();
         assert_eq!(load(dir.path()).unwrap(), s);

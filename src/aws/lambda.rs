@@ -5,6 +5,7 @@ use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionConfiguration};
 
 use super::{error_code, fail, Aws};
 use crate::error::Result;
+use crate::plan::alias::AliasRouting;
 
 /// One function configuration (`$LATEST` or a published version), without SDK types.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -174,16 +175,15 @@ pub async fn list_aliases(aws: &Aws, function: &str) -> Result<Vec<Alias>> {
 pub struct AliasWrite<'a> {
     pub function: &'a str,
     pub alias: &'a str,
-    pub primary: &'a str,
-    pub routing: BTreeMap<String, f64>,
+    pub routing: AliasRouting,
     pub description: &'a str,
     pub revision_id: Option<&'a str>,
 }
 
+/// Lambda's `AdditionalVersionWeights`: the candidate and its weight, or empty to clear the routing.
 fn routing_config(w: &AliasWrite<'_>) -> AliasRoutingConfiguration {
-    AliasRoutingConfiguration::builder()
-        .set_additional_version_weights(Some(w.routing.iter().map(|(k, v)| (k.clone(), *v)).collect()))
-        .build()
+    let weights = w.routing.additional.iter().map(|(v, weight)| (v.to_string(), weight.get())).collect();
+    AliasRoutingConfiguration::builder().set_additional_version_weights(Some(weights)).build()
 }
 
 pub async fn create_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
@@ -192,7 +192,7 @@ pub async fn create_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
         .create_alias()
         .function_name(w.function)
         .name(w.alias)
-        .function_version(w.primary)
+        .function_version(w.routing.primary.to_string())
         .description(w.description)
         .routing_config(routing_config(w))
         .send()
@@ -208,7 +208,7 @@ pub async fn update_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
         .update_alias()
         .function_name(w.function)
         .name(w.alias)
-        .function_version(w.primary)
+        .function_version(w.routing.primary.to_string())
         .description(w.description)
         .routing_config(routing_config(w))
         .set_revision_id(w.revision_id.map(str::to_string))

@@ -72,7 +72,7 @@ impl fmt::Display for Outcome {
 
 /// `MODEL_VERSION` from a version's environment, the dimension of its EMF latency metric.
 pub(crate) fn model_version(v: &FunctionInfo) -> Option<String> {
-    v.env.get("MODEL_VERSION").filter(|m| !m.is_empty()).cloned()
+    v.env.get(mlambda_runtime::env::MODEL_VERSION).filter(|m| !m.is_empty()).cloned()
 }
 
 /// The alarm specs for the alias and the versions it routes to now.

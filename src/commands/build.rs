@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::cli::BuildArgs;
 use crate::config::Architecture;
+use crate::domain::ModelVersion;
 use crate::error::{Error, Result};
 use crate::image::context::{self, DockerfileSpec, Entry, FileSummary};
 use crate::image::engine;
@@ -30,7 +31,7 @@ pub struct BuildOutcome {
     pub single_platform: bool,
     pub base: String,
     pub model_baked: bool,
-    pub model_version: String,
+    pub model_version: ModelVersion,
     pub model_sha256: String,
     pub runtime: String,
     pub labels: BTreeMap<String, String>,
@@ -64,6 +65,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
     let loaded = ctx.config()?;
     let c = &loaded.config;
     let arch = c.function.architecture;
+    let model_version = crate::settings::model_version(&loaded, None);
 
     let runtime = match &args.runtime {
         Some(p) => p.clone(),
@@ -79,7 +81,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
     let model_sha256 = context::sha256_hex(&model);
 
     let mut labels = BTreeMap::from([
-        ("org.mlambda.model.version".to_string(), c.model.version.clone()),
+        ("org.mlambda.model.version".to_string(), model_version.to_string()),
         ("org.mlambda.model.sha256".to_string(), model_sha256.clone()),
         ("org.mlambda.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
     ]);
@@ -90,7 +92,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
         base: c.image.base.clone(),
         bake_model: c.model.bake,
         features: c.model.features.clone(),
-        model_version: c.model.version.clone(),
+        model_version: model_version.to_string(),
         namespace: c.alarms.namespace.clone(),
         labels: labels.clone(),
         mlambda_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -110,7 +112,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
         .tag
         .clone()
         .or_else(|| c.image.tag.clone())
-        .unwrap_or_else(|| naming::image_tag(&c.model.version, &packed.sha256));
+        .unwrap_or_else(|| naming::image_tag(model_version.as_str(), &packed.sha256));
     let image = format!("{}:{tag}", c.image.repository);
     let mut outcome = BuildOutcome {
         dry_run: args.dry.dry_run,
@@ -122,7 +124,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
         single_platform: true,
         base: c.image.base.clone(),
         model_baked: c.model.bake,
-        model_version: c.model.version.clone(),
+        model_version: model_version.clone(),
         model_sha256: model_sha256.clone(),
         runtime: runtime.display().to_string(),
         labels,
@@ -155,7 +157,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
             image: image.clone(),
             tag: tag.clone(),
             image_id: image_id.clone(),
-            model_version: c.model.version.clone(),
+            model_version: model_version.clone(),
             model_sha256: Some(model_sha256.clone()),
         })
     })?;

@@ -9,7 +9,9 @@ use crate::aws::lambda::{self, AliasWrite, FunctionSpec};
 use crate::aws::{iam, s3, Aws};
 use crate::cli::DeployArgs;
 use crate::config::Config;
+use crate::domain::{ModelVersion, Version};
 use crate::error::{Error, Result};
+use crate::plan::alias::AliasRouting;
 use crate::plan::deploy::{
     function_env, plan, version_description, AliasStep, Current, DeployPlan, FunctionStep, PublishStep,
 };
@@ -92,7 +94,7 @@ struct DeployOutcome {
     version_arn: String,
     /// False when nothing changed and the existing version was reused.
     published: bool,
-    model_version: String,
+    model_version: ModelVersion,
     image_uri: String,
     role: String,
     alias: String,
@@ -126,10 +128,10 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
     let push = st.push.clone().ok_or_else(|| {
         Error::user("no pushed image is recorded in `.mlambda/state.json`").help("run `mlambda push` first")
     })?;
-    let model_version = settings::model_version(&loaded, args.model_version.as_deref());
+    let model_version = settings::model_version(&loaded, args.model_version.as_ref());
     let aws = ctx.aws().await?;
 
-    let key = naming::model_key(&c.model.prefix, &c.model.name, &model_version);
+    let key = naming::model_key(&c.model.prefix, &c.model.name, model_version.as_str());
     let head = s3::head_object(&aws, &c.model.bucket, &key).await?.ok_or_else(|| {
         Error::user(format!("model version `{model_version}` is not in `s3://{}/{key}`", c.model.bucket))
             .help(format!("run `mlambda model push --version {model_version}` first"))
@@ -165,7 +167,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
         FunctionStep::Create => {
             ctx.printer.status(format!("creating function `{}` from {}", spec.name, spec.image_uri));
             lambda::create_function(&aws, &spec).await?;
-            lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
+            lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
         }
         FunctionStep::Update { code, config } => {
             let busy = current
@@ -175,18 +177,18 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
             if busy && !the_plan.function_unchanged() {
                 // An earlier deploy's update is still running; a new one would be refused.
                 ctx.printer.status(format!("waiting for an earlier update of `{}` to finish", spec.name));
-                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
+                lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
             }
             if !code.is_empty() {
                 ctx.printer.status(format!("updating the code of `{}` to {}", spec.name, spec.image_uri));
                 lambda::update_function_code(&aws, &spec).await?;
-                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
+                lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
             }
             if !config.is_empty() {
                 let fields: Vec<&str> = config.iter().map(|d| d.field.as_str()).collect();
                 ctx.printer.status(format!("updating the configuration of `{}`: {}", spec.name, fields.join(", ")));
                 lambda::update_function_configuration(&aws, &spec).await?;
-                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
+                lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
             }
         }
     }
@@ -208,8 +210,8 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
     };
     let tags = BTreeMap::from([
         ("mlambda:managed-by".to_string(), "mlambda".to_string()),
-        ("mlambda:model-version".to_string(), model_version.clone()),
-        ("mlambda:image-digest".to_string(), push.digest.clone()),
+        ("mlambda:model-version".to_string(), model_version.to_string()),
+        ("mlambda:image-digest".to_string(), push.digest.to_string()),
         ("mlambda:version".to_string(), version.clone()),
     ]);
     lambda::tag_resource(&aws, &function_arn, &tags).await?;
@@ -222,8 +224,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
                 &AliasWrite {
                     function: &spec.name,
                     alias: name,
-                    primary: &version,
-                    routing: BTreeMap::new(),
+                    routing: AliasRouting::all(Version::parse(&version)?),
                     description: "managed by mlambda",
                     revision_id: None,
                 },

@@ -3,6 +3,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use mlambda_runtime::env;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -113,10 +114,10 @@ async fn remote(ctx: &Ctx<'_>, loaded: &Loaded, args: &InvokeArgs, payload: Vec<
 pub fn runtime_env(loaded: &Loaded, model_path: &str) -> Vec<(String, String)> {
     let c = &loaded.config;
     vec![
-        ("MODEL_PATH".into(), model_path.into()),
-        ("MODEL_FEATURES".into(), c.model.features.join(",")),
-        ("MODEL_VERSION".into(), c.model.version.clone()),
-        ("METRICS_NAMESPACE".into(), c.alarms.namespace.clone()),
+        (env::MODEL_PATH.into(), model_path.into()),
+        (env::MODEL_FEATURES.into(), c.model.features.join(",")),
+        (env::MODEL_VERSION.into(), crate::settings::model_version(loaded, None).to_string()),
+        (env::METRICS_NAMESPACE.into(), c.alarms.namespace.clone()),
     ]
 }
 
@@ -170,7 +171,7 @@ async fn local_bootstrap(loaded: &Loaded, bin: &Path, payload: Vec<u8>) -> Resul
     let port = free_port()?;
     let mut child = tokio::process::Command::new(bin)
         .envs(runtime_env(loaded, &model.to_string_lossy()))
-        .env("MLAMBDA_LISTEN", format!("127.0.0.1:{port}"))
+        .env(env::MLAMBDA_LISTEN, format!("127.0.0.1:{port}"))
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -205,13 +206,13 @@ async fn local_image(ctx: &Ctx<'_>, loaded: &Loaded, payload: Vec<u8>) -> Result
     };
     let model = model_file(loaded)?;
     let port = free_port()?;
-    let mut env: Vec<String> =
+    let mut vars: Vec<String> =
         runtime_env(loaded, MODEL_IN_CONTAINER).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    env.push(format!("MLAMBDA_LISTEN=127.0.0.1:{port}"));
+    vars.push(format!("{}=127.0.0.1:{port}", env::MLAMBDA_LISTEN));
     let docker = engine::connect().await?;
     let binds = vec![format!("{}:{MODEL_IN_CONTAINER}:ro", model.display())];
     ctx.printer.status(format!("running {} locally on 127.0.0.1:{port}", build.image));
-    let id = run::start(&docker, &build.image, env, binds).await?;
+    let id = run::start(&docker, &build.image, vars, binds).await?;
     let answer = post_local(port, payload, Duration::from_secs(20)).await;
     let answer = match answer {
         Ok(a) => Ok(a),

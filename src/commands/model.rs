@@ -136,10 +136,7 @@ fn reference_path(loaded: &Loaded, flag: Option<&PathBuf>) -> Option<PathBuf> {
 pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
     let loaded = ctx.config()?;
     let c = &loaded.config;
-    let version = settings::model_version(&loaded, args.version.as_deref());
-    if version.is_empty() || version.contains('/') {
-        return Err(Error::user(format!("model version `{version}` must be non-empty and contain no `/`")));
-    }
+    let version = settings::model_version(&loaded, args.version.as_ref());
     let path = args.path.clone().unwrap_or_else(|| loaded.resolve(&c.model.path));
     let reference = reference_path(&loaded, args.reference.as_ref());
     ctx.printer.status(format!("checking `{}` with the runtime's loader", path.display()));
@@ -147,8 +144,8 @@ pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
     let (sha256, size) = file_sha256(&path)?;
 
     let bucket = c.model.bucket.clone();
-    let key = naming::model_key(&c.model.prefix, &c.model.name, &version);
-    let manifest_key = naming::manifest_key(&c.model.prefix, &c.model.name, &version);
+    let key = naming::model_key(&c.model.prefix, &c.model.name, version.as_str());
+    let manifest_key = naming::manifest_key(&c.model.prefix, &c.model.name, version.as_str());
     let uri = format!("s3://{bucket}/{key}");
     let aws = ctx.aws().await?;
     let bucket_exists = s3::bucket_exists(&aws, &bucket).await?;
@@ -166,7 +163,7 @@ pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
         .help(format!("model versions are immutable; bump it with `--version` (and `model.version`), e.g. `mlambda model push --version {version}-2`")));
     }
     let mut outcome = PushOutcome {
-        version: version.clone(),
+        version: version.to_string(),
         uri: uri.clone(),
         bucket: bucket.clone(),
         key: key.clone(),
@@ -193,7 +190,7 @@ pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
     }
     let manifest = Manifest {
         name: c.model.name.clone(),
-        version: version.clone(),
+        version: version.to_string(),
         features: c.model.features.clone(),
         sha256: sha256.clone(),
         size,
@@ -305,7 +302,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<()> {
         let versions = lambda::list_versions(&aws, &c.function.name).await?;
         let model_of: BTreeMap<String, String> = versions
             .iter()
-            .filter_map(|v| v.env.get("MODEL_VERSION").map(|m| (v.version.clone(), m.clone())))
+            .filter_map(|v| v.env.get(mlambda_runtime::env::MODEL_VERSION).map(|m| (v.version.clone(), m.clone())))
             .collect();
         let aliases = lambda::list_aliases(&aws, &c.function.name).await?;
         for row in &mut rows {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::aws::ecr;
 use crate::cli::PushArgs;
+use crate::domain::ImageDigest;
 use crate::error::{Error, Result};
 use crate::image::engine::{self, PushEvent, PushFailure};
 use crate::settings;
@@ -151,6 +152,8 @@ pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
             }
         },
     };
+    let digest = ImageDigest::parse(&digest)
+        .map_err(|e| Error::cloud(format!("the registry served `{digest}` for `{target}`: {e}")).help(e.help()))?;
     let image_uri = format!("{repository_uri}@{digest}");
     state::update(&ctx.state_dir(&loaded), |s| {
         s.push = Some(state::Push {
@@ -160,7 +163,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
             image_uri: image_uri.clone(),
         })
     })?;
-    outcome.digest = Some(digest);
+    outcome.digest = Some(digest.to_string());
     outcome.image_uri = Some(image_uri);
     outcome.layers_pushed = pushed.layers_pushed;
     outcome.layers_existing = pushed.layers_existing;

@@ -88,16 +88,13 @@ pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
     let st = ctx.state(&loaded)?;
     let (function, alias_name) = (config.function.name.as_str(), config.function.alias.as_str());
     // Flags are checked before AWS is asked anything.
-    let interval = match args.interval {
-        Some(d) => d,
-        None => humantime::parse_duration(&config.rollout.interval).map_err(|e| {
-            Error::user(format!("`rollout.interval` `{}` is not a duration: {e}", config.rollout.interval))
-                .help("use a duration like `5m` in mlambda.yaml, or pass `--interval 5m`")
-        })?,
-    };
-    let progressive = match (&args.steps, &args.preset) {
+    let interval = args.interval.unwrap_or(config.rollout.interval).get();
+    let progressive = match (&args.steps, args.preset) {
         (Some(s), _) => Some((Steps::new(s.clone())?, interval)),
-        (None, Some(p)) => Steps::preset(p).map(|(s, d)| Some((s, args.interval.unwrap_or(d))))?,
+        (None, Some(p)) => {
+            let (steps, every) = Steps::preset(p);
+            Some((steps, args.interval.map(|d| d.get()).unwrap_or(every)))
+        }
         (None, None) => None,
     };
     if args.weight.is_none() && progressive.is_none() && !args.promote && !args.rollback {
@@ -117,14 +114,13 @@ pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
         routing: alias.routing.clone(),
         description: alias.description.clone(),
     };
-    let state_previous = st.rollout.as_ref().and_then(|r| r.previous_primary.clone());
     let inputs = Inputs {
         function,
         alias: alias_name,
         current: &current,
         versions: &version_facts,
-        version: args.version.as_deref(),
-        state_previous: state_previous.as_deref(),
+        version: args.version,
+        state_previous: st.rollout.as_ref().and_then(|r| r.previous_primary),
     };
     let plan = if let Some(w) = args.weight {
         rollout::weight(&inputs, w)?
@@ -147,10 +143,9 @@ pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
         state_dir,
         steps_flag: progressive.as_ref().map(|(s, _)| steps_flag(s)).unwrap_or_default(),
     };
-    if plan.action == Action::Steps {
-        let candidate = plan.candidate.clone().unwrap_or_default();
-        let model = versions.iter().find(|v| v.version == candidate).and_then(model_version);
-        run.ensure_candidate_alarms(&candidate, model).await?;
+    if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
+        let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(model_version);
+        run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
     }
     run.execute(&plan, alias.revision_id.clone()).await?;
     ctx.printer.data(&Outcome { dry_run: false, plan });
@@ -184,12 +179,10 @@ impl Run<'_> {
     }
 
     async fn write(&self, step: &Step, revision: &str) -> Result<String> {
-        let primary = step.target.primary.to_string();
         let w = AliasWrite {
             function: self.function(),
             alias: self.alias(),
-            primary: &primary,
-            routing: step.target.weights(),
+            routing: step.target,
             description: &step.description,
             revision_id: Some(revision).filter(|r| !r.is_empty()),
         };
@@ -209,13 +202,13 @@ impl Run<'_> {
                     }
                 }
                 (_, true) => {
-                    r.previous_primary = plan.previous_primary.clone();
+                    r.previous_primary = plan.previous_primary;
                     r.candidate = None;
                     r.weight = None;
                 }
                 (_, false) => {
-                    r.candidate = plan.candidate.clone();
-                    r.weight = Some(step.weight);
+                    r.candidate = plan.candidate;
+                    r.weight = step.target.additional.map(|(_, w)| w);
                 }
             }
         })
@@ -232,13 +225,13 @@ impl Run<'_> {
                 return Err(self.interrupted(plan, &at));
             }
             revision = self.write(step, &revision).await?;
-            at = step.routing.clone();
+            at = step.routing();
             self.record(plan, step)?;
             self.printer.status(format!("{}: {at}", self.alias()));
             if plan.action != Action::Steps || step.promotes() {
                 continue;
             }
-            let candidate = plan.candidate.as_deref().unwrap_or_default();
+            let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
             self.printer.status(format!(
                 "step {}/{}: watching the alarms of version {candidate} for {}",
                 i + 1,
@@ -248,7 +241,7 @@ impl Run<'_> {
             if !stop.sleep(interval).await {
                 return Err(self.interrupted(plan, &at));
             }
-            if let Some(alarm) = self.firing(candidate).await? {
+            if let Some(alarm) = self.firing(&candidate).await? {
                 return Err(self.roll_back_on_alarm(plan, step, &revision, alarm).await);
             }
         }
@@ -273,10 +266,8 @@ impl Run<'_> {
         revision: &str,
         alarm: cloudwatch::Alarm,
     ) -> Error {
-        let candidate = plan.candidate.as_deref().unwrap_or_default();
+        let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
         let back = Step {
-            weight: 0.0,
-            routing: crate::plan::alias::AliasRouting::all(step.target.primary).to_string(),
             target: crate::plan::alias::AliasRouting::all(step.target.primary),
             description: step.description.clone(),
         };
@@ -289,7 +280,7 @@ impl Run<'_> {
                         r.weight = None;
                     }
                 });
-                Error::cloud(format!("{why}; rolled back: {}: {}", self.alias(), back.routing)).help(format!(
+                Error::cloud(format!("{why}; rolled back: {}: {}", self.alias(), back.routing())).help(format!(
                     "version {candidate} gets no traffic now; look at its logs and metrics, fix it and deploy a new version"
                 ))
             }
@@ -319,7 +310,8 @@ mod tests {
 
     use super::*;
     use crate::aws::mock;
-    use crate::plan::alias::{AliasRouting, Version};
+    use crate::domain::Version;
+    use crate::plan::alias::AliasRouting;
 
     const CONFIG: &str = "function:\n  name: churn\nimage:\n  repository: churn\nmodel:\n  path: model.onnx\n  name: churn\n  version: v1\n  bucket: b\n  features: [a]\n";
 
@@ -328,10 +320,10 @@ mod tests {
             primary: Version::parse(&primary.to_string()).unwrap(),
             additional: Some((
                 Version::parse(&candidate.to_string()).unwrap(),
-                crate::plan::alias::Weight::new(weight).unwrap(),
+                crate::domain::Weight::new(weight).unwrap(),
             )),
         };
-        Step { weight, routing: target.to_string(), target, description: String::new() }
+        Step { target, description: String::new() }
     }
 
     #[tokio::test]

@@ -106,7 +106,7 @@ impl fmt::Display for Outcome {
         }
         if let Some(r) = &self.rollout {
             if let (Some(c), Some(w)) = (&r.candidate, r.weight) {
-                writeln!(f, "\nrollout in progress: version {c} at {}", alias::Percent(w))?;
+                writeln!(f, "\nrollout in progress: version {c} at {}", alias::Percent(w.get()))?;
             }
             if let Some(p) = &r.previous_primary {
                 writeln!(f, "previous primary: {p} (`mlambda rollout --rollback` returns to it)")?;

@@ -8,6 +8,7 @@ use super::{alarms, build, deploy, model, push, rollout, Ctx};
 use crate::aws;
 use crate::cli::{AlarmsArgs, BuildArgs, DeployArgs, DryRun, ModelPushArgs, PushArgs, RolloutArgs, UpArgs};
 use crate::config::Loaded;
+use crate::domain::{Duration, RolloutStrategy, Version};
 use crate::error::{Error, Result};
 use crate::state;
 
@@ -94,7 +95,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &UpArgs) -> Result<()> {
                 let a = DeployArgs {
                     model_version: None,
                     create_role: args.create_role,
-                    wait: std::time::Duration::from_secs(300),
+                    wait: Duration::from_std(std::time::Duration::from_secs(300)),
                     dry: dry.clone(),
                 };
                 deploy::run(&sub, &a).await
@@ -157,18 +158,18 @@ async fn rollout_step(ctx: &Ctx<'_>, loaded: &Loaded, dry: &DryRun) -> Result<()
     let mut args = RolloutArgs {
         weight: None,
         steps: None,
-        interval: humantime::parse_duration(&c.rollout.interval).ok(),
+        interval: Some(c.rollout.interval),
         preset: None,
         promote: false,
         rollback: false,
-        version: Some(deployed.version.clone()),
+        version: Some(Version::parse(&deployed.version)?),
         dry: dry.clone(),
     };
-    match c.rollout.strategy.as_str() {
-        "weight" => args.weight = Some(c.rollout.weight),
-        "steps" => args.steps = Some(c.rollout.steps.clone()),
-        "promote" => args.steps = Some(vec![1.0]),
-        preset => args.preset = Some(preset.to_string()),
+    match c.rollout.strategy {
+        RolloutStrategy::Weight => args.weight = Some(c.rollout.weight),
+        RolloutStrategy::Steps => args.steps = Some(c.rollout.steps.clone()),
+        RolloutStrategy::Promote => args.steps = Some(vec![1.0]),
+        RolloutStrategy::Preset(p) => args.preset = Some(p),
     }
     rollout::run(ctx, &args).await
 }

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Duration, ModelVersion, RolloutStrategy, Weight};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -90,7 +91,8 @@ pub struct Model {
     pub path: PathBuf,
     /// Model name: the S3 key is `<prefix>/<name>/<version>/model.onnx`.
     pub name: String,
-    pub version: String,
+    #[serde(deserialize_with = "field::model_version")]
+    pub version: ModelVersion,
     pub bucket: String,
     #[serde(default = "default_prefix")]
     pub prefix: String,
@@ -141,20 +143,54 @@ impl Default for Alarms {
 #[serde(deny_unknown_fields)]
 pub struct Rollout {
     /// What `up` does with a new version once the alias exists: `weight`, `steps`, a preset or `promote`.
-    #[serde(default = "default_strategy")]
-    pub strategy: String,
+    #[serde(default = "default_strategy", deserialize_with = "field::strategy")]
+    pub strategy: RolloutStrategy,
     /// The canary weight for `strategy: weight`.
-    #[serde(default = "default_weight")]
-    pub weight: f64,
+    #[serde(default = "default_weight", deserialize_with = "field::weight")]
+    pub weight: Weight,
     #[serde(default)]
     pub steps: Vec<f64>,
-    #[serde(default = "default_interval")]
-    pub interval: String,
+    #[serde(default = "default_interval", deserialize_with = "field::interval")]
+    pub interval: Duration,
 }
 
 impl Default for Rollout {
     fn default() -> Self {
         Rollout { strategy: default_strategy(), weight: default_weight(), steps: vec![], interval: default_interval() }
+    }
+}
+
+/// The domain-typed keys: each value is checked by its type's own rule while parsing, and the message names
+/// the key (serde_yaml would only name the section).
+mod field {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::domain::{Duration, ModelVersion, RolloutStrategy, Weight};
+
+    pub fn model_version<'de, D: Deserializer<'de>>(d: D) -> Result<ModelVersion, D::Error> {
+        ModelVersion::new(String::deserialize(d)?)
+            .map_err(|_| D::Error::custom("`model.version` must be non-empty and contain no `/`"))
+    }
+
+    pub fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<Weight, D::Error> {
+        let w = f64::deserialize(d)?;
+        Weight::new(w)
+            .map_err(|_| D::Error::custom(format!("`rollout.weight` is {w}, it must be between 0 and 1 (exclusive)")))
+    }
+
+    pub fn strategy<'de, D: Deserializer<'de>>(d: D) -> Result<RolloutStrategy, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| {
+            D::Error::custom(format!(
+                "`rollout.strategy` is `{s}`; use weight, steps, promote, canary10-5m or linear10-1m"
+            ))
+        })
+    }
+
+    pub fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| D::Error::custom(format!("`rollout.interval` `{s}` is not a duration like `5m`")))
     }
 }
 
@@ -185,14 +221,14 @@ fn default_latency() -> f64 {
 fn default_errors() -> f64 {
     5.0
 }
-fn default_strategy() -> String {
-    "weight".into()
+fn default_strategy() -> RolloutStrategy {
+    RolloutStrategy::Weight
 }
-fn default_weight() -> f64 {
-    0.1
+fn default_weight() -> Weight {
+    Weight::TEN_PERCENT
 }
-fn default_interval() -> String {
-    "5m".into()
+fn default_interval() -> Duration {
+    Duration::from_std(std::time::Duration::from_secs(300))
 }
 fn yes() -> bool {
     true
@@ -263,9 +299,6 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if let Some(dup) = c.model.features.iter().enumerate().find(|(i, f)| c.model.features[..*i].contains(f)) {
         return Err(("model.features", format!("lists `{}` twice", dup.1)));
     }
-    if c.model.version.is_empty() || c.model.version.contains('/') {
-        return Err(("model.version", "must be non-empty and contain no `/`".into()));
-    }
     if c.model.name.is_empty() || c.model.name.contains('/') {
         return Err(("model.name", "must be non-empty and contain no `/`".into()));
     }
@@ -275,20 +308,8 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if c.model.tolerance.is_nan() || c.model.tolerance <= 0.0 {
         return Err(("model.tolerance", "must be greater than 0".into()));
     }
-    if !(c.rollout.weight > 0.0 && c.rollout.weight < 1.0) {
-        return Err(("rollout.weight", format!("is {}, it must be between 0 and 1 (exclusive)", c.rollout.weight)));
-    }
-    if !["weight", "steps", "promote", "canary10-5m", "linear10-1m"].contains(&c.rollout.strategy.as_str()) {
-        return Err((
-            "rollout.strategy",
-            format!("is `{}`; use weight, steps, promote, canary10-5m or linear10-1m", c.rollout.strategy),
-        ));
-    }
-    if c.rollout.strategy == "steps" && c.rollout.steps.is_empty() {
+    if c.rollout.strategy == RolloutStrategy::Steps && c.rollout.steps.is_empty() {
         return Err(("rollout.steps", "must list the weights to step through, e.g. [0.1, 0.5, 1]".into()));
-    }
-    if humantime::parse_duration(&c.rollout.interval).is_err() {
-        return Err(("rollout.interval", format!("`{}` is not a duration like `5m`", c.rollout.interval)));
     }
     Ok(())
 }
@@ -306,7 +327,8 @@ mod tests {
         assert_eq!(c.function.memory, 1024);
         assert_eq!(c.image.base, "scratch");
         assert_eq!(c.alarms.latency_p99_ms, 500.0);
-        assert_eq!(c.rollout.weight, 0.1);
+        assert_eq!(c.rollout.weight.get(), 0.1);
+        assert_eq!(c.rollout.interval.get(), std::time::Duration::from_secs(300));
     }
 
     #[test]
@@ -333,5 +355,11 @@ mod tests {
         assert!(e.message.contains("`model.features` lists `a` twice"), "{}", e.message);
         let e = parse(&format!("{GOOD}rollout:\n  weight: 1.5\n"), Path::new("m.yaml")).unwrap_err();
         assert!(e.message.contains("rollout.weight"), "{}", e.message);
+        let e = parse(&GOOD.replace("version: v1", "version: a/b"), Path::new("m.yaml")).unwrap_err();
+        assert!(e.message.contains("model.version") && e.message.contains("no `/`"), "{}", e.message);
+        let e = parse(&format!("{GOOD}rollout:\n  strategy: fast\n"), Path::new("m.yaml")).unwrap_err();
+        assert!(e.message.contains("rollout.strategy") && e.message.contains("canary10-5m"), "{}", e.message);
+        let e = parse(&format!("{GOOD}rollout:\n  interval: soon\n"), Path::new("m.yaml")).unwrap_err();
+        assert!(e.message.contains("rollout.interval"), "{}", e.message);
     }
 }
