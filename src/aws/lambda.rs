@@ -1,45 +1,30 @@
 //! Lambda reads and alias writes shared by deploy, rollout, status and model list.
 use std::collections::BTreeMap;
 
-use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionConfiguration};
+use aws_sdk_lambda::types::{self as sdk, AliasRoutingConfiguration, FunctionConfiguration};
 
 use super::{error_code, fail, Aws};
 use crate::error::Result;
 use crate::plan::alias::AliasRouting;
+use crate::plan::lambda::{Alias, FunctionInfo, FunctionSpec, LambdaState, LastUpdateStatus, Readiness};
 
-/// One function configuration (`$LATEST` or a published version), without SDK types.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct FunctionInfo {
-    pub name: String,
-    pub arn: String,
-    pub version: String,
-    pub description: String,
-    pub role: String,
-    /// The dead-letter target, which both versions of an alias must share.
-    pub dead_letter: Option<String>,
-    pub code_sha256: String,
-    pub state: String,
-    pub last_update_status: String,
-    /// Lambda's reason for a Failed state or update.
-    pub reason: Option<String>,
-    pub env: BTreeMap<String, String>,
-    pub memory: i32,
-    pub timeout: i32,
-    pub architecture: String,
-    pub last_modified: String,
-    pub revision_id: String,
+fn state(s: &sdk::State) -> LambdaState {
+    match s {
+        sdk::State::Pending => LambdaState::Pending,
+        sdk::State::Active => LambdaState::Active,
+        sdk::State::Inactive => LambdaState::Inactive,
+        sdk::State::Failed => LambdaState::Failed,
+        other => LambdaState::Other(other.as_str().to_string()),
+    }
 }
 
-/// An alias: its primary version and the weighted additional version, if any.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Alias {
-    pub name: String,
-    pub arn: String,
-    pub primary: String,
-    /// Additional version → weight in (0, 1).
-    pub routing: BTreeMap<String, f64>,
-    pub description: String,
-    pub revision_id: String,
+fn update_status(s: &sdk::LastUpdateStatus) -> LastUpdateStatus {
+    match s {
+        sdk::LastUpdateStatus::InProgress => LastUpdateStatus::InProgress,
+        sdk::LastUpdateStatus::Successful => LastUpdateStatus::Successful,
+        sdk::LastUpdateStatus::Failed => LastUpdateStatus::Failed,
+        other => LastUpdateStatus::Other(other.as_str().to_string()),
+    }
 }
 
 fn function_info(c: &FunctionConfiguration) -> FunctionInfo {
@@ -52,8 +37,8 @@ fn function_info(c: &FunctionConfiguration) -> FunctionInfo {
         role: c.role().unwrap_or_default().to_string(),
         dead_letter: c.dead_letter_config().and_then(|d| d.target_arn()).map(str::to_string),
         code_sha256: c.code_sha256().unwrap_or_default().to_string(),
-        state: c.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        last_update_status: c.last_update_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state: c.state().map(state),
+        last_update_status: c.last_update_status().map(update_status),
         reason,
         env: c
             .environment()
@@ -327,21 +312,6 @@ pub async fn add_invoke_permission(
     }
 }
 
-/// Everything mlambda sets on a function; deploy compares it with `$LATEST` field by field.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FunctionSpec {
-    pub name: String,
-    /// `registry/repository@sha256:…`: always by digest, so a version pins exact bytes.
-    pub image_uri: String,
-    pub role: String,
-    pub memory: i32,
-    pub timeout: i32,
-    /// `x86_64` or `arm64`.
-    pub architecture: String,
-    pub env: BTreeMap<String, String>,
-    pub description: String,
-}
-
 fn architecture(a: &str) -> aws_sdk_lambda::types::Architecture {
     aws_sdk_lambda::types::Architecture::from(a)
 }
@@ -435,22 +405,22 @@ pub async fn wait_until_ready(aws: &Aws, name: &str, timeout: std::time::Duratio
             crate::error::Error::cloud(format!("function `{name}` disappeared while mlambda was waiting for it"))
                 .help("someone deleted it; re-run `mlambda deploy` to create it again")
         })?;
-        if info.state == "Failed" || info.last_update_status == "Failed" {
-            let reason = info.reason.clone().unwrap_or_else(|| "Lambda gave no reason".into());
-            return Err(crate::error::Error::cloud(format!("function `{name}` failed to update: {reason}")).help(
-                "fix the cause above (image, role or configuration), then re-run `mlambda deploy`; the alias was not moved",
-            ));
-        }
-        let updated = info.last_update_status.is_empty() || info.last_update_status == "Successful";
-        if info.state == "Active" && updated {
-            return Ok(info);
+        match info.readiness() {
+            Readiness::Ready => return Ok(info),
+            Readiness::Failed(reason) => {
+                let reason = reason.unwrap_or_else(|| "Lambda gave no reason".into());
+                return Err(crate::error::Error::cloud(format!("function `{name}` failed to update: {reason}")).help(
+                    "fix the cause above (image, role or configuration), then re-run `mlambda deploy`; the alias was not moved",
+                ));
+            }
+            Readiness::Waiting => {}
         }
         if start.elapsed() >= timeout {
             return Err(crate::error::Error::cloud(format!(
                 "gave up after {} waiting for `{name}` to become ready (State={}, LastUpdateStatus={})",
                 humantime::format_duration(timeout),
-                if info.state.is_empty() { "unknown" } else { &info.state },
-                if info.last_update_status.is_empty() { "unknown" } else { &info.last_update_status },
+                info.state.as_ref().map_or("unknown", LambdaState::as_str),
+                info.last_update_status.as_ref().map_or("unknown", LastUpdateStatus::as_str),
             ))
             .help("the function may still be updating; re-run `mlambda deploy` (perhaps with a longer `--wait`) to resume"));
         }
@@ -554,7 +524,7 @@ mod tests {
         let aws = mock::lambda_in_order(&[&pending]);
         let start = tokio::time::Instant::now();
         let info = wait_until_ready(&aws, "churn", Duration::from_secs(300)).await.unwrap();
-        assert_eq!((info.state.as_str(), info.last_update_status.as_str()), ("Active", "Successful"));
+        assert_eq!(info.readiness(), Readiness::Ready);
         assert_eq!(pending.num_calls(), 5);
         // Backoff 0.5 + 1 + 2 + 4 s: polled patiently, well inside the timeout.
         assert_eq!(start.elapsed(), Duration::from_millis(7500));

@@ -4,7 +4,6 @@ use std::fmt::{Debug, Display};
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::cli::GlobalArgs;
 use crate::error::Error;
 
 pub mod cloudwatch;
@@ -14,6 +13,13 @@ pub mod iam;
 pub mod invoke;
 pub mod lambda;
 pub mod s3;
+
+/// Which AWS account and region to talk to; `None` leaves it to aws-config's default chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+}
 
 /// One SDK client per service, all from the same resolved AWS config.
 #[derive(Clone, Debug)]
@@ -29,12 +35,12 @@ pub struct Aws {
 
 impl Aws {
     /// Loads aws-config's default chain (env, profile, SSO, IMDS), honouring `AWS_ENDPOINT_URL`.
-    pub async fn connect(global: &GlobalArgs) -> Result<Aws, Error> {
+    pub async fn connect(target: &Target) -> Result<Aws, Error> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(p) = &global.profile {
+        if let Some(p) = &target.profile {
             loader = loader.profile_name(p);
         }
-        if let Some(r) = &global.region {
+        if let Some(r) = &target.region {
             loader = loader.region(Region::new(r.clone()));
         }
         let sdk = loader.load().await;

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::aws::lambda::{self, AliasWrite, FunctionSpec};
+use crate::aws::lambda::{self, AliasWrite};
 use crate::aws::{iam, s3, Aws};
 use crate::cli::DeployArgs;
 use crate::config::Config;
@@ -15,6 +15,7 @@ use crate::plan::alias::AliasRouting;
 use crate::plan::deploy::{
     function_env, plan, version_description, AliasStep, Current, DeployPlan, FunctionStep, PublishStep,
 };
+use crate::plan::lambda::FunctionSpec;
 use crate::plan::{naming, policy};
 use crate::settings;
 use crate::state::{self, State};
@@ -170,10 +171,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
             lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
         }
         FunctionStep::Update { code, config } => {
-            let busy = current
-                .latest
-                .as_ref()
-                .is_some_and(|(l, _)| l.state == "Pending" || l.last_update_status == "InProgress");
+            let busy = current.latest.as_ref().is_some_and(|(l, _)| l.busy());
             if busy && !the_plan.function_unchanged() {
                 // An earlier deploy's update is still running; a new one would be refused.
                 ctx.printer.status(format!("waiting for an earlier update of `{}` to finish", spec.name));

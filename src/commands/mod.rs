@@ -37,7 +37,8 @@ impl Ctx<'_> {
     }
 
     pub async fn aws(&self) -> Result<Aws> {
-        Aws::connect(&self.global).await
+        let target = crate::aws::Target { profile: self.global.profile.clone(), region: self.global.region.clone() };
+        Aws::connect(&target).await
     }
 
     pub fn state_dir(&self, loaded: &Loaded) -> PathBuf {

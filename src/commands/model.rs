@@ -4,7 +4,6 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use indicatif::HumanBytes;
 use mlambda_runtime::model::Model;
 use serde::Serialize;
 use sha2::Digest;
@@ -17,7 +16,7 @@ use crate::error::{io_error, Error, Result};
 use crate::plan::model::{compare, decide, describe_mismatches, Manifest, Parity, Prediction, PushDecision, Reference};
 use crate::plan::naming;
 use crate::settings;
-use crate::ui::{progress, table};
+use crate::ui::{progress, table, HumanBytes};
 
 /// The sha256 (hex) and size of a file, read in blocks so large models never sit in memory.
 pub(crate) fn file_sha256(path: &Path) -> Result<(String, u64)> {
@@ -205,7 +204,7 @@ pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
             ctx.printer.status(format!("uploading {} to {uri}", HumanBytes(size)));
             let bar = progress::bytes(ctx.printer, size, format!("model {version}"));
             let metadata = BTreeMap::from([("sha256".to_string(), sha256.clone())]);
-            let res = s3::upload_file(&aws, &bucket, &key, &path, &metadata, &bar).await;
+            let res = s3::upload_file(&aws, &bucket, &key, &path, &metadata, &|n| bar.inc(n)).await;
             bar.finish_and_clear();
             res?;
             s3::put_json(&aws, &bucket, &manifest_key, manifest_bytes).await?;

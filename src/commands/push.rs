@@ -1,10 +1,8 @@
 //! `mlambda push`: ensure the ECR repository, tag the built image for the registry, push it with per-layer
 //! progress, and record the digest the registry serves so deploys always reference the image by digest.
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::Ctx;
@@ -15,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::image::engine::{self, PushEvent, PushFailure};
 use crate::settings;
 use crate::state;
+use crate::ui::progress::LayerBars;
 
 /// What `push` did, or would do with `--dry-run`.
 #[derive(Debug, Serialize)]
@@ -115,9 +114,9 @@ pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
     let target = format!("{repository_uri}:{}", build.tag);
     ctx.printer.status(format!("pushing {} as {target}", build.image));
 
-    let mut bars = LayerBars::new(ctx);
+    let mut bars = LayerBars::new(ctx.printer);
     let pushed = engine::push(&docker, &repository_uri, &build.tag, credentials.clone(), async |event| {
-        bars.show(event);
+        show(&mut bars, event);
         match event {
             // The daemon retries a failed upload for a minute or more; when the registry itself is gone, say so now.
             PushEvent::Retrying(_) if !reachable(&registry).await => {
@@ -213,62 +212,13 @@ fn push_failed(failure: &PushFailure, done: &engine::Pushed, registry: &str) -> 
     ))
 }
 
-/// One bar per layer being uploaded. bollard's typed push stream carries no layer ids, so a layer is
-/// recognised by its total size; counts of finished layers go on a summary line.
-struct LayerBars {
-    multi: MultiProgress,
-    layers: HashMap<u64, ProgressBar>,
-    summary: ProgressBar,
-    pushed: u32,
-    existing: u32,
-}
-
-impl LayerBars {
-    fn new(ctx: &Ctx<'_>) -> LayerBars {
-        let multi = if ctx.printer.progress_enabled() {
-            MultiProgress::new()
-        } else {
-            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
-        };
-        let summary = multi.add(ProgressBar::new_spinner());
-        summary.set_style(
-            ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        summary.set_message("preparing layers");
-        summary.enable_steady_tick(Duration::from_millis(120));
-        LayerBars { multi, layers: HashMap::new(), summary, pushed: 0, existing: 0 }
-    }
-
-    fn show(&mut self, event: &PushEvent) {
-        match event {
-            PushEvent::Progress { current, total } if *total > 0 => {
-                let multi = &self.multi;
-                let bar = self.layers.entry(*total).or_insert_with(|| {
-                    let bar = multi.add(ProgressBar::new(*total));
-                    bar.set_style(
-                        ProgressStyle::with_template("  layer [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
-                    );
-                    bar
-                });
-                bar.set_position(*current);
-            }
-            PushEvent::Pushed => self.pushed += 1,
-            PushEvent::AlreadyExists | PushEvent::Mounted => self.existing += 1,
-            PushEvent::Retrying(s) => self.summary.set_message(s.clone()),
-            _ => {}
-        }
-        if matches!(event, PushEvent::Pushed | PushEvent::AlreadyExists | PushEvent::Mounted) {
-            self.summary.set_message(format!("{} layers uploaded, {} already there", self.pushed, self.existing));
-        }
-    }
-
-    fn finish(self) {
-        for bar in self.layers.values() {
-            bar.finish_and_clear();
-        }
-        self.summary.finish_and_clear();
-        let _ = self.multi.clear();
+/// The push stream's events on the layer bars.
+fn show(bars: &mut LayerBars, event: &PushEvent) {
+    match event {
+        PushEvent::Progress { current, total } => bars.layer(*current, *total),
+        PushEvent::Pushed => bars.pushed(),
+        PushEvent::AlreadyExists | PushEvent::Mounted => bars.existing(),
+        PushEvent::Retrying(s) => bars.note(s.clone()),
+        _ => {}
     }
 }

@@ -5,15 +5,15 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::alarms::{model_version, sync};
 use super::Ctx;
 use crate::aws::lambda::{self, AliasWrite};
 use crate::aws::{cloudwatch, Aws};
 use crate::cli::RolloutArgs;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::plan::alarms::{self, Routed};
+use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
 use crate::plan::alias::VersionFacts;
+use crate::plan::lambda::FunctionInfo;
 use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
 use crate::state;
 use crate::ui::Printer;
@@ -73,7 +73,7 @@ struct Run<'a> {
     steps_flag: String,
 }
 
-fn facts(v: &lambda::FunctionInfo) -> VersionFacts {
+fn facts(v: &FunctionInfo) -> VersionFacts {
     VersionFacts { version: v.version.clone(), role: v.role.clone(), dead_letter: v.dead_letter.clone() }
 }
 
@@ -144,7 +144,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
         steps_flag: progressive.as_ref().map(|(s, _)| steps_flag(s)).unwrap_or_default(),
     };
     if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
-        let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(model_version);
+        let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);
         run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
     }
     run.execute(&plan, alias.revision_id.clone()).await?;
@@ -170,8 +170,12 @@ impl Run<'_> {
             .filter(|s| s.name.starts_with(&prefix))
             .collect();
         let existing = cloudwatch::describe_alarms(self.aws, &prefix).await?;
-        let changes = sync(self.aws, &specs, &existing, false).await?;
-        let made = changes.iter().filter(|c| c.change != super::alarms::Change::Unchanged).count();
+        let changes = alarms::diff(&specs, &existing);
+        let mut made = 0;
+        for spec in changes.iter().filter_map(AlarmChange::to_put) {
+            cloudwatch::put_metric_alarm(self.aws, spec).await?;
+            made += 1;
+        }
         if made > 0 {
             self.printer.status(format!("put {made} alarms guarding version {candidate}"));
         }
@@ -249,23 +253,17 @@ impl Run<'_> {
     }
 
     /// The first of the candidate's alarms in ALARM; alarms on other versions never stop its rollout.
-    async fn firing(&self, candidate: &str) -> Result<Option<cloudwatch::Alarm>> {
+    async fn firing(&self, candidate: &str) -> Result<Option<Alarm>> {
         let prefix = alarms::version_prefix(self.function(), candidate);
         let all = cloudwatch::describe_alarms(self.aws, &prefix).await?;
         if all.is_empty() {
             self.printer
                 .warn(format!("version {candidate} has no alarms, so this step is not guarded; run `mlambda alarms`"));
         }
-        Ok(all.into_iter().find(|a| a.state == "ALARM"))
+        Ok(all.into_iter().find(|a| a.state == AlarmState::Alarm))
     }
 
-    async fn roll_back_on_alarm(
-        &self,
-        plan: &RolloutPlan,
-        step: &Step,
-        revision: &str,
-        alarm: cloudwatch::Alarm,
-    ) -> Error {
+    async fn roll_back_on_alarm(&self, plan: &RolloutPlan, step: &Step, revision: &str, alarm: Alarm) -> Error {
         let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
         let back = Step {
             target: crate::plan::alias::AliasRouting::all(step.target.primary),

@@ -4,7 +4,6 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::alarms::model_version;
 use super::Ctx;
 use crate::aws::{cloudwatch, lambda};
 use crate::error::{Error, Result};
@@ -142,18 +141,18 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
     let alarms = cloudwatch::describe_alarms(&aws, &alarms::function_prefix(function))
         .await?
         .into_iter()
-        .map(|a| AlarmRow { name: a.spec.name, state: a.state, reason: a.reason })
+        .map(|a| AlarmRow { name: a.spec.name, state: a.state.to_string(), reason: a.reason })
         .collect();
     ctx.printer.data(&Outcome {
         function: latest.name.clone(),
         arn: latest.arn.clone(),
         image_uri,
-        state: latest.state.clone(),
+        state: latest.state.as_ref().map(|s| s.to_string()).unwrap_or_default(),
         versions: versions
             .iter()
             .map(|v| VersionRow {
                 version: v.version.clone(),
-                model_version: model_version(v),
+                model_version: v.model_version(),
                 last_modified: v.last_modified.clone(),
                 description: v.description.clone(),
                 code_sha256: v.code_sha256.clone(),

@@ -5,11 +5,12 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::events::{self, Schedule};
-use crate::aws::lambda::{self, Alias, Provisioned};
+use crate::aws::lambda::{self, Provisioned};
 use crate::aws::Aws;
 use crate::cli::WarmArgs;
 use crate::error::{Error, Result};
 use crate::plan::alias;
+use crate::plan::lambda::Alias;
 
 /// The payload the runtime answers without running the model.
 const WARMUP: &str = r#"{"_warmup": true}"#;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use mlambda_runtime::env;
 
-use crate::aws::lambda::{Alias, FunctionInfo, FunctionSpec};
+use super::lambda::{Alias, FunctionInfo, FunctionSpec};
 use crate::domain::{ImageDigest, ModelVersion};
 
 /// The description of a published version: which model and which image it serves.

@@ -2,6 +2,7 @@
 pub mod alarms;
 pub mod alias;
 pub mod deploy;
+pub mod lambda;
 pub mod model;
 pub mod naming;
 pub mod policy;
