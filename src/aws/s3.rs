@@ -9,7 +9,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionRule, VersioningConfiguration,
 };
 
-use super::{error_code, fail, Aws};
+use super::{fail, Aws};
 use crate::error::{Error, Result};
 
 /// Told how many more bytes reached S3; the caller decides how to show it (`ui::progress`).
@@ -38,7 +38,7 @@ pub async fn head_object(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Ob
                 .unwrap_or_default(),
         })),
         Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(None),
-        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e)),
+        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e).into()),
     }
 }
 
@@ -46,7 +46,7 @@ pub async fn bucket_exists(aws: &Aws, bucket: &str) -> Result<bool> {
     match aws.s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(false),
-        Err(e) => Err(fail(format!("read bucket `{bucket}`"), e)),
+        Err(e) => Err(fail(format!("read bucket `{bucket}`"), e).into()),
     }
 }
 
@@ -63,12 +63,12 @@ pub async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
     }
     match req.send().await {
         Ok(_) => {}
-        Err(e) if error_code(&e) == Some("BucketAlreadyOwnedByYou") => {}
-        Err(e) if error_code(&e) == Some("BucketAlreadyExists") => {
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_bucket_already_owned_by_you()) => {}
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_bucket_already_exists()) => {
             return Err(Error::user(format!("bucket `{bucket}` belongs to another AWS account"))
                 .help("bucket names are global; pick another `model.bucket`"))
         }
-        Err(e) => return Err(fail(format!("create bucket `{bucket}`"), e)),
+        Err(e) => return Err(fail(format!("create bucket `{bucket}`"), e).into()),
     }
     aws.s3
         .put_bucket_versioning()
@@ -236,7 +236,7 @@ pub async fn get_small(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Vec<
             Ok(Some(bytes.to_vec()))
         }
         Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => Ok(None),
-        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e)),
+        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e).into()),
     }
 }
 
@@ -254,10 +254,10 @@ pub async fn list_prefixes(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(|e| match error_code(&e) {
-                Some("NoSuchBucket") => Error::user(format!("bucket `{bucket}` does not exist"))
+            .map_err(|e| match e.as_service_error().is_some_and(|se| se.is_no_such_bucket()) {
+                true => Error::user(format!("bucket `{bucket}` does not exist"))
                     .help("check `model.bucket`, or create it with `mlambda model push --create-bucket`"),
-                _ => fail(format!("list `s3://{bucket}/{prefix}`"), e),
+                false => fail(format!("list `s3://{bucket}/{prefix}`"), e).into(),
             })?;
         out.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(str::to_string));
         token = page.next_continuation_token().map(str::to_string);

@@ -105,7 +105,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
         entries.push(Entry { path: "model.onnx".into(), mode: 0o644, data: model });
     }
     let packed =
-        context::assemble(&entries).map_err(|e| Error::cloud(format!("cannot pack the build context: {e}")))?;
+        context::assemble(&entries).map_err(|e| Error::local(format!("cannot pack the build context: {e}")))?;
     drop(entries);
 
     let tag = args
@@ -286,7 +286,7 @@ fn build_failed(f: &engine::BuildFailure, base: &str) -> Error {
              or a base image the engine can reach (`docker pull` or `docker load` it first)"
         ))
     } else {
-        Error::cloud(message)
+        Error::local(message)
             .help("the daemon's message and the step's output are above; fix that step and re-run `mlambda build`")
     }
 }

@@ -126,7 +126,7 @@ pub fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| Error::cloud(format!("cannot find a free port on 127.0.0.1: {e}")))
+        .map_err(|e| Error::local(format!("cannot find a free port on 127.0.0.1: {e}")))
 }
 
 /// POSTs the payload to the runtime's local mode, retrying the connection while it starts.
@@ -141,12 +141,12 @@ pub async fn post_local(port: u16, payload: Vec<u8>, deadline: Duration) -> Resu
                 let bytes = resp
                     .bytes()
                     .await
-                    .map_err(|e| Error::cloud(format!("the local runtime dropped the answer: {e}")))?;
+                    .map_err(|e| Error::local(format!("the local runtime dropped the answer: {e}")))?;
                 return Ok((bytes.to_vec(), started.elapsed().as_secs_f64() * 1e3));
             }
             Err(e) if e.is_connect() && Instant::now() < give_up => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => {
-                return Err(Error::cloud(format!("the local runtime on 127.0.0.1:{port} did not answer: {e}"))
+                return Err(Error::local(format!("the local runtime on 127.0.0.1:{port} did not answer: {e}"))
                     .help("run with `-v` to see the runtime's log"))
             }
         }

@@ -33,7 +33,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn config(&self) -> Result<Loaded> {
-        config::load(&self.global.config)
+        Ok(config::load(&self.global.config)?)
     }
 
     pub async fn aws(&self) -> Result<Aws> {
@@ -46,7 +46,7 @@ impl Ctx<'_> {
     }
 
     pub fn state(&self, loaded: &Loaded) -> Result<State> {
-        state::load(&self.state_dir(loaded))
+        Ok(state::load(&self.state_dir(loaded))?)
     }
 }
 
@@ -73,6 +73,6 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<()> {
         }
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
-            .map_err(|e| Error::cloud(format!("cannot write the man page: {e}"))),
+            .map_err(|e| Error::local(format!("cannot write the man page: {e}"))),
     }
 }

@@ -198,7 +198,7 @@ pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
         parity,
     };
     let manifest_bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::cloud(format!("cannot encode the manifest: {e}")))?;
+        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::local(format!("cannot encode the manifest: {e}")))?;
     match decision {
         PushDecision::Upload => {
             ctx.printer.status(format!("uploading {} to {uri}", HumanBytes(size)));

@@ -215,8 +215,8 @@ impl Run<'_> {
                     r.weight = step.target.additional.map(|(_, w)| w);
                 }
             }
-        })
-        .map(|_| ())
+        })?;
+        Ok(())
     }
 
     async fn execute(&self, plan: &RolloutPlan, revision: String) -> Result<()> {

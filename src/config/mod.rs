@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Duration, ModelVersion, RolloutStrategy, Weight};
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -253,26 +253,42 @@ impl Loaded {
     }
 }
 
-pub fn load(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::user(format!("cannot read `{}`: {e}", path.display()))
-            .help("run `mlambda init` to create one, or pass `--config PATH`")
-    })?;
+/// Why mlambda.yaml cannot be used; each names the file (and the line, or the key).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config `{}{at}`: {source}", path.display())]
+    Syntax { path: PathBuf, at: String, source: serde_yaml::Error },
+    #[error("invalid config `{}`: `{field}` {why}", path.display())]
+    Invalid { path: PathBuf, field: &'static str, why: String },
+}
+
+/// Every config error is the user's to fix (exit 1).
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        let help = match &e {
+            ConfigError::Read { .. } => "run `mlambda init` to create one, or pass `--config PATH`".to_string(),
+            ConfigError::Syntax { .. } => "fix the key named above; `mlambda init` writes a commented example".into(),
+            ConfigError::Invalid { path, field, .. } => format!("edit `{field}` in {}", path.display()),
+        };
+        Error::user(e).help(help)
+    }
+}
+
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     let config = parse(&text, path)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     Ok(Loaded { config, path: path.to_path_buf(), dir })
 }
 
-pub fn parse(text: &str, path: &Path) -> Result<Config> {
-    let config: Config = serde_yaml::from_str(text).map_err(|e| {
-        let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-        Error::user(format!("invalid config `{}{at}`: {e}", path.display()))
-            .help("fix the key named above; `mlambda init` writes a commented example")
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let config: Config = serde_yaml::from_str(text).map_err(|source| {
+        let at = source.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        ConfigError::Syntax { path: path.into(), at, source }
     })?;
-    validate(&config).map_err(|(field, why)| {
-        Error::user(format!("invalid config `{}`: `{field}` {why}", path.display()))
-            .help(format!("edit `{field}` in {}", path.display()))
-    })?;
+    validate(&config).map_err(|(field, why)| ConfigError::Invalid { path: path.into(), field, why })?;
     Ok(config)
 }
 
@@ -334,7 +350,7 @@ mod tests {
     #[test]
     fn an_unknown_key_names_the_key_the_file_and_the_line() {
         let text = GOOD.replace("  name: churn\nimage", "  name: churn\n  memroy: 512\nimage");
-        let e = parse(&text, Path::new("cfg/mlambda.yaml")).unwrap_err();
+        let e = Error::from(parse(&text, Path::new("cfg/mlambda.yaml")).unwrap_err());
         assert!(e.message.contains("unknown field `memroy`"), "{}", e.message);
         assert!(e.message.contains("cfg/mlambda.yaml:3"), "{}", e.message);
         assert_eq!(e.exit_code(), 1);
@@ -342,24 +358,25 @@ mod tests {
 
     #[test]
     fn a_wrong_type_and_a_missing_field_are_named() {
-        let e = parse(&GOOD.replace("name: churn\nimage", "name: churn\n  memory: lots\nimage"), Path::new("m.yaml"))
-            .unwrap_err();
+        let text = GOOD.replace("name: churn\nimage", "name: churn\n  memory: lots\nimage");
+        let e = Error::from(parse(&text, Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("memory") && e.message.contains("invalid type"), "{}", e.message);
-        let e = parse(&GOOD.replace("  bucket: b\n", ""), Path::new("m.yaml")).unwrap_err();
+        let e = Error::from(parse(&GOOD.replace("  bucket: b\n", ""), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("missing field `bucket`"), "{}", e.message);
     }
 
     #[test]
     fn rules_serde_cannot_express_are_checked() {
-        let e = parse(&GOOD.replace("features: [a, b]", "features: [a, a]"), Path::new("m.yaml")).unwrap_err();
+        let e =
+            Error::from(parse(&GOOD.replace("features: [a, b]", "features: [a, a]"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("`model.features` lists `a` twice"), "{}", e.message);
-        let e = parse(&format!("{GOOD}rollout:\n  weight: 1.5\n"), Path::new("m.yaml")).unwrap_err();
+        let e = Error::from(parse(&format!("{GOOD}rollout:\n  weight: 1.5\n"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("rollout.weight"), "{}", e.message);
-        let e = parse(&GOOD.replace("version: v1", "version: a/b"), Path::new("m.yaml")).unwrap_err();
+        let e = Error::from(parse(&GOOD.replace("version: v1", "version: a/b"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("model.version") && e.message.contains("no `/`"), "{}", e.message);
-        let e = parse(&format!("{GOOD}rollout:\n  strategy: fast\n"), Path::new("m.yaml")).unwrap_err();
+        let e = Error::from(parse(&format!("{GOOD}rollout:\n  strategy: fast\n"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("rollout.strategy") && e.message.contains("canary10-5m"), "{}", e.message);
-        let e = parse(&format!("{GOOD}rollout:\n  interval: soon\n"), Path::new("m.yaml")).unwrap_err();
+        let e = Error::from(parse(&format!("{GOOD}rollout:\n  interval: soon\n"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("rollout.interval"), "{}", e.message);
     }
 }
