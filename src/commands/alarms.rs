@@ -5,10 +5,10 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::{cloudwatch, lambda, Aws};
-use crate::cli::AlarmsArgs;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::alarms::{self, AlarmChange, AlarmSpec, Change, Routed};
+use crate::settings::{AlarmsSettings, Project};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -52,14 +52,13 @@ async fn desired(aws: &Aws, config: &Config) -> Result<Vec<AlarmSpec>> {
     alarms::specs(function, alias, primary_model.as_deref(), &routed, &config.alarms)
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &AlarmsArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let config = &loaded.config;
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &AlarmsSettings) -> Result<()> {
+    let config = p.config();
     let aws = ctx.aws().await?;
     let prefix = alarms::function_prefix(&config.function.name);
     let existing = cloudwatch::describe_alarms(&aws, &prefix).await?;
-    let dry_run = args.dry.dry_run;
-    let changes = if args.delete {
+    let dry_run = s.dry_run;
+    let changes = if s.delete {
         alarms::delete_plan(&existing)
     } else {
         alarms::sync_plan(&desired(&aws, config).await?, &existing)

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::Ctx;
-use crate::cli::BuildArgs;
+
 use crate::config::Architecture;
 use crate::domain::ModelVersion;
 use crate::error::{Error, Result};
 use crate::image::context::{self, DockerfileSpec, Entry, FileSummary};
 use crate::image::engine;
 use crate::plan::naming;
+use crate::settings::{BuildSettings, Project};
 use crate::state;
 use crate::ui::progress;
 
@@ -61,19 +62,18 @@ impl fmt::Display for BuildOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<()> {
+    let c = p.config();
     let arch = c.function.architecture;
-    let model_version = crate::settings::model_version(&loaded, None);
+    let model_version = s.model_version.clone();
 
-    let runtime = match &args.runtime {
+    let runtime = match &s.runtime {
         Some(p) => p.clone(),
-        None => build_runtime(ctx, arch, args.dry.dry_run)?,
+        None => build_runtime(ctx, arch, s.dry_run)?,
     };
     let bootstrap = read_bootstrap(&runtime, &c.image.base, arch)?;
 
-    let model_path = loaded.resolve(&c.model.path);
+    let model_path = s.model_path.clone();
     let model = std::fs::read(&model_path).map_err(|e| {
         Error::user(format!("cannot read the model `{}`: {e}", model_path.display()))
             .help("set `model.path` in mlambda.yaml to your ONNX file (relative to mlambda.yaml)")
@@ -85,7 +85,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
         ("org.mlambda.model.sha256".to_string(), model_sha256.clone()),
         ("org.mlambda.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
     ]);
-    if let Some(commit) = git_commit(&loaded.dir) {
+    if let Some(commit) = git_commit(&p.loaded.dir) {
         labels.insert("org.mlambda.git.commit".into(), commit);
     }
     let dockerfile = context::render_dockerfile(&DockerfileSpec {
@@ -108,14 +108,10 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
         context::assemble(&entries).map_err(|e| Error::local(format!("cannot pack the build context: {e}")))?;
     drop(entries);
 
-    let tag = args
-        .tag
-        .clone()
-        .or_else(|| c.image.tag.clone())
-        .unwrap_or_else(|| naming::image_tag(model_version.as_str(), &packed.sha256));
+    let tag = s.tag.clone().unwrap_or_else(|| naming::image_tag(model_version.as_str(), &packed.sha256));
     let image = format!("{}:{tag}", c.image.repository);
     let mut outcome = BuildOutcome {
-        dry_run: args.dry.dry_run,
+        dry_run: s.dry_run,
         image: image.clone(),
         repository: c.image.repository.clone(),
         tag: tag.clone(),
@@ -133,7 +129,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
         context: packed.files.clone(),
         steps: vec![],
     };
-    if args.dry.dry_run {
+    if s.dry_run {
         ctx.printer.data(&outcome);
         return Ok(());
     }
@@ -152,8 +148,8 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
     ctx.printer.detail(format!("image {image_id} is {os}/{architecture}"));
     let image_id = if image_id.is_empty() { built.image_id } else { image_id };
 
-    state::update(&ctx.state_dir(&loaded), |s| {
-        s.build = Some(state::Build {
+    state::update(&p.state_dir, |st| {
+        st.build = Some(state::Build {
             image: image.clone(),
             tag: tag.clone(),
             image_id: image_id.clone(),

@@ -7,7 +7,6 @@ use serde::Serialize;
 use super::Ctx;
 use crate::aws::lambda::{self, AliasWrite};
 use crate::aws::{iam, s3, Aws};
-use crate::cli::DeployArgs;
 use crate::config::Config;
 use crate::domain::{ModelVersion, Version};
 use crate::error::{Error, Result};
@@ -17,7 +16,7 @@ use crate::plan::deploy::{
 };
 use crate::plan::lambda::FunctionSpec;
 use crate::plan::{naming, policy};
-use crate::settings;
+use crate::settings::{DeploySettings, Project};
 use crate::state::{self, State};
 
 /// The execution role and how it was found.
@@ -28,14 +27,14 @@ struct Role {
 }
 
 /// `function.role`, else a `--create-role` role (created or reused, its policy rewritten), else the one state recorded.
-async fn resolve_role(aws: &Aws, c: &Config, state: &State, args: &DeployArgs) -> Result<Role> {
+async fn resolve_role(aws: &Aws, c: &Config, state: &State, s: &DeploySettings) -> Result<Role> {
     if let Some(role) = &c.function.role {
         return Ok(Role { arn: role.clone(), to_create: false });
     }
-    if args.create_role {
+    if s.create_role {
         let name = policy::role_name(&c.function.name);
         let existing = iam::get_role_arn(aws, &name).await?;
-        if args.dry.dry_run {
+        if s.dry_run {
             return Ok(match existing {
                 Some(arn) => Role { arn, to_create: false },
                 None => Role { arn: format!("(new role `{name}`)"), to_create: true },
@@ -122,14 +121,13 @@ impl fmt::Display for DeployOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
-    let st = ctx.state(&loaded)?;
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &DeploySettings) -> Result<()> {
+    let c = p.config();
+    let st = ctx.state(p)?;
     let push = st.push.clone().ok_or_else(|| {
         Error::user("no pushed image is recorded in `.mlambda/state.json`").help("run `mlambda push` first")
     })?;
-    let model_version = settings::model_version(&loaded, args.model_version.as_ref());
+    let model_version = s.model_version.clone();
     let aws = ctx.aws().await?;
 
     let key = naming::model_key(&c.model.prefix, &c.model.name, model_version.as_str());
@@ -142,7 +140,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
             .help("upload models with `mlambda model push`, which records it")
     })?;
 
-    let role = resolve_role(&aws, c, &st, args).await?;
+    let role = resolve_role(&aws, c, &st, s).await?;
     let spec = FunctionSpec {
         name: c.function.name.clone(),
         image_uri: push.image_uri.clone(),
@@ -156,7 +154,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
     let current = read_current(&aws, &spec.name, &c.function.alias).await?;
     let the_plan = plan(&spec, &c.function.alias, &current);
 
-    if args.dry.dry_run {
+    if s.dry_run {
         if role.to_create {
             ctx.printer.status(format!("would create role `{}`", policy::role_name(&spec.name)));
         }
@@ -168,25 +166,25 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
         FunctionStep::Create => {
             ctx.printer.status(format!("creating function `{}` from {}", spec.name, spec.image_uri));
             lambda::create_function(&aws, &spec).await?;
-            lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
+            lambda::wait_until_ready(&aws, &spec.name, s.wait).await?;
         }
         FunctionStep::Update { code, config } => {
             let busy = current.latest.as_ref().is_some_and(|(l, _)| l.busy());
             if busy && !the_plan.function_unchanged() {
                 // An earlier deploy's update is still running; a new one would be refused.
                 ctx.printer.status(format!("waiting for an earlier update of `{}` to finish", spec.name));
-                lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
+                lambda::wait_until_ready(&aws, &spec.name, s.wait).await?;
             }
             if !code.is_empty() {
                 ctx.printer.status(format!("updating the code of `{}` to {}", spec.name, spec.image_uri));
                 lambda::update_function_code(&aws, &spec).await?;
-                lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
+                lambda::wait_until_ready(&aws, &spec.name, s.wait).await?;
             }
             if !config.is_empty() {
                 let fields: Vec<&str> = config.iter().map(|d| d.field.as_str()).collect();
                 ctx.printer.status(format!("updating the configuration of `{}`: {}", spec.name, fields.join(", ")));
                 lambda::update_function_configuration(&aws, &spec).await?;
-                lambda::wait_until_ready(&aws, &spec.name, args.wait.get()).await?;
+                lambda::wait_until_ready(&aws, &spec.name, s.wait).await?;
             }
         }
     }
@@ -240,8 +238,8 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
         }
     };
 
-    state::update(&ctx.state_dir(&loaded), |s| {
-        s.deploy = Some(state::Deploy {
+    state::update(&p.state_dir, |st| {
+        st.deploy = Some(state::Deploy {
             function_arn: function_arn.clone(),
             version: version.clone(),
             model_version: model_version.clone(),

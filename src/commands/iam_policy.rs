@@ -20,7 +20,7 @@ impl fmt::Display for PolicyDocument {
 }
 
 pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
-    let loaded = ctx.config()?;
-    ctx.printer.data(&PolicyDocument(policy::deployer_policy(&loaded.config)));
+    let p = ctx.project()?;
+    ctx.printer.data(&PolicyDocument(policy::deployer_policy(p.config())));
     Ok(())
 }

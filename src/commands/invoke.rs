@@ -9,10 +9,9 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::aws;
-use crate::cli::InvokeArgs;
-use crate::config::Loaded;
 use crate::error::{Error, Result};
 use crate::image::{engine, run};
+use crate::settings::{InvokeSettings, InvokeTarget, Project};
 
 /// The runtime's local-mode path, the one AWS's Runtime Interface Emulator uses.
 pub const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
@@ -69,16 +68,12 @@ pub fn unwrap_envelope(answer: &[u8]) -> (Option<i64>, Value) {
     (status, body)
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &InvokeArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let payload = read_payload(args.payload.as_deref())?;
-    let outcome = if args.local {
-        match &args.runtime {
-            Some(bin) => local_bootstrap(&loaded, bin, payload).await?,
-            None => local_image(ctx, &loaded, payload).await?,
-        }
-    } else {
-        remote(ctx, &loaded, args, payload).await?
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &InvokeSettings) -> Result<()> {
+    let payload = read_payload(s.payload.as_deref())?;
+    let outcome = match &s.target {
+        InvokeTarget::LocalBootstrap(bin) => local_bootstrap(p, bin, payload).await?,
+        InvokeTarget::LocalImage => local_image(ctx, p, payload).await?,
+        InvokeTarget::Remote { qualifier, version } => remote(ctx, p, qualifier, *version, payload).await?,
     };
     ctx.printer.data(&outcome);
     match &outcome.function_error {
@@ -88,18 +83,17 @@ pub async fn run(ctx: &Ctx<'_>, args: &InvokeArgs) -> Result<()> {
     }
 }
 
-async fn remote(ctx: &Ctx<'_>, loaded: &Loaded, args: &InvokeArgs, payload: Vec<u8>) -> Result<Outcome> {
-    let function = &loaded.config.function.name;
-    let qualifier = args.version.clone().or_else(|| args.alias.clone()).unwrap_or(loaded.config.function.alias.clone());
+async fn remote(ctx: &Ctx<'_>, p: &Project, qualifier: &str, version: bool, payload: Vec<u8>) -> Result<Outcome> {
+    let function = &p.config().function.name;
     let aws = ctx.aws().await?;
     let started = Instant::now();
-    let inv = aws::invoke::invoke(&aws, function, &qualifier, payload).await?;
+    let inv = aws::invoke::invoke(&aws, function, qualifier, payload).await?;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
     if let Some(tail) = &inv.log_tail {
         ctx.printer.detail(format!("log tail:\n{tail}"));
     }
     let (status_code, body) = unwrap_envelope(&inv.payload);
-    let target = if args.version.is_some() { format!("version {qualifier}") } else { qualifier };
+    let target = if version { format!("version {qualifier}") } else { qualifier.to_string() };
     Ok(Outcome {
         target: format!("{function}:{target}"),
         executed_version: inv.executed_version,
@@ -111,12 +105,12 @@ async fn remote(ctx: &Ctx<'_>, loaded: &Loaded, args: &InvokeArgs, payload: Vec<
 }
 
 /// The env the runtime reads, from the config; the model comes from the local file.
-pub fn runtime_env(loaded: &Loaded, model_path: &str) -> Vec<(String, String)> {
-    let c = &loaded.config;
+pub fn runtime_env(p: &Project, model_path: &str) -> Vec<(String, String)> {
+    let c = p.config();
     vec![
         (env::MODEL_PATH.into(), model_path.into()),
         (env::MODEL_FEATURES.into(), c.model.features.join(",")),
-        (env::MODEL_VERSION.into(), crate::settings::model_version(loaded, None).to_string()),
+        (env::MODEL_VERSION.into(), p.model_version(None).to_string()),
         (env::METRICS_NAMESPACE.into(), c.alarms.namespace.clone()),
     ]
 }
@@ -153,8 +147,8 @@ pub async fn post_local(port: u16, payload: Vec<u8>, deadline: Duration) -> Resu
     }
 }
 
-fn model_file(loaded: &Loaded) -> Result<PathBuf> {
-    let path = loaded.resolve(&loaded.config.model.path);
+fn model_file(p: &Project) -> Result<PathBuf> {
+    let path = p.model_path();
     if !path.is_file() {
         return Err(Error::user(format!("model file `{}` does not exist", path.display()))
             .help("fix `model.path` in mlambda.yaml"));
@@ -162,15 +156,15 @@ fn model_file(loaded: &Loaded) -> Result<PathBuf> {
     std::fs::canonicalize(&path).map_err(|e| crate::error::io_error(&path, "resolve", e))
 }
 
-async fn local_bootstrap(loaded: &Loaded, bin: &Path, payload: Vec<u8>) -> Result<Outcome> {
+async fn local_bootstrap(p: &Project, bin: &Path, payload: Vec<u8>) -> Result<Outcome> {
     if !bin.is_file() {
         return Err(Error::user(format!("runtime binary `{}` does not exist", bin.display()))
             .help("pass `--runtime PATH` to a built `bootstrap`"));
     }
-    let model = model_file(loaded)?;
+    let model = model_file(p)?;
     let port = free_port()?;
     let mut child = tokio::process::Command::new(bin)
-        .envs(runtime_env(loaded, &model.to_string_lossy()))
+        .envs(runtime_env(p, &model.to_string_lossy()))
         .env(env::MLAMBDA_LISTEN, format!("127.0.0.1:{port}"))
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .stdout(std::process::Stdio::null())
@@ -199,15 +193,15 @@ async fn local_bootstrap(loaded: &Loaded, bin: &Path, payload: Vec<u8>) -> Resul
 /// Where `invoke --local` mounts the configured model inside the container.
 const MODEL_IN_CONTAINER: &str = "/opt/mlambda/model.onnx";
 
-async fn local_image(ctx: &Ctx<'_>, loaded: &Loaded, payload: Vec<u8>) -> Result<Outcome> {
-    let Some(build) = ctx.state(loaded)?.build else {
+async fn local_image(ctx: &Ctx<'_>, p: &Project, payload: Vec<u8>) -> Result<Outcome> {
+    let Some(build) = ctx.state(p)?.build else {
         return Err(Error::user("no image has been built for this project")
             .help("run `mlambda build` first, or pass `--runtime PATH` to run a bootstrap directly"));
     };
-    let model = model_file(loaded)?;
+    let model = model_file(p)?;
     let port = free_port()?;
     let mut vars: Vec<String> =
-        runtime_env(loaded, MODEL_IN_CONTAINER).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        runtime_env(p, MODEL_IN_CONTAINER).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     vars.push(format!("{}=127.0.0.1:{port}", env::MLAMBDA_LISTEN));
     let docker = engine::connect().await?;
     let binds = vec![format!("{}:{MODEL_IN_CONTAINER}:ro", model.display())];

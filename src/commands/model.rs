@@ -2,7 +2,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mlambda_runtime::model::Model;
 use serde::Serialize;
@@ -10,12 +10,10 @@ use sha2::Digest;
 
 use super::Ctx;
 use crate::aws::{lambda, s3};
-use crate::cli::ModelPushArgs;
-use crate::config::Loaded;
 use crate::error::{io_error, Error, Result};
 use crate::plan::model::{compare, decide, describe_mismatches, Manifest, Parity, Prediction, PushDecision, Reference};
 use crate::plan::naming;
-use crate::settings;
+use crate::settings::{ModelPushSettings, Project};
 use crate::ui::{progress, table, HumanBytes};
 
 /// The sha256 (hex) and size of a file, read in blocks so large models never sit in memory.
@@ -128,16 +126,11 @@ impl fmt::Display for PushOutcome {
     }
 }
 
-fn reference_path(loaded: &Loaded, flag: Option<&PathBuf>) -> Option<PathBuf> {
-    flag.cloned().or_else(|| loaded.config.model.reference.as_ref().map(|r| loaded.resolve(r)))
-}
-
-pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
-    let version = settings::model_version(&loaded, args.version.as_ref());
-    let path = args.path.clone().unwrap_or_else(|| loaded.resolve(&c.model.path));
-    let reference = reference_path(&loaded, args.reference.as_ref());
+pub async fn push(ctx: &Ctx<'_>, p: &Project, s: &ModelPushSettings) -> Result<()> {
+    let c = p.config();
+    let version = s.version.clone();
+    let path = s.path.clone();
+    let reference = s.reference.clone();
     ctx.printer.status(format!("checking `{}` with the runtime's loader", path.display()));
     let parity = check_model(&path, &c.model.features, reference.as_deref(), c.model.tolerance)?;
     let (sha256, size) = file_sha256(&path)?;
@@ -148,7 +141,7 @@ pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
     let uri = format!("s3://{bucket}/{key}");
     let aws = ctx.aws().await?;
     let bucket_exists = s3::bucket_exists(&aws, &bucket).await?;
-    if !bucket_exists && !args.create_bucket {
+    if !bucket_exists && !s.create_bucket {
         return Err(Error::user(format!("bucket `{bucket}` (`model.bucket`) does not exist"))
             .help("create it or pass --create-bucket"));
     }
@@ -172,9 +165,9 @@ pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
         parity: parity.clone(),
         action: if decision == PushDecision::Upload { "upload".into() } else { "already_uploaded".into() },
         bucket_created: false,
-        dry_run: args.dry.dry_run,
+        dry_run: s.dry_run,
     };
-    if args.dry.dry_run {
+    if s.dry_run {
         outcome.bucket_created = !bucket_exists;
         if !bucket_exists {
             ctx.printer.status(format!("would create bucket `{bucket}` with versioning and AES256 encryption"));
@@ -260,9 +253,8 @@ impl fmt::Display for ModelList {
     }
 }
 
-pub async fn list(ctx: &Ctx<'_>) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
+pub async fn list(ctx: &Ctx<'_>, p: &Project) -> Result<()> {
+    let c = p.config();
     let aws = ctx.aws().await?;
     let root = naming::model_root(&c.model.prefix, &c.model.name);
     let mut rows = Vec::new();

@@ -7,11 +7,10 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::ecr;
-use crate::cli::PushArgs;
 use crate::domain::ImageDigest;
 use crate::error::{Error, Result};
 use crate::image::engine::{self, PushEvent, PushFailure};
-use crate::settings;
+use crate::settings::{Project, PushSettings};
 use crate::state;
 use crate::ui::progress::LayerBars;
 
@@ -58,10 +57,9 @@ impl fmt::Display for PushOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
-    let build = ctx.state(&loaded)?.build.ok_or_else(|| {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<()> {
+    let c = p.config();
+    let build = ctx.state(p)?.build.ok_or_else(|| {
         Error::user("no image is built yet").help("run `mlambda build` first; push sends the image it records")
     })?;
     let aws = ctx.aws().await?;
@@ -72,9 +70,9 @@ pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
         Some(r) => (r.scan_on_push, r.immutable_tags),
         None => (c.image.scan_on_push, c.image.immutable_tags),
     };
-    let registry_override = settings::registry(&loaded);
+    let registry_override = s.registry.clone();
     let mut outcome = PushOutcome {
-        dry_run: args.dry.dry_run,
+        dry_run: s.dry_run,
         repository: name.clone(),
         repository_created,
         scan_on_push,
@@ -87,7 +85,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
         layers_pushed: 0,
         layers_existing: 0,
     };
-    if args.dry.dry_run {
+    if s.dry_run {
         let registry = match registry_override {
             Some(r) => r,
             None => ecr::authorization(&aws).await?.registry_host(),
@@ -154,8 +152,8 @@ pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
     let digest = ImageDigest::parse(&digest)
         .map_err(|e| Error::cloud(format!("the registry served `{digest}` for `{target}`: {e}")).help(e.help()))?;
     let image_uri = format!("{repository_uri}@{digest}");
-    state::update(&ctx.state_dir(&loaded), |s| {
-        s.push = Some(state::Push {
+    state::update(&p.state_dir, |st| {
+        st.push = Some(state::Push {
             repository_uri: repository_uri.clone(),
             tag: build.tag.clone(),
             digest: digest.clone(),

@@ -8,13 +8,13 @@ use tokio::sync::watch;
 use super::Ctx;
 use crate::aws::lambda::{self, AliasWrite};
 use crate::aws::{cloudwatch, Aws};
-use crate::cli::RolloutArgs;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
 use crate::plan::alias::VersionFacts;
 use crate::plan::lambda::FunctionInfo;
 use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
+use crate::settings::{Project, RolloutAction, RolloutSettings};
 use crate::state;
 use crate::ui::Printer;
 
@@ -81,26 +81,10 @@ fn steps_flag(s: &Steps) -> String {
     s.weights().iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",")
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let config = &loaded.config;
-    let state_dir = ctx.state_dir(&loaded);
-    let st = ctx.state(&loaded)?;
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<()> {
+    let config = p.config();
+    let st = ctx.state(p)?;
     let (function, alias_name) = (config.function.name.as_str(), config.function.alias.as_str());
-    // Flags are checked before AWS is asked anything.
-    let interval = args.interval.unwrap_or(config.rollout.interval).get();
-    let progressive = match (&args.steps, args.preset) {
-        (Some(s), _) => Some((Steps::new(s.clone())?, interval)),
-        (None, Some(p)) => {
-            let (steps, every) = Steps::preset(p);
-            Some((steps, args.interval.map(|d| d.get()).unwrap_or(every)))
-        }
-        (None, None) => None,
-    };
-    if args.weight.is_none() && progressive.is_none() && !args.promote && !args.rollback {
-        return Err(Error::user("`mlambda rollout` needs to know what to do")
-            .help("pass `--weight 0.1`, `--steps 0.1,0.5,1`, `--preset canary10-5m`, `--promote` or `--rollback`"));
-    }
 
     let aws = ctx.aws().await?;
     let alias = lambda::get_alias(&aws, function, alias_name).await?.ok_or_else(|| {
@@ -119,20 +103,17 @@ pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
         alias: alias_name,
         current: &current,
         versions: &version_facts,
-        version: args.version,
+        version: s.version,
         state_previous: st.rollout.as_ref().and_then(|r| r.previous_primary),
     };
-    let plan = if let Some(w) = args.weight {
-        rollout::weight(&inputs, w)?
-    } else if let Some((steps, every)) = &progressive {
-        rollout::steps(&inputs, steps, *every)?
-    } else if args.promote {
-        rollout::promote(&inputs)?
-    } else {
-        rollout::rollback(&inputs)?
+    let plan = match &s.action {
+        RolloutAction::Weight(w) => rollout::weight(&inputs, *w)?,
+        RolloutAction::Steps { steps, interval } => rollout::steps(&inputs, steps, *interval)?,
+        RolloutAction::Promote => rollout::promote(&inputs)?,
+        RolloutAction::Rollback => rollout::rollback(&inputs)?,
     };
 
-    if args.dry.dry_run {
+    if s.dry_run {
         ctx.printer.data(&Outcome { dry_run: true, plan });
         return Ok(());
     }
@@ -140,8 +121,11 @@ pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
         aws: &aws,
         printer: ctx.printer,
         config,
-        state_dir,
-        steps_flag: progressive.as_ref().map(|(s, _)| steps_flag(s)).unwrap_or_default(),
+        state_dir: p.state_dir.clone(),
+        steps_flag: match &s.action {
+            RolloutAction::Steps { steps, .. } => steps_flag(steps),
+            _ => String::new(),
+        },
     };
     if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
         let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);

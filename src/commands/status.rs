@@ -8,6 +8,7 @@ use super::Ctx;
 use crate::aws::{cloudwatch, lambda};
 use crate::error::{Error, Result};
 use crate::plan::{alarms, alias};
+use crate::settings::Project;
 use crate::state;
 use crate::ui::table;
 
@@ -115,11 +116,9 @@ impl fmt::Display for Outcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
-    let loaded = ctx.config()?;
-    let config = &loaded.config;
-    let function = config.function.name.as_str();
-    let st = ctx.state(&loaded)?;
+pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<()> {
+    let function = p.config().function.name.as_str();
+    let st = ctx.state(p)?;
     let aws = ctx.aws().await?;
     let (latest, image_uri) = lambda::get_function(&aws, function).await?.ok_or_else(|| {
         Error::user(format!("function `{function}` does not exist"))

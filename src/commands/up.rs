@@ -6,10 +6,10 @@ use sha2::{Digest, Sha256};
 
 use super::{alarms, build, deploy, model, push, rollout, Ctx};
 use crate::aws;
-use crate::cli::{AlarmsArgs, BuildArgs, DeployArgs, DryRun, ModelPushArgs, PushArgs, RolloutArgs, UpArgs};
 use crate::config::Loaded;
-use crate::domain::{Duration, RolloutStrategy, Version};
+use crate::domain::Version;
 use crate::error::{Error, Result};
+use crate::settings::{Project, RolloutSettings, UpSettings};
 use crate::state;
 
 const STEPS: [&str; 6] = ["build", "push", "model push", "deploy", "rollout", "alarms"];
@@ -56,19 +56,17 @@ fn fingerprint(loaded: &Loaded) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &UpArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let dir = ctx.state_dir(&loaded);
-    let print = fingerprint(&loaded)?;
-    let saved = ctx.state(&loaded)?.up.unwrap_or_default();
+pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<()> {
+    let dir = &p.state_dir;
+    let print = fingerprint(&p.loaded)?;
+    let saved = ctx.state(p)?.up.unwrap_or_default();
     let mut done: Vec<String> =
         if args.restart || saved.fingerprint != print || saved.done.len() == STEPS.len() { vec![] } else { saved.done };
-    if !done.is_empty() && !args.dry.dry_run {
+    if !done.is_empty() && !args.dry_run {
         ctx.printer.status(format!("resuming after `{}` (pass --restart to start over)", done.join("`, `")));
     }
     let nested = ctx.printer.capturing();
     let sub = Ctx { printer: &nested, global: ctx.global.clone() };
-    let dry = DryRun { dry_run: args.dry.dry_run };
     let mut steps = Vec::new();
     for step in STEPS {
         if done.iter().any(|d| d == step) {
@@ -77,38 +75,19 @@ pub async fn run(ctx: &Ctx<'_>, args: &UpArgs) -> Result<()> {
         }
         ctx.printer.status(format!("── {step}"));
         let res = match step {
-            "build" => {
-                build::run(&sub, &BuildArgs { runtime: args.runtime.clone(), tag: None, dry: dry.clone() }).await
-            }
-            "push" => push::run(&sub, &PushArgs { dry: dry.clone() }).await,
-            "model push" => {
-                let a = ModelPushArgs {
-                    path: None,
-                    version: None,
-                    reference: None,
-                    create_bucket: args.create_bucket,
-                    dry: dry.clone(),
-                };
-                model::push(&sub, &a).await
-            }
-            "deploy" => {
-                let a = DeployArgs {
-                    model_version: None,
-                    create_role: args.create_role,
-                    wait: Duration::from_std(std::time::Duration::from_secs(300)),
-                    dry: dry.clone(),
-                };
-                deploy::run(&sub, &a).await
-            }
-            "rollout" => rollout_step(&sub, &loaded, &dry).await,
-            _ => alarms::run(&sub, &AlarmsArgs { delete: false, dry: dry.clone() }).await,
+            "build" => build::run(&sub, p, &args.build(p)).await,
+            "push" => push::run(&sub, p, &args.push(p)).await,
+            "model push" => model::push(&sub, p, &args.model_push(p)).await,
+            "deploy" => deploy::run(&sub, p, &args.deploy(p)).await,
+            "rollout" => rollout_step(&sub, p, args.dry_run).await,
+            _ => alarms::run(&sub, p, &args.alarms()).await,
         };
         let captured = nested.take_captured();
         let text = captured.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("");
         let results: Vec<_> = captured.into_iter().map(|c| c.json).collect();
         match res {
             Ok(()) => {
-                let status = if args.dry.dry_run {
+                let status = if args.dry_run {
                     "planned"
                 } else if results.is_empty() {
                     "nothing to do"
@@ -116,15 +95,15 @@ pub async fn run(ctx: &Ctx<'_>, args: &UpArgs) -> Result<()> {
                     "done"
                 };
                 steps.push(Step { step, status: status.into(), results, text });
-                if !args.dry.dry_run {
+                if !args.dry_run {
                     done.push(step.to_string());
-                    state::update(&dir, |s| {
+                    state::update(dir, |s| {
                         s.up = Some(state::Up { fingerprint: print.clone(), done: done.clone() });
                     })?;
                 }
             }
             // A dry run cannot plan a step whose input an earlier step would produce; say so instead of failing.
-            Err(e) if args.dry.dry_run && e.kind == crate::error::Kind::User && step != "build" => {
+            Err(e) if args.dry_run && e.kind == crate::error::Kind::User && step != "build" => {
                 let text = format!("depends on the steps before it: {}\n", e.message);
                 steps.push(Step { step, status: "planned".into(), results, text });
             }
@@ -138,14 +117,14 @@ pub async fn run(ctx: &Ctx<'_>, args: &UpArgs) -> Result<()> {
             }
         }
     }
-    ctx.printer.data(&Outcome { dry_run: args.dry.dry_run, steps });
+    ctx.printer.data(&Outcome { dry_run: args.dry_run, steps });
     Ok(())
 }
 
 /// First deploy: the alias already serves the new version. Later: shift traffic by the configured strategy.
-async fn rollout_step(ctx: &Ctx<'_>, loaded: &Loaded, dry: &DryRun) -> Result<()> {
-    let c = &loaded.config;
-    let Some(deployed) = ctx.state(loaded)?.deploy else {
+async fn rollout_step(ctx: &Ctx<'_>, p: &Project, dry_run: bool) -> Result<()> {
+    let c = p.config();
+    let Some(deployed) = ctx.state(p)?.deploy else {
         return Err(Error::user("nothing is deployed yet").help("run `mlambda deploy` first"));
     };
     let aws = ctx.aws().await?;
@@ -155,21 +134,6 @@ async fn rollout_step(ctx: &Ctx<'_>, loaded: &Loaded, dry: &DryRun) -> Result<()
             return Ok(());
         }
     }
-    let mut args = RolloutArgs {
-        weight: None,
-        steps: None,
-        interval: Some(c.rollout.interval),
-        preset: None,
-        promote: false,
-        rollback: false,
-        version: Some(Version::parse(&deployed.version)?),
-        dry: dry.clone(),
-    };
-    match c.rollout.strategy {
-        RolloutStrategy::Weight => args.weight = Some(c.rollout.weight),
-        RolloutStrategy::Steps => args.steps = Some(c.rollout.steps.clone()),
-        RolloutStrategy::Promote => args.steps = Some(vec![1.0]),
-        RolloutStrategy::Preset(p) => args.preset = Some(p),
-    }
-    rollout::run(ctx, &args).await
+    let settings = RolloutSettings::from_strategy(p, Version::parse(&deployed.version)?, dry_run)?;
+    rollout::run(ctx, p, &settings).await
 }
