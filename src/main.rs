@@ -7,8 +7,10 @@ mod commands;
 mod config;
 mod domain;
 mod error;
+mod hash;
 mod image;
 mod plan;
+mod report;
 mod settings;
 mod state;
 mod ui;
@@ -31,7 +33,17 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(commands::run(cli, &printer)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(report) => {
+            printer.report(&report);
+            match report.failure {
+                None => std::process::ExitCode::SUCCESS,
+                Some(err) => {
+                    let code = err.exit_code();
+                    printer.error(err);
+                    std::process::ExitCode::from(code)
+                }
+            }
+        }
         Err(err) => {
             let code = err.exit_code();
             printer.error(err);

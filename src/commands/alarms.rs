@@ -8,6 +8,7 @@ use crate::aws::{cloudwatch, lambda, Aws};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::alarms::{self, AlarmChange, AlarmSpec, Change, Routed};
+use crate::report::Report;
 use crate::settings::{AlarmsSettings, Project};
 
 #[derive(Debug, Clone, Serialize)]
@@ -20,9 +21,6 @@ pub struct Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.dry_run {
-            writeln!(f, "dry run: nothing was changed; mlambda would do this:")?;
-        }
         if self.alarms.is_empty() {
             writeln!(f, "no mlambda alarms for `{}`", self.function)?;
         }
@@ -52,7 +50,7 @@ async fn desired(aws: &Aws, config: &Config) -> Result<Vec<AlarmSpec>> {
     alarms::specs(function, alias, primary_model.as_deref(), &routed, &config.alarms)
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &AlarmsSettings) -> Result<()> {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &AlarmsSettings) -> Result<Report> {
     let config = p.config();
     let aws = ctx.aws().await?;
     let prefix = alarms::function_prefix(&config.function.name);
@@ -69,13 +67,13 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &AlarmsSettings) -> Result<()> {
     if changes.iter().any(|c| c.change == Change::Stale) {
         ctx.printer.status("stale alarms belong to versions the alias no longer routes to; `mlambda alarms --delete` removes every mlambda alarm of the function");
     }
-    ctx.printer.data(&Outcome {
+    let outcome = Outcome {
         function: config.function.name.clone(),
         alias: config.function.alias.clone(),
         dry_run,
         alarms: changes,
-    });
-    Ok(())
+    };
+    Ok(Report::new(outcome, dry_run))
 }
 
 /// Puts the created and updated alarms and deletes the deleted ones.

@@ -11,6 +11,7 @@ use super::Ctx;
 use crate::aws;
 use crate::error::{Error, Result};
 use crate::image::{engine, run};
+use crate::report::Report;
 use crate::settings::{InvokeSettings, InvokeTarget, Project};
 
 /// The runtime's local-mode path, the one AWS's Runtime Interface Emulator uses.
@@ -68,19 +69,22 @@ pub fn unwrap_envelope(answer: &[u8]) -> (Option<i64>, Value) {
     (status, body)
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &InvokeSettings) -> Result<()> {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &InvokeSettings) -> Result<Report> {
     let payload = read_payload(s.payload.as_deref())?;
     let outcome = match &s.target {
         InvokeTarget::LocalBootstrap(bin) => local_bootstrap(p, bin, payload).await?,
         InvokeTarget::LocalImage => local_image(ctx, p, payload).await?,
         InvokeTarget::Remote { qualifier, version } => remote(ctx, p, qualifier, *version, payload).await?,
     };
-    ctx.printer.data(&outcome);
-    match &outcome.function_error {
-        Some(err) => Err(Error::cloud(format!("the function failed while handling the payload: {err}"))
-            .help("the function's log tail is shown with `-v`; `mlambda status` shows which version answered")),
-        None => Ok(()),
-    }
+    let failure = outcome.function_error.as_ref().map(|err| {
+        Error::cloud(format!("the function failed while handling the payload: {err}"))
+            .help("the function's log tail is shown with `-v`; `mlambda status` shows which version answered")
+    });
+    let report = Report::done(outcome);
+    Ok(match failure {
+        Some(e) => report.failing(e),
+        None => report,
+    })
 }
 
 async fn remote(ctx: &Ctx<'_>, p: &Project, qualifier: &str, version: bool, payload: Vec<u8>) -> Result<Outcome> {

@@ -5,6 +5,7 @@ use crate::aws::{Aws, Target};
 use crate::cli::{Cli, Command, GlobalArgs, ModelCommand};
 use crate::config;
 use crate::error::{Error, Result};
+use crate::report::Report;
 use crate::settings::{
     AlarmsSettings, BuildSettings, DeploySettings, InvokeSettings, ModelPushSettings, Project, PruneSettings,
     PushSettings, RolloutSettings, UpSettings, WarmSettings,
@@ -48,10 +49,10 @@ impl Ctx<'_> {
 }
 
 /// Resolves the command's settings from its flags and the project, then runs it.
-pub async fn run(cli: Cli, printer: &Printer) -> Result<()> {
+pub async fn run(cli: Cli, printer: &Printer) -> Result<Report> {
     let ctx = Ctx { printer, global: cli.global };
     match cli.command {
-        Command::Init(a) => init::run(&ctx, &a).await,
+        Command::Init(a) => init::run(&a).await,
         Command::Build(a) => {
             let p = ctx.project()?;
             build::run(&ctx, &p, &BuildSettings::resolve(&a, &p)).await
@@ -85,10 +86,11 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Up(a) => up::run(&ctx, &ctx.project()?, &UpSettings::resolve(&a)).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mlambda", &mut std::io::stdout());
-            Ok(())
+            Ok(Report::nothing())
         }
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
+            .map(|()| Report::nothing())
             .map_err(|e| Error::local(format!("cannot write the man page: {e}"))),
     }
 }

@@ -7,6 +7,7 @@ use super::Ctx;
 use crate::aws::lambda;
 use crate::error::{Error, Result};
 use crate::plan::deploy::{select_prune, PrunePlan};
+use crate::report::Report;
 use crate::settings::{Project, PruneSettings};
 
 #[derive(Debug, Serialize)]
@@ -35,7 +36,7 @@ impl fmt::Display for PruneOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PruneSettings) -> Result<()> {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PruneSettings) -> Result<Report> {
     let name = p.config().function.name.clone();
     let aws = ctx.aws().await?;
     if lambda::get_function(&aws, &name).await?.is_none() {
@@ -51,6 +52,6 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PruneSettings) -> Result<()> {
             lambda::delete_version(&aws, &name, v).await?;
         }
     }
-    ctx.printer.data(&PruneOutcome { function: name, dry_run: s.dry_run, deleted: delete, kept: keep, protected });
-    Ok(())
+    let outcome = PruneOutcome { function: name, dry_run: s.dry_run, deleted: delete, kept: keep, protected };
+    Ok(Report::new(outcome, s.dry_run))
 }

@@ -10,6 +10,7 @@ use crate::aws::ecr;
 use crate::domain::ImageDigest;
 use crate::error::{Error, Result};
 use crate::image::engine::{self, PushEvent, PushFailure};
+use crate::report::Report;
 use crate::settings::{Project, PushSettings};
 use crate::state;
 use crate::ui::progress::LayerBars;
@@ -57,7 +58,7 @@ impl fmt::Display for PushOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<()> {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<Report> {
     let c = p.config();
     let build = ctx.state(p)?.build.ok_or_else(|| {
         Error::user("no image is built yet").help("run `mlambda build` first; push sends the image it records")
@@ -65,16 +66,14 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<()> {
     let aws = ctx.aws().await?;
     let name = &c.image.repository;
     let existing = ecr::describe_repository(&aws, name).await?;
-    let repository_created = existing.is_none();
     let (scan_on_push, immutable_tags) = match &existing {
         Some(r) => (r.scan_on_push, r.immutable_tags),
         None => (c.image.scan_on_push, c.image.immutable_tags),
     };
-    let registry_override = s.registry.clone();
     let mut outcome = PushOutcome {
         dry_run: s.dry_run,
         repository: name.clone(),
-        repository_created,
+        repository_created: existing.is_none(),
         scan_on_push,
         immutable_tags,
         repository_uri: String::new(),
@@ -86,38 +85,75 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<()> {
         layers_existing: 0,
     };
     if s.dry_run {
-        let registry = match registry_override {
-            Some(r) => r,
+        let registry = match &s.registry {
+            Some(r) => r.clone(),
             None => ecr::authorization(&aws).await?.registry_host(),
         };
         outcome.repository_uri = format!("{registry}/{name}");
-        ctx.printer.data(&outcome);
-        return Ok(());
+        return Ok(Report::new(outcome, true));
     }
 
-    if repository_created {
+    if outcome.repository_created {
         ctx.printer.status(format!(
             "creating ECR repository {name} (scan on push: {scan_on_push}, immutable tags: {immutable_tags})"
         ));
         ecr::create_repository(&aws, name, scan_on_push, immutable_tags).await?;
     }
     let auth = ecr::authorization(&aws).await?;
-    let registry = registry_override.unwrap_or_else(|| auth.registry_host());
+    let registry = s.registry.clone().unwrap_or_else(|| auth.registry_host());
     let repository_uri = format!("{registry}/{name}");
-    outcome.repository_uri = repository_uri.clone();
     let credentials = engine::credentials(&auth.username, &auth.password, &registry);
-
     let docker = engine::connect().await?;
-    engine::tag(&docker, &build.image, &repository_uri, &build.tag).await?;
-    let target = format!("{repository_uri}:{}", build.tag);
-    ctx.printer.status(format!("pushing {} as {target}", build.image));
+    let target = Target { registry: &registry, repository_uri: &repository_uri, tag: &build.tag };
+    let pushed = upload(ctx, &docker, &build.image, &target, credentials.clone()).await?;
+    let digest = confirm_digest(ctx, &docker, &target, credentials, &pushed).await?;
+    let image_uri = format!("{repository_uri}@{digest}");
+    state::update(&p.state_dir, |st| {
+        st.push = Some(state::Push {
+            repository_uri: repository_uri.clone(),
+            tag: build.tag.clone(),
+            digest: digest.clone(),
+            image_uri: image_uri.clone(),
+        })
+    })?;
+    outcome.repository_uri = repository_uri;
+    outcome.digest = Some(digest.to_string());
+    outcome.image_uri = Some(image_uri);
+    outcome.layers_pushed = pushed.layers_pushed;
+    outcome.layers_existing = pushed.layers_existing;
+    Ok(Report::done(outcome))
+}
 
+/// Where the image goes: `registry/repository:tag`.
+struct Target<'a> {
+    registry: &'a str,
+    repository_uri: &'a str,
+    tag: &'a str,
+}
+
+impl Target<'_> {
+    fn reference(&self) -> String {
+        format!("{}:{}", self.repository_uri, self.tag)
+    }
+}
+
+/// Tags the local image for the registry and pushes it with per-layer progress.
+async fn upload(
+    ctx: &Ctx<'_>,
+    docker: &engine::Docker,
+    image: &str,
+    to: &Target<'_>,
+    credentials: engine::Credentials,
+) -> Result<engine::Pushed> {
+    engine::tag(docker, image, to.repository_uri, to.tag).await?;
+    ctx.printer.status(format!("pushing {image} as {}", to.reference()));
+    let registry = to.registry;
     let mut bars = LayerBars::new(ctx.printer);
-    let pushed = engine::push(&docker, &repository_uri, &build.tag, credentials.clone(), async |event| {
+    let pushed = engine::push(docker, to.repository_uri, to.tag, credentials, async |event| {
         show(&mut bars, event);
         match event {
             // The daemon retries a failed upload for a minute or more; when the registry itself is gone, say so now.
-            PushEvent::Retrying(_) if !reachable(&registry).await => {
+            PushEvent::Retrying(_) if !reachable(registry).await => {
                 Err(format!("the registry `{registry}` stopped answering during the push"))
             }
             _ => Ok(()),
@@ -125,10 +161,19 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<()> {
     })
     .await;
     bars.finish();
-    let pushed = pushed.map_err(|(failure, done)| push_failed(&failure, &done, &registry))?;
+    pushed.map_err(|(failure, done)| push_failed(&failure, &done, registry))
+}
 
-    // The registry's word, not the stream's, is what deploys trust.
-    let digest = match engine::registry_digest(&docker, &target, credentials).await {
+/// The registry's word, not the stream's, is what deploys trust.
+async fn confirm_digest(
+    ctx: &Ctx<'_>,
+    docker: &engine::Docker,
+    to: &Target<'_>,
+    credentials: engine::Credentials,
+    pushed: &engine::Pushed,
+) -> Result<ImageDigest> {
+    let target = to.reference();
+    let digest = match engine::registry_digest(docker, &target, credentials).await {
         Ok(d) => {
             if let Some(streamed) = pushed.digest.as_deref().filter(|s| *s != d) {
                 return Err(Error::cloud(format!(
@@ -149,23 +194,8 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<()> {
             }
         },
     };
-    let digest = ImageDigest::parse(&digest)
-        .map_err(|e| Error::cloud(format!("the registry served `{digest}` for `{target}`: {e}")).help(e.help()))?;
-    let image_uri = format!("{repository_uri}@{digest}");
-    state::update(&p.state_dir, |st| {
-        st.push = Some(state::Push {
-            repository_uri: repository_uri.clone(),
-            tag: build.tag.clone(),
-            digest: digest.clone(),
-            image_uri: image_uri.clone(),
-        })
-    })?;
-    outcome.digest = Some(digest.to_string());
-    outcome.image_uri = Some(image_uri);
-    outcome.layers_pushed = pushed.layers_pushed;
-    outcome.layers_existing = pushed.layers_existing;
-    ctx.printer.data(&outcome);
-    Ok(())
+    ImageDigest::parse(&digest)
+        .map_err(|e| Error::cloud(format!("the registry served `{digest}` for `{target}`: {e}")).help(e.help()))
 }
 
 /// Whether anything answers HTTP at the registry host within a few seconds.

@@ -12,8 +12,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
 use crate::plan::alias::VersionFacts;
-use crate::plan::lambda::FunctionInfo;
+use crate::plan::lambda::{Alias, FunctionInfo};
 use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
+use crate::report::Report;
 use crate::settings::{Project, RolloutAction, RolloutSettings};
 use crate::state;
 use crate::ui::Printer;
@@ -27,9 +28,6 @@ pub struct Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.dry_run {
-            writeln!(f, "dry run: nothing was changed; mlambda would do this:")?;
-        }
         write!(f, "{}", self.plan)
     }
 }
@@ -81,41 +79,13 @@ fn steps_flag(s: &Steps) -> String {
     s.weights().iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",")
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<()> {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Report> {
     let config = p.config();
-    let st = ctx.state(p)?;
-    let (function, alias_name) = (config.function.name.as_str(), config.function.alias.as_str());
-
     let aws = ctx.aws().await?;
-    let alias = lambda::get_alias(&aws, function, alias_name).await?.ok_or_else(|| {
-        Error::user(format!("alias `{alias_name}` of function `{function}` does not exist"))
-            .help("run `mlambda deploy` first; it publishes a version and creates the alias")
-    })?;
-    let versions = lambda::list_versions(&aws, function).await?;
-    let version_facts: Vec<VersionFacts> = versions.iter().map(facts).collect();
-    let current = Current {
-        primary: alias.primary.clone(),
-        routing: alias.routing.clone(),
-        description: alias.description.clone(),
-    };
-    let inputs = Inputs {
-        function,
-        alias: alias_name,
-        current: &current,
-        versions: &version_facts,
-        version: s.version,
-        state_previous: st.rollout.as_ref().and_then(|r| r.previous_primary),
-    };
-    let plan = match &s.action {
-        RolloutAction::Weight(w) => rollout::weight(&inputs, *w)?,
-        RolloutAction::Steps { steps, interval } => rollout::steps(&inputs, steps, *interval)?,
-        RolloutAction::Promote => rollout::promote(&inputs)?,
-        RolloutAction::Rollback => rollout::rollback(&inputs)?,
-    };
-
+    let (alias, versions) = read_alias(&aws, config).await?;
+    let plan = plan(ctx, p, s, &alias, &versions)?;
     if s.dry_run {
-        ctx.printer.data(&Outcome { dry_run: true, plan });
-        return Ok(());
+        return Ok(Report::new(Outcome { dry_run: true, plan }, true));
     }
     let run = Run {
         aws: &aws,
@@ -132,8 +102,49 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<()> 
         run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
     }
     run.execute(&plan, alias.revision_id.clone()).await?;
-    ctx.printer.data(&Outcome { dry_run: false, plan });
-    Ok(())
+    Ok(Report::done(Outcome { dry_run: false, plan }))
+}
+
+/// The alias as Lambda holds it and the published versions, oldest first.
+async fn read_alias(aws: &Aws, config: &Config) -> Result<(Alias, Vec<FunctionInfo>)> {
+    let (function, alias_name) = (config.function.name.as_str(), config.function.alias.as_str());
+    let alias = lambda::get_alias(aws, function, alias_name).await?.ok_or_else(|| {
+        Error::user(format!("alias `{alias_name}` of function `{function}` does not exist"))
+            .help("run `mlambda deploy` first; it publishes a version and creates the alias")
+    })?;
+    Ok((alias, lambda::list_versions(aws, function).await?))
+}
+
+/// The settings' action as a plan over what the alias holds now.
+fn plan(
+    ctx: &Ctx<'_>,
+    p: &Project,
+    s: &RolloutSettings,
+    alias: &Alias,
+    versions: &[FunctionInfo],
+) -> Result<RolloutPlan> {
+    let config = p.config();
+    let st = ctx.state(p)?;
+    let version_facts: Vec<VersionFacts> = versions.iter().map(facts).collect();
+    let current = Current {
+        primary: alias.primary.clone(),
+        routing: alias.routing.clone(),
+        description: alias.description.clone(),
+    };
+    let inputs = Inputs {
+        function: &config.function.name,
+        alias: &config.function.alias,
+        current: &current,
+        versions: &version_facts,
+        version: s.version,
+        state_previous: st.rollout.as_ref().and_then(|r| r.previous_primary),
+    };
+    match &s.action {
+        RolloutAction::Weight(w) => rollout::weight(&inputs, *w),
+        RolloutAction::Steps { steps, interval } => rollout::steps(&inputs, steps, *interval),
+        RolloutAction::Promote => rollout::promote(&inputs),
+        RolloutAction::Rollback => rollout::rollback(&inputs),
+    }
 }
 
 impl Run<'_> {

@@ -8,6 +8,7 @@ use super::Ctx;
 use crate::aws::{cloudwatch, lambda};
 use crate::error::{Error, Result};
 use crate::plan::{alarms, alias};
+use crate::report::Report;
 use crate::settings::Project;
 use crate::state;
 use crate::ui::table;
@@ -116,7 +117,7 @@ impl fmt::Display for Outcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<()> {
+pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
     let function = p.config().function.name.as_str();
     let st = ctx.state(p)?;
     let aws = ctx.aws().await?;
@@ -142,7 +143,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<()> {
         .into_iter()
         .map(|a| AlarmRow { name: a.spec.name, state: a.state.to_string(), reason: a.reason })
         .collect();
-    ctx.printer.data(&Outcome {
+    Ok(Report::done(Outcome {
         function: latest.name.clone(),
         arn: latest.arn.clone(),
         image_uri,
@@ -160,6 +161,5 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<()> {
         aliases,
         alarms,
         rollout: st.rollout,
-    });
-    Ok(())
+    }))
 }

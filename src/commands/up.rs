@@ -9,6 +9,7 @@ use crate::aws;
 use crate::config::Loaded;
 use crate::domain::Version;
 use crate::error::{Error, Result};
+use crate::report::Report;
 use crate::settings::{Project, RolloutSettings, UpSettings};
 use crate::state;
 
@@ -33,7 +34,7 @@ struct Step {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", if self.dry_run { "mlambda up would run:" } else { "mlambda up:" })?;
+        writeln!(f, "mlambda up:")?;
         for s in &self.steps {
             writeln!(f, "── {} ({})", s.step, s.status)?;
             for line in s.text.lines() {
@@ -56,8 +57,7 @@ fn fingerprint(loaded: &Loaded) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<()> {
-    let dir = &p.state_dir;
+pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report> {
     let print = fingerprint(&p.loaded)?;
     let saved = ctx.state(p)?.up.unwrap_or_default();
     let mut done: Vec<String> =
@@ -65,8 +65,6 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<()> {
     if !done.is_empty() && !args.dry_run {
         ctx.printer.status(format!("resuming after `{}` (pass --restart to start over)", done.join("`, `")));
     }
-    let nested = ctx.printer.capturing();
-    let sub = Ctx { printer: &nested, global: ctx.global.clone() };
     let mut steps = Vec::new();
     for step in STEPS {
         if done.iter().any(|d| d == step) {
@@ -74,30 +72,18 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<()> {
             continue;
         }
         ctx.printer.status(format!("── {step}"));
-        let res = match step {
-            "build" => build::run(&sub, p, &args.build(p)).await,
-            "push" => push::run(&sub, p, &args.push(p)).await,
-            "model push" => model::push(&sub, p, &args.model_push(p)).await,
-            "deploy" => deploy::run(&sub, p, &args.deploy(p)).await,
-            "rollout" => rollout_step(&sub, p, args.dry_run).await,
-            _ => alarms::run(&sub, p, &args.alarms()).await,
-        };
-        let captured = nested.take_captured();
-        let text = captured.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("");
-        let results: Vec<_> = captured.into_iter().map(|c| c.json).collect();
-        match res {
-            Ok(()) => {
-                let status = if args.dry_run {
-                    "planned"
-                } else if results.is_empty() {
-                    "nothing to do"
-                } else {
-                    "done"
+        match run_step(ctx, p, args, step).await {
+            Ok(report) => {
+                let results: Vec<_> = report.outcome.iter().filter_map(|o| o.to_json().ok()).collect();
+                let status = match (args.dry_run, report.outcome.is_some()) {
+                    (true, _) => "planned",
+                    (false, false) => "nothing to do",
+                    (false, true) => "done",
                 };
-                steps.push(Step { step, status: status.into(), results, text });
+                steps.push(Step { step, status: status.into(), results, text: report.text() });
                 if !args.dry_run {
                     done.push(step.to_string());
-                    state::update(dir, |s| {
+                    state::update(&p.state_dir, |s| {
                         s.up = Some(state::Up { fingerprint: print.clone(), done: done.clone() });
                     })?;
                 }
@@ -105,24 +91,38 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<()> {
             // A dry run cannot plan a step whose input an earlier step would produce; say so instead of failing.
             Err(e) if args.dry_run && e.kind == crate::error::Kind::User && step != "build" => {
                 let text = format!("depends on the steps before it: {}\n", e.message);
-                steps.push(Step { step, status: "planned".into(), results, text });
+                steps.push(Step { step, status: "planned".into(), results: vec![], text });
             }
-            Err(e) => {
-                let help = e.help.clone().map(|h| format!("{h}; then ")).unwrap_or_default();
-                return Err(Error {
-                    message: format!("`{step}` failed: {}", e.message),
-                    help: Some(format!("{help}re-run `mlambda up`: it resumes at `{step}`")),
-                    kind: e.kind,
-                });
-            }
+            Err(e) => return Err(failed(step, e)),
         }
     }
-    ctx.printer.data(&Outcome { dry_run: args.dry_run, steps });
-    Ok(())
+    Ok(Report::new(Outcome { dry_run: args.dry_run, steps }, args.dry_run))
+}
+
+/// One step, run as its command would run with the settings `up` derives from mlambda.yaml.
+async fn run_step(ctx: &Ctx<'_>, p: &Project, args: &UpSettings, step: &str) -> Result<Report> {
+    match step {
+        "build" => build::run(ctx, p, &args.build(p)).await,
+        "push" => push::run(ctx, p, &args.push(p)).await,
+        "model push" => model::push(ctx, p, &args.model_push(p)).await,
+        "deploy" => deploy::run(ctx, p, &args.deploy(p)).await,
+        "rollout" => rollout_step(ctx, p, args.dry_run).await,
+        _ => alarms::run(ctx, p, &args.alarms()).await,
+    }
+}
+
+/// The step's error, saying that a re-run resumes there.
+fn failed(step: &str, e: Error) -> Error {
+    let help = e.help.clone().map(|h| format!("{h}; then ")).unwrap_or_default();
+    Error {
+        message: format!("`{step}` failed: {}", e.message),
+        help: Some(format!("{help}re-run `mlambda up`: it resumes at `{step}`")),
+        kind: e.kind,
+    }
 }
 
 /// First deploy: the alias already serves the new version. Later: shift traffic by the configured strategy.
-async fn rollout_step(ctx: &Ctx<'_>, p: &Project, dry_run: bool) -> Result<()> {
+async fn rollout_step(ctx: &Ctx<'_>, p: &Project, dry_run: bool) -> Result<Report> {
     let c = p.config();
     let Some(deployed) = ctx.state(p)?.deploy else {
         return Err(Error::user("nothing is deployed yet").help("run `mlambda deploy` first"));
@@ -131,7 +131,7 @@ async fn rollout_step(ctx: &Ctx<'_>, p: &Project, dry_run: bool) -> Result<()> {
     if let Some(alias) = aws::lambda::get_alias(&aws, &c.function.name, &c.function.alias).await? {
         if alias.primary == deployed.version || alias.routing.contains_key(&deployed.version) {
             ctx.printer.status(format!("alias `{}` already serves version {}", c.function.alias, deployed.version));
-            return Ok(());
+            return Ok(Report::nothing());
         }
     }
     let settings = RolloutSettings::from_strategy(p, Version::parse(&deployed.version)?, dry_run)?;

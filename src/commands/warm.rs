@@ -10,6 +10,7 @@ use crate::aws::Aws;
 use crate::error::{Error, Result};
 use crate::plan::alias;
 use crate::plan::lambda::Alias;
+use crate::report::Report;
 use crate::settings::{Project, WarmSettings};
 
 /// The payload the runtime answers without running the model.
@@ -49,7 +50,7 @@ pub struct Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let target = format!("{}:{}", self.function, self.alias);
-        let would = if self.dry_run { "dry run, nothing changed: would " } else { "" };
+        let would = if self.dry_run { "would " } else { "" };
         if let Some(p) = &self.provisioned {
             match (p.requested, p.removed) {
                 (0, Some(false)) => writeln!(f, "`{target}` had no provisioned concurrency")?,
@@ -144,7 +145,7 @@ async fn schedule(
     Ok(out)
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &WarmSettings) -> Result<()> {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &WarmSettings) -> Result<Report> {
     let (function, alias_name) = (p.config().function.name.as_str(), p.config().function.alias.as_str());
     let dry_run = s.dry_run;
     // Flags are checked before AWS is asked anything.
@@ -162,8 +163,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &WarmSettings) -> Result<()> {
     if let Some(expression) = expression {
         out.schedule = Some(schedule(&aws, function, alias_name, expression, dry_run).await?);
     }
-    ctx.printer.data(&out);
-    Ok(())
+    Ok(Report::new(out, dry_run))
 }
 
 #[cfg(test)]

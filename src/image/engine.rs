@@ -6,10 +6,13 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, TagImageOptionsBuilder,
 };
-use bollard::Docker;
+pub use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
+
+/// Registry credentials as the engine takes them.
+pub type Credentials = DockerCredentials;
 
 /// The Docker host bollard uses, for error messages.
 pub fn docker_host() -> String {
