@@ -9,6 +9,7 @@ use crate::aws;
 use crate::config::Loaded;
 use crate::domain::Version;
 use crate::error::{Error, Result};
+use crate::hash;
 use crate::report::Report;
 use crate::settings::{Project, RolloutSettings, UpSettings};
 use crate::state;
@@ -46,14 +47,12 @@ impl fmt::Display for Outcome {
 }
 
 /// What the finished steps were run for; when it changes, `up` starts over instead of resuming.
+/// Both files are streamed into the hash, so a large model is never read whole.
 fn fingerprint(loaded: &Loaded) -> Result<String> {
     let mut h = Sha256::new();
-    let config = std::fs::read(&loaded.path).map_err(|e| crate::error::io_error(&loaded.path, "read", e))?;
-    h.update(&config);
-    let model = loaded.resolve(&loaded.config.model.path);
-    if let Ok(bytes) = std::fs::read(&model) {
-        h.update(&bytes);
-    }
+    hash::update_from_file(&mut h, &loaded.path).map_err(|e| crate::error::io_error(&loaded.path, "read", e))?;
+    // A missing model is hashed as nothing: the step that needs it says so.
+    let _ = hash::update_from_file(&mut h, &loaded.resolve(&loaded.config.model.path));
     Ok(hex::encode(h.finalize()))
 }
 
