@@ -10,11 +10,10 @@ use crate::config::Loaded;
 use crate::domain::Version;
 use crate::error::{Error, Result};
 use crate::hash;
+use crate::plan::up::{self, PlannedStep};
 use crate::report::Report;
 use crate::settings::{Project, RolloutSettings, UpSettings};
 use crate::state;
-
-const STEPS: [&str; 6] = ["build", "push", "model push", "deploy", "rollout", "alarms"];
 
 #[derive(Debug, Serialize)]
 struct Outcome {
@@ -59,14 +58,14 @@ fn fingerprint(loaded: &Loaded) -> Result<String> {
 pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report> {
     let print = fingerprint(&p.loaded)?;
     let saved = ctx.state(p)?.up.unwrap_or_default();
-    let mut done: Vec<String> =
-        if args.restart || saved.fingerprint != print || saved.done.len() == STEPS.len() { vec![] } else { saved.done };
-    if !done.is_empty() && !args.dry_run {
+    let the_plan = up::plan(&print, &saved.fingerprint, &saved.done, args.restart);
+    let mut done = the_plan.done();
+    if the_plan.resumed && !args.dry_run {
         ctx.printer.status(format!("resuming after `{}` (pass --restart to start over)", done.join("`, `")));
     }
     let mut steps = Vec::new();
-    for step in STEPS {
-        if done.iter().any(|d| d == step) {
+    for PlannedStep { step, skip } in the_plan.steps {
+        if skip {
             steps.push(Step { step, status: "skipped".into(), results: vec![], text: String::new() });
             continue;
         }

@@ -409,4 +409,27 @@ mod tests {
         assert_eq!(version_prefix("churn", "1"), "mlambda-churn-v1-");
         assert!(!"mlambda-churn-v10-errors".starts_with(&version_prefix("churn", "1")));
     }
+
+    #[test]
+    fn alarm_specs_as_json() {
+        let specs = specs("churn", "production", Some("v3"), &[routed("4", "v4")], &cfg()).unwrap();
+        insta::assert_json_snapshot!("alarm_specs", specs);
+    }
+
+    #[test]
+    fn an_alarm_sync_plan_as_json() {
+        let desired = specs("churn", "production", Some("v3"), &[routed("4", "v4")], &cfg()).unwrap();
+        let held = |spec: &AlarmSpec| Alarm { spec: spec.clone(), state: AlarmState::Ok, reason: String::new() };
+        let mut changed = held(&desired[1]);
+        changed.spec.threshold = 1.0;
+        let stale = Alarm {
+            spec: AlarmSpec { name: "mlambda-churn-v3-errors".into(), ..desired[4].clone() },
+            ..held(&desired[4])
+        };
+        let existing = vec![held(&desired[0]), changed, stale];
+        let changes = sync_plan(&desired, &existing);
+        assert_eq!(changes.iter().filter_map(AlarmChange::to_put).count(), desired.len() - 1);
+        insta::assert_json_snapshot!("alarm_sync", changes);
+        insta::assert_json_snapshot!("alarm_delete", delete_plan(&existing));
+    }
 }

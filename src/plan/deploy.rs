@@ -369,4 +369,22 @@ mod tests {
         assert_eq!(p.delete, vec!["10"]);
         assert_eq!(p.keep, vec!["9"]);
     }
+
+    #[test]
+    fn the_first_deploy_plan_as_json() {
+        insta::assert_json_snapshot!("deploy_first", plan(&spec(), "production", &Current::default()));
+    }
+
+    #[test]
+    fn an_update_plan_as_json() {
+        let mut s = spec();
+        let cur = Current {
+            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
+            newest_published: Some(deployed(&s, "1")),
+            alias: Some(alias("1", &[("2", 0.1)])),
+        };
+        s.memory = 1024;
+        s.image_uri = "reg/churn@sha256:bb".into();
+        insta::assert_json_snapshot!("deploy_update", plan(&s, "production", &cur));
+    }
 }

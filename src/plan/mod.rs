@@ -7,3 +7,4 @@ pub mod model;
 pub mod naming;
 pub mod policy;
 pub mod rollout;
+pub mod up;

@@ -450,4 +450,17 @@ mod tests {
         i.version = Some(v("3"));
         assert!(promote(&i).unwrap_err().message.contains("already the primary"));
     }
+
+    #[test]
+    fn rollout_plans_as_json() {
+        let vs = versions(4);
+        let c = current("3", &[], "");
+        insta::assert_json_snapshot!("rollout_weight", weight(&inputs(&c, &vs), w(0.1)).unwrap());
+        let c = current("3", &[("4", 0.1)], "deployed by mlambda");
+        let to_one = Steps::new(vec![0.1, 0.5, 1.0]).unwrap();
+        let p = steps(&inputs(&c, &vs), &to_one, Duration::from_secs(300)).unwrap();
+        insta::assert_json_snapshot!("rollout_steps", p);
+        insta::assert_json_snapshot!("rollout_promote", promote(&inputs(&c, &vs)).unwrap());
+        insta::assert_json_snapshot!("rollout_rollback", rollback(&inputs(&c, &vs)).unwrap());
+    }
 }
