@@ -55,14 +55,14 @@ fn main() -> std::process::ExitCode {
 /// A flag whose value breaks a domain rule (`--weight 1.5`) is a user error with our message, help and exit
 /// code 1, like the same value in mlambda.yaml; everything else is clap's usage error.
 fn refused_flag(e: clap::Error) -> std::process::ExitCode {
-    let domain = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<DomainError>());
+    let domain = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<DomainError>()).cloned();
     let Some(domain) = domain else { e.exit() };
     // The flags did not parse, so `--output json` is looked for by hand.
     let args: Vec<String> = std::env::args().collect();
     let json =
         args.iter().any(|a| a == "--output=json") || args.windows(2).any(|w| w[0] == "--output" && w[1] == "json");
     let format = if json { cli::OutputFormat::Json } else { cli::OutputFormat::Text };
-    let err = error::Error::from(domain.clone());
+    let err = error::Error::from(domain);
     let code = err.exit_code();
     ui::Printer::new(format, false, 0).error(err);
     std::process::ExitCode::from(code)

@@ -1,4 +1,6 @@
-//! One file per subcommand, each `run(ctx, args)`; this module dispatches and shares the context.
+//! One file per subcommand, each `run(ctx, project, settings) -> Report`; this module resolves each command's
+//! settings, dispatches, and shares the context. Commands never import each other, except `up`, which composes
+//! the reports of the commands it runs.
 use clap::CommandFactory;
 
 use crate::aws::{Aws, Target};

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::ecr;
+use crate::config::Config;
 use crate::domain::ImageDigest;
 use crate::error::{Error, Result};
 use crate::image::engine::{self, PushEvent, PushFailure};
@@ -34,6 +35,30 @@ pub struct PushOutcome {
     pub image_uri: Option<String>,
     pub layers_pushed: u32,
     pub layers_existing: u32,
+}
+
+impl PushOutcome {
+    /// What the push will do: the repository's rules are ECR's when it exists, else the config's.
+    fn planned(c: &Config, build: &state::Build, existing: Option<&ecr::Repository>, dry_run: bool) -> PushOutcome {
+        let (scan_on_push, immutable_tags) = match existing {
+            Some(r) => (r.scan_on_push, r.immutable_tags),
+            None => (c.image.scan_on_push, c.image.immutable_tags),
+        };
+        PushOutcome {
+            dry_run,
+            repository: c.image.repository.clone(),
+            repository_created: existing.is_none(),
+            scan_on_push,
+            immutable_tags,
+            repository_uri: String::new(),
+            image: build.image.clone(),
+            tag: build.tag.clone(),
+            digest: None,
+            image_uri: None,
+            layers_pushed: 0,
+            layers_existing: 0,
+        }
+    }
 }
 
 impl fmt::Display for PushOutcome {
@@ -66,24 +91,8 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<Report>
     let aws = ctx.aws().await?;
     let name = &c.image.repository;
     let existing = ecr::describe_repository(&aws, name).await?;
-    let (scan_on_push, immutable_tags) = match &existing {
-        Some(r) => (r.scan_on_push, r.immutable_tags),
-        None => (c.image.scan_on_push, c.image.immutable_tags),
-    };
-    let mut outcome = PushOutcome {
-        dry_run: s.dry_run,
-        repository: name.clone(),
-        repository_created: existing.is_none(),
-        scan_on_push,
-        immutable_tags,
-        repository_uri: String::new(),
-        image: build.image.clone(),
-        tag: build.tag.clone(),
-        digest: None,
-        image_uri: None,
-        layers_pushed: 0,
-        layers_existing: 0,
-    };
+    let mut outcome = PushOutcome::planned(c, &build, existing.as_ref(), s.dry_run);
+    let (scan_on_push, immutable_tags) = (outcome.scan_on_push, outcome.immutable_tags);
     if s.dry_run {
         let registry = match &s.registry {
             Some(r) => r.clone(),
