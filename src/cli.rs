@@ -3,6 +3,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::domain::{Duration, ModelVersion, Preset, Version, Weight};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mlambda",
@@ -163,8 +165,8 @@ pub struct ModelPushArgs {
     /// The ONNX file (default: `model.path` in mlambda.yaml)
     pub path: Option<PathBuf>,
     /// Model version (default: `model.version`)
-    #[arg(long)]
-    pub version: Option<String>,
+    #[arg(long, value_parser = parse::<ModelVersion>)]
+    pub version: Option<ModelVersion>,
     /// Reference rows and expected outputs the model must reproduce (default: `model.reference`)
     #[arg(long)]
     pub reference: Option<PathBuf>,
@@ -178,14 +180,14 @@ pub struct ModelPushArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
     /// Model version to serve (default: `model.version`)
-    #[arg(long)]
-    pub model_version: Option<String>,
+    #[arg(long, value_parser = parse::<ModelVersion>)]
+    pub model_version: Option<ModelVersion>,
     /// Create (or reuse) a least-privilege execution role when `function.role` is not set
     #[arg(long)]
     pub create_role: bool,
     /// Give up waiting for the function to become ready after this long
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
-    pub wait: std::time::Duration,
+    #[arg(long, default_value = "5m", value_parser = Duration::parse_flag)]
+    pub wait: Duration,
     #[command(flatten)]
     pub dry: DryRun,
 }
@@ -202,17 +204,17 @@ pub struct PruneArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RolloutArgs {
     /// Send this fraction of the alias's traffic to the candidate, 0 < W < 1
-    #[arg(long, conflicts_with_all = ["steps", "preset", "promote", "rollback"])]
-    pub weight: Option<f64>,
+    #[arg(long, conflicts_with_all = ["steps", "preset", "promote", "rollback"], value_parser = Weight::parse_flag)]
+    pub weight: Option<Weight>,
     /// Shift step by step, checking the candidate's alarms between steps; 1 promotes
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["preset", "promote", "rollback"])]
     pub steps: Option<Vec<f64>>,
     /// Time between steps
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub interval: Option<std::time::Duration>,
+    #[arg(long, value_parser = Duration::parse_flag)]
+    pub interval: Option<Duration>,
     /// A CodeDeploy-like preset: canary10-5m, linear10-1m
-    #[arg(long, conflicts_with_all = ["promote", "rollback"])]
-    pub preset: Option<String>,
+    #[arg(long, conflicts_with_all = ["promote", "rollback"], value_parser = parse::<Preset>)]
+    pub preset: Option<Preset>,
     /// Make the candidate primary at 100% and clear the routing
     #[arg(long, conflicts_with = "rollback")]
     pub promote: bool,
@@ -220,8 +222,8 @@ pub struct RolloutArgs {
     #[arg(long)]
     pub rollback: bool,
     /// Candidate version (default: the newest published version)
-    #[arg(long)]
-    pub version: Option<String>,
+    #[arg(long, value_parser = parse::<Version>)]
+    pub version: Option<Version>,
     #[command(flatten)]
     pub dry: DryRun,
 }
@@ -282,4 +284,9 @@ pub struct UpArgs {
     pub restart: bool,
     #[command(flatten)]
     pub dry: DryRun,
+}
+
+/// A domain value from its text; its error reaches `main` typed, so the message and exit code match the config's.
+fn parse<T: std::str::FromStr<Err = crate::domain::DomainError>>(s: &str) -> Result<T, crate::domain::DomainError> {
+    s.parse()
 }

@@ -6,8 +6,10 @@ use std::fmt::Display;
 pub enum Kind {
     /// Bad flags, config, input files or a refused plan.
     User,
-    /// AWS, the registry or Docker failed or went away.
+    /// AWS or the registry failed or went away.
     Cloud,
+    /// This machine failed: the Docker engine, a local process, a port, a file mlambda writes.
+    Local,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -30,6 +32,10 @@ impl Error {
         Error { kind: Kind::Cloud, message: message.to_string(), help: None }
     }
 
+    pub fn local(message: impl Display) -> Error {
+        Error { kind: Kind::Local, message: message.to_string(), help: None }
+    }
+
     pub fn help(mut self, help: impl Display) -> Error {
         self.help = Some(help.to_string());
         self
@@ -38,8 +44,15 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self.kind {
             Kind::User => 1,
-            Kind::Cloud => 2,
+            Kind::Cloud | Kind::Local => 2,
         }
+    }
+}
+
+impl From<crate::domain::DomainError> for Error {
+    fn from(e: crate::domain::DomainError) -> Error {
+        let help = e.help();
+        Error::user(e).help(help)
     }
 }
 

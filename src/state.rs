@@ -3,7 +3,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::domain::{ImageDigest, ModelVersion, Version, Weight};
+use crate::error::Error;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct State {
@@ -26,7 +27,7 @@ pub struct Build {
     pub image: String,
     pub tag: String,
     pub image_id: String,
-    pub model_version: String,
+    pub model_version: ModelVersion,
     #[serde(default)]
     pub model_sha256: Option<String>,
 }
@@ -38,7 +39,7 @@ pub struct Push {
     pub repository_uri: String,
     pub tag: String,
     /// `sha256:…` as the registry reports it.
-    pub digest: String,
+    pub digest: ImageDigest,
     /// `registry/repository@sha256:…`.
     pub image_uri: String,
 }
@@ -48,7 +49,7 @@ pub struct Push {
 pub struct Deploy {
     pub function_arn: String,
     pub version: String,
-    pub model_version: String,
+    pub model_version: ModelVersion,
     pub image_uri: String,
     #[serde(default)]
     pub role: Option<String>,
@@ -59,11 +60,11 @@ pub struct Deploy {
 pub struct Rollout {
     /// The primary before the last promote, for `--rollback` after a promote.
     #[serde(default)]
-    pub previous_primary: Option<String>,
+    pub previous_primary: Option<Version>,
     #[serde(default)]
-    pub candidate: Option<String>,
+    pub candidate: Option<Version>,
     #[serde(default)]
-    pub weight: Option<f64>,
+    pub weight: Option<Weight>,
 }
 
 /// `mlambda up`'s finished steps, so a re-run resumes after the one that failed.
@@ -78,30 +79,52 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join("state.json")
 }
 
-pub fn load(dir: &Path) -> Result<State> {
+/// Why the state file cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot parse `{}`: {source}", path.display())]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot encode state: {0}")]
+    Encode(serde_json::Error),
+}
+
+/// A state file the user can fix or delete is theirs (exit 1); failing to encode it is ours (exit 2).
+impl From<StateError> for Error {
+    fn from(e: StateError) -> Error {
+        match e {
+            StateError::Parse { .. } => Error::user(e)
+                .help("the file is written by mlambda; delete it and re-run `mlambda build` and `mlambda push`"),
+            StateError::Read { .. } | StateError::Write { .. } => Error::user(e),
+            StateError::Encode(_) => Error::local(e),
+        }
+    }
+}
+
+pub fn load(dir: &Path) -> Result<State, StateError> {
     let p = path(dir);
     match std::fs::read_to_string(&p) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| {
-            Error::user(format!("cannot parse `{}`: {e}", p.display()))
-                .help("the file is written by mlambda; delete it and re-run `mlambda build` and `mlambda push`")
-        }),
+        Ok(text) => serde_json::from_str(&text).map_err(|source| StateError::Parse { path: p, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-        Err(e) => Err(Error::user(format!("cannot read `{}`: {e}", p.display()))),
+        Err(source) => Err(StateError::Read { path: p, source }),
     }
 }
 
 /// Writes through a temporary file and a rename, so an interrupted write never leaves half a file.
-pub fn save(dir: &Path, state: &State) -> Result<()> {
-    let fail = |e: std::io::Error| Error::user(format!("cannot write `{}`: {e}", path(dir).display()));
+pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
+    let fail = |source: std::io::Error| StateError::Write { path: path(dir), source };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let tmp = dir.join("state.json.tmp");
-    let text = serde_json::to_string_pretty(state).map_err(|e| Error::cloud(format!("cannot encode state: {e}")))?;
+    let text = serde_json::to_string_pretty(state).map_err(StateError::Encode)?;
     std::fs::write(&tmp, text + "\n").map_err(fail)?;
     std::fs::rename(&tmp, path(dir)).map_err(fail)
 }
 
 /// Loads, applies `f`, saves.
-pub fn update(dir: &Path, f: impl FnOnce(&mut State)) -> Result<State> {
+pub fn update(dir: &Path, f: impl FnOnce(&mut State)) -> Result<State, StateError> {
     let mut s = load(dir)?;
     f(&mut s);
     save(dir, &s)?;
@@ -117,7 +140,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()).unwrap(), State::default());
         let s = update(dir.path(), |s| {
-            s.rollout = Some(Rollout { previous_primary: Some("3".into()), ..Default::default() })
+            s.rollout = Some(Rollout { previous_primary: Some(Version::parse("3").unwrap()), ..Default::default() })
         })
         .unwrap();
         assert_eq!(load(dir.path()).unwrap(), s);
@@ -127,7 +150,7 @@ mod tests {
     fn a_corrupt_file_is_a_user_error_with_a_fix() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(path(dir.path()), "{").unwrap();
-        let e = load(dir.path()).unwrap_err();
+        let e = Error::from(load(dir.path()).unwrap_err());
         assert_eq!(e.exit_code(), 1);
         assert!(e.help.unwrap().contains("delete it"));
     }

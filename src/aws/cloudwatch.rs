@@ -1,18 +1,18 @@
 //! CloudWatch alarms: upsert, read back with their states, delete.
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, StateValue, Statistic};
 
 use super::{fail, Aws};
 use crate::error::Result;
-use crate::plan::alarms::AlarmSpec;
+use crate::plan::alarms::{Alarm, AlarmSpec, AlarmState};
 
-/// An alarm as CloudWatch holds it: its definition and its state.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Alarm {
-    #[serde(flatten)]
-    pub spec: AlarmSpec,
-    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
-    pub state: String,
-    pub reason: String,
+fn alarm_state(s: Option<&StateValue>) -> AlarmState {
+    match s {
+        Some(StateValue::Ok) => AlarmState::Ok,
+        Some(StateValue::Alarm) => AlarmState::Alarm,
+        Some(StateValue::InsufficientData) => AlarmState::InsufficientData,
+        Some(other) => AlarmState::Other(other.as_str().to_string()),
+        None => AlarmState::Other(String::new()),
+    }
 }
 
 fn alarm_from(a: &MetricAlarm) -> Alarm {
@@ -38,7 +38,7 @@ fn alarm_from(a: &MetricAlarm) -> Alarm {
             treat_missing_data: a.treat_missing_data().unwrap_or_default().to_string(),
             actions: a.alarm_actions().to_vec(),
         },
-        state: a.state_value().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state: alarm_state(a.state_value()),
         reason: a.state_reason().unwrap_or_default().to_string(),
     }
 }

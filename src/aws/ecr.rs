@@ -2,7 +2,7 @@
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
 use base64::Engine;
 
-use super::{error_code, fail, Aws};
+use super::{fail, Aws};
 use crate::error::{Error, Result};
 
 /// A repository as ECR describes it.
@@ -28,8 +28,8 @@ fn repository(r: &aws_sdk_ecr::types::Repository) -> Repository {
 pub async fn describe_repository(aws: &Aws, name: &str) -> Result<Option<Repository>> {
     match aws.ecr.describe_repositories().repository_names(name).send().await {
         Ok(out) => Ok(out.repositories().first().map(repository)),
-        Err(e) if error_code(&e) == Some("RepositoryNotFoundException") => Ok(None),
-        Err(e) => Err(fail(format_args!("describe ECR repository `{name}`"), e)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_repository_not_found_exception()) => Ok(None),
+        Err(e) => Err(fail(format_args!("describe ECR repository `{name}`"), e).into()),
     }
 }
 

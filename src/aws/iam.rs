@@ -1,13 +1,13 @@
 //! IAM for the function's execution role: find it, create it, keep its inline policy current.
-use super::{error_code, fail, Aws};
+use super::{fail, Aws};
 use crate::error::Result;
 
 /// The role's ARN, or `None` when no role has that name.
 pub async fn get_role_arn(aws: &Aws, name: &str) -> Result<Option<String>> {
     match aws.iam.get_role().role_name(name).send().await {
         Ok(out) => Ok(out.role().map(|r| r.arn().to_string())),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
-        Err(e) => Err(fail(format!("read role `{name}`"), e)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_entity_exception()) => Ok(None),
+        Err(e) => Err(fail(format!("read role `{name}`"), e).into()),
     }
 }
 
@@ -16,10 +16,10 @@ pub async fn create_role(aws: &Aws, name: &str, trust: &str, description: &str) 
     match aws.iam.create_role().role_name(name).assume_role_policy_document(trust).description(description).send().await
     {
         Ok(out) => Ok(out.role().map(|r| r.arn().to_string()).unwrap_or_default()),
-        Err(e) if error_code(&e) == Some("EntityAlreadyExists") => {
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_entity_already_exists_exception()) => {
             Ok(get_role_arn(aws, name).await?.unwrap_or_default())
         }
-        Err(e) => Err(fail(format!("create role `{name}`"), e)),
+        Err(e) => Err(fail(format!("create role `{name}`"), e).into()),
     }
 }
 

@@ -1,44 +1,31 @@
 //! Lambda reads and alias writes shared by deploy, rollout, status and model list.
 use std::collections::BTreeMap;
 
-use aws_sdk_lambda::types::{AliasRoutingConfiguration, FunctionConfiguration};
+use aws_sdk_lambda::types::{self as sdk, AliasRoutingConfiguration, FunctionConfiguration};
 
-use super::{error_code, fail, Aws};
+use super::{fail, Aws};
+use crate::error::Error;
 use crate::error::Result;
+use crate::plan::alias::AliasRouting;
+use crate::plan::lambda::{Alias, FunctionInfo, FunctionSpec, LambdaState, LastUpdateStatus, Readiness};
 
-/// One function configuration (`$LATEST` or a published version), without SDK types.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct FunctionInfo {
-    pub name: String,
-    pub arn: String,
-    pub version: String,
-    pub description: String,
-    pub role: String,
-    /// The dead-letter target, which both versions of an alias must share.
-    pub dead_letter: Option<String>,
-    pub code_sha256: String,
-    pub state: String,
-    pub last_update_status: String,
-    /// Lambda's reason for a Failed state or update.
-    pub reason: Option<String>,
-    pub env: BTreeMap<String, String>,
-    pub memory: i32,
-    pub timeout: i32,
-    pub architecture: String,
-    pub last_modified: String,
-    pub revision_id: String,
+fn state(s: &sdk::State) -> LambdaState {
+    match s {
+        sdk::State::Pending => LambdaState::Pending,
+        sdk::State::Active => LambdaState::Active,
+        sdk::State::Inactive => LambdaState::Inactive,
+        sdk::State::Failed => LambdaState::Failed,
+        other => LambdaState::Other(other.as_str().to_string()),
+    }
 }
 
-/// An alias: its primary version and the weighted additional version, if any.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Alias {
-    pub name: String,
-    pub arn: String,
-    pub primary: String,
-    /// Additional version → weight in (0, 1).
-    pub routing: BTreeMap<String, f64>,
-    pub description: String,
-    pub revision_id: String,
+fn update_status(s: &sdk::LastUpdateStatus) -> LastUpdateStatus {
+    match s {
+        sdk::LastUpdateStatus::InProgress => LastUpdateStatus::InProgress,
+        sdk::LastUpdateStatus::Successful => LastUpdateStatus::Successful,
+        sdk::LastUpdateStatus::Failed => LastUpdateStatus::Failed,
+        other => LastUpdateStatus::Other(other.as_str().to_string()),
+    }
 }
 
 fn function_info(c: &FunctionConfiguration) -> FunctionInfo {
@@ -51,8 +38,8 @@ fn function_info(c: &FunctionConfiguration) -> FunctionInfo {
         role: c.role().unwrap_or_default().to_string(),
         dead_letter: c.dead_letter_config().and_then(|d| d.target_arn()).map(str::to_string),
         code_sha256: c.code_sha256().unwrap_or_default().to_string(),
-        state: c.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        last_update_status: c.last_update_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state: c.state().map(state),
+        last_update_status: c.last_update_status().map(update_status),
         reason,
         env: c
             .environment()
@@ -76,8 +63,8 @@ pub async fn get_function(aws: &Aws, name: &str) -> Result<Option<(FunctionInfo,
             let image = out.code().and_then(|c| c.image_uri().or(c.resolved_image_uri())).map(str::to_string);
             Ok(Some((info, image)))
         }
-        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(fail(format!("read function `{name}`"), e)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(None),
+        Err(e) => Err(fail(format!("read function `{name}`"), e).into()),
     }
 }
 
@@ -85,8 +72,8 @@ pub async fn get_function(aws: &Aws, name: &str) -> Result<Option<(FunctionInfo,
 pub async fn get_version(aws: &Aws, name: &str, version: &str) -> Result<Option<FunctionInfo>> {
     match aws.lambda.get_function().function_name(name).qualifier(version).send().await {
         Ok(out) => Ok(out.configuration().map(function_info)),
-        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(fail(format!("read version {version} of `{name}`"), e)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(None),
+        Err(e) => Err(fail(format!("read version {version} of `{name}`"), e).into()),
     }
 }
 
@@ -138,8 +125,8 @@ pub async fn get_alias(aws: &Aws, function: &str, alias: &str) -> Result<Option<
             a.description(),
             a.revision_id(),
         ))),
-        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(fail(format!("read alias `{alias}` of `{function}`"), e)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(None),
+        Err(e) => Err(fail(format!("read alias `{alias}` of `{function}`"), e).into()),
     }
 }
 
@@ -174,16 +161,15 @@ pub async fn list_aliases(aws: &Aws, function: &str) -> Result<Vec<Alias>> {
 pub struct AliasWrite<'a> {
     pub function: &'a str,
     pub alias: &'a str,
-    pub primary: &'a str,
-    pub routing: BTreeMap<String, f64>,
+    pub routing: AliasRouting,
     pub description: &'a str,
     pub revision_id: Option<&'a str>,
 }
 
+/// Lambda's `AdditionalVersionWeights`: the candidate and its weight, or empty to clear the routing.
 fn routing_config(w: &AliasWrite<'_>) -> AliasRoutingConfiguration {
-    AliasRoutingConfiguration::builder()
-        .set_additional_version_weights(Some(w.routing.iter().map(|(k, v)| (k.clone(), *v)).collect()))
-        .build()
+    let weights = w.routing.additional.iter().map(|(v, weight)| (v.to_string(), weight.get())).collect();
+    AliasRoutingConfiguration::builder().set_additional_version_weights(Some(weights)).build()
 }
 
 pub async fn create_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
@@ -192,7 +178,7 @@ pub async fn create_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
         .create_alias()
         .function_name(w.function)
         .name(w.alias)
-        .function_version(w.primary)
+        .function_version(w.routing.primary.to_string())
         .description(w.description)
         .routing_config(routing_config(w))
         .send()
@@ -208,7 +194,7 @@ pub async fn update_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
         .update_alias()
         .function_name(w.function)
         .name(w.alias)
-        .function_version(w.primary)
+        .function_version(w.routing.primary.to_string())
         .description(w.description)
         .routing_config(routing_config(w))
         .set_revision_id(w.revision_id.map(str::to_string))
@@ -223,12 +209,14 @@ pub async fn update_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
             a.description(),
             a.revision_id(),
         )),
-        Err(e) if error_code(&e) == Some("PreconditionFailedException") => Err(crate::error::Error::cloud(format!(
-            "alias `{}` of `{}` was changed by someone else while mlambda was updating it",
-            w.alias, w.function
-        ))
-        .help("nothing was changed by mlambda; run `mlambda status` to see the alias, then re-run the command")),
-        Err(e) => Err(fail(format!("update alias `{}` of `{}`", w.alias, w.function), e)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_precondition_failed_exception()) => {
+            Err(Error::cloud(format!(
+                "alias `{}` of `{}` was changed by someone else while mlambda was updating it",
+                w.alias, w.function
+            ))
+            .help("nothing was changed by mlambda; run `mlambda status` to see the alias, then re-run the command"))
+        }
+        Err(e) => Err(fail(format!("update alias `{}` of `{}`", w.alias, w.function), e).into()),
     }
 }
 
@@ -244,14 +232,11 @@ pub struct Provisioned {
 }
 
 /// True when the service said "there is no such config" (or, like moto, does not implement the call at all).
-fn not_configured<E: aws_sdk_lambda::error::ProvideErrorMetadata>(err: &aws_sdk_lambda::error::SdkError<E>) -> bool {
+/// An endpoint without provisioned concurrency (moto) answers 404 or 501 with no error code at all.
+fn unimplemented<E: aws_sdk_lambda::error::ProvideErrorMetadata>(err: &aws_sdk_lambda::error::SdkError<E>) -> bool {
     use aws_sdk_lambda::error::SdkError;
     match err {
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            matches!(se.err().code(), Some("ProvisionedConcurrencyConfigNotFoundException"))
-                || (se.err().code().is_none() && matches!(status, 404 | 501))
-        }
+        SdkError::ServiceError(se) => se.err().code().is_none() && matches!(se.raw().status().as_u16(), 404 | 501),
         _ => false,
     }
 }
@@ -266,8 +251,13 @@ pub async fn get_provisioned_concurrency(aws: &Aws, function: &str, alias: &str)
             status: o.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
             reason: o.status_reason().map(str::to_string),
         })),
-        Err(e) if not_configured(&e) => Ok(None),
-        Err(e) => Err(fail(format!("read the provisioned concurrency of `{function}:{alias}`"), e)),
+        Err(e)
+            if e.as_service_error().is_some_and(|se| se.is_provisioned_concurrency_config_not_found_exception())
+                || unimplemented(&e) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(fail(format!("read the provisioned concurrency of `{function}:{alias}`"), e).into()),
     }
 }
 
@@ -295,8 +285,10 @@ pub async fn put_provisioned_concurrency(aws: &Aws, function: &str, alias: &str,
 pub async fn delete_provisioned_concurrency(aws: &Aws, function: &str, alias: &str) -> Result<bool> {
     match aws.lambda.delete_provisioned_concurrency_config().function_name(function).qualifier(alias).send().await {
         Ok(_) => Ok(true),
-        Err(e) if not_configured(&e) || error_code(&e) == Some("ResourceNotFoundException") => Ok(false),
-        Err(e) => Err(fail(format!("remove the provisioned concurrency of `{function}:{alias}`"), e)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) || unimplemented(&e) => {
+            Ok(false)
+        }
+        Err(e) => Err(fail(format!("remove the provisioned concurrency of `{function}:{alias}`"), e).into()),
     }
 }
 
@@ -322,24 +314,9 @@ pub async fn add_invoke_permission(
         .await;
     match res {
         Ok(_) => Ok(true),
-        Err(e) if error_code(&e) == Some("ResourceConflictException") => Ok(false),
-        Err(e) => Err(fail(format!("allow {principal} to invoke `{function}:{alias}`"), e)),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_conflict_exception()) => Ok(false),
+        Err(e) => Err(fail(format!("allow {principal} to invoke `{function}:{alias}`"), e).into()),
     }
-}
-
-/// Everything mlambda sets on a function; deploy compares it with `$LATEST` field by field.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FunctionSpec {
-    pub name: String,
-    /// `registry/repository@sha256:…`: always by digest, so a version pins exact bytes.
-    pub image_uri: String,
-    pub role: String,
-    pub memory: i32,
-    pub timeout: i32,
-    /// `x86_64` or `arm64`.
-    pub architecture: String,
-    pub env: BTreeMap<String, String>,
-    pub description: String,
 }
 
 fn architecture(a: &str) -> aws_sdk_lambda::types::Architecture {
@@ -377,21 +354,24 @@ pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
         match res {
             Ok(out) => return Ok(out.function_arn().unwrap_or_default().to_string()),
             Err(e)
-                if error_code(&e) == Some("InvalidParameterValueException")
-                    && aws_sdk_lambda::error::ProvideErrorMetadata::message(&e)
-                        .is_some_and(|m| m.contains("cannot be assumed")) =>
+                // Lambda gives this case no code of its own, only its message.
+                if e.as_service_error().is_some_and(|se| {
+                    se.is_invalid_parameter_value_exception()
+                        && aws_sdk_lambda::error::ProvideErrorMetadata::message(se)
+                            .is_some_and(|m| m.contains("cannot be assumed"))
+                }) =>
             {
                 match delays.next() {
                     Some(secs) => tokio::time::sleep(std::time::Duration::from_secs(*secs)).await,
                     None => {
-                        return Err(fail(format!("create function `{}`", spec.name), e).help(format!(
+                        return Err(Error::from(fail(format!("create function `{}`", spec.name), e)).help(format!(
                             "Lambda still cannot assume role `{}`; check its trust policy allows `lambda.amazonaws.com`, then re-run",
                             spec.role
                         )))
                     }
                 }
             }
-            Err(e) => return Err(fail(format!("create function `{}`", spec.name), e)),
+            Err(e) => return Err(fail(format!("create function `{}`", spec.name), e).into()),
         }
     }
 }
@@ -432,25 +412,25 @@ pub async fn wait_until_ready(aws: &Aws, name: &str, timeout: std::time::Duratio
     let mut delay = std::time::Duration::from_millis(500);
     loop {
         let info = get_version(aws, name, "$LATEST").await?.ok_or_else(|| {
-            crate::error::Error::cloud(format!("function `{name}` disappeared while mlambda was waiting for it"))
+            Error::cloud(format!("function `{name}` disappeared while mlambda was waiting for it"))
                 .help("someone deleted it; re-run `mlambda deploy` to create it again")
         })?;
-        if info.state == "Failed" || info.last_update_status == "Failed" {
-            let reason = info.reason.clone().unwrap_or_else(|| "Lambda gave no reason".into());
-            return Err(crate::error::Error::cloud(format!("function `{name}` failed to update: {reason}")).help(
-                "fix the cause above (image, role or configuration), then re-run `mlambda deploy`; the alias was not moved",
-            ));
-        }
-        let updated = info.last_update_status.is_empty() || info.last_update_status == "Successful";
-        if info.state == "Active" && updated {
-            return Ok(info);
+        match info.readiness() {
+            Readiness::Ready => return Ok(info),
+            Readiness::Failed(reason) => {
+                let reason = reason.unwrap_or_else(|| "Lambda gave no reason".into());
+                return Err(Error::cloud(format!("function `{name}` failed to update: {reason}")).help(
+                    "fix the cause above (image, role or configuration), then re-run `mlambda deploy`; the alias was not moved",
+                ));
+            }
+            Readiness::Waiting => {}
         }
         if start.elapsed() >= timeout {
-            return Err(crate::error::Error::cloud(format!(
+            return Err(Error::cloud(format!(
                 "gave up after {} waiting for `{name}` to become ready (State={}, LastUpdateStatus={})",
                 humantime::format_duration(timeout),
-                if info.state.is_empty() { "unknown" } else { &info.state },
-                if info.last_update_status.is_empty() { "unknown" } else { &info.last_update_status },
+                info.state.as_ref().map_or("unknown", LambdaState::as_str),
+                info.last_update_status.as_ref().map_or("unknown", LastUpdateStatus::as_str),
             ))
             .help("the function may still be updating; re-run `mlambda deploy` (perhaps with a longer `--wait`) to resume"));
         }
@@ -478,21 +458,23 @@ pub async fn publish_version(aws: &Aws, name: &str, description: &str, code_sha2
             arn: out.function_arn().unwrap_or_default().to_string(),
         }),
         Err(e) if code_changed(&e) => {
-            Err(crate::error::Error::cloud(format!("the code of `{name}` changed while mlambda was deploying it"))
+            Err(Error::cloud(format!("the code of `{name}` changed while mlambda was deploying it"))
                 .help("someone else is deploying; nothing was published, re-run `mlambda deploy`"))
         }
-        Err(e) => Err(fail(format!("publish a version of `{name}`"), e)),
+        Err(e) => Err(fail(format!("publish a version of `{name}`"), e).into()),
     }
 }
 
-/// Lambda's answer when `$LATEST` no longer has the code sha256 we published against.
-fn code_changed<E: aws_sdk_lambda::error::ProvideErrorMetadata, R>(e: &aws_sdk_lambda::error::SdkError<E, R>) -> bool {
-    let msg = match e {
-        aws_sdk_lambda::error::SdkError::ServiceError(se) => se.err().message().unwrap_or_default(),
-        _ => "",
-    };
-    error_code(e) == Some("PreconditionFailedException")
-        || (error_code(e) == Some("InvalidParameterValueException") && msg.contains("CodeSha256"))
+/// Lambda's answer when `$LATEST` no longer has the code sha256 we published against (moto says it with an
+/// invalid-parameter error naming `CodeSha256`).
+fn code_changed(
+    e: &aws_sdk_lambda::error::SdkError<aws_sdk_lambda::operation::publish_version::PublishVersionError>,
+) -> bool {
+    e.as_service_error().is_some_and(|se| {
+        se.is_precondition_failed_exception()
+            || (se.is_invalid_parameter_value_exception()
+                && aws_sdk_lambda::error::ProvideErrorMetadata::message(se).is_some_and(|m| m.contains("CodeSha256")))
+    })
 }
 
 /// Tags the function (tags are per function, not per version).
@@ -554,7 +536,7 @@ mod tests {
         let aws = mock::lambda_in_order(&[&pending]);
         let start = tokio::time::Instant::now();
         let info = wait_until_ready(&aws, "churn", Duration::from_secs(300)).await.unwrap();
-        assert_eq!((info.state.as_str(), info.last_update_status.as_str()), ("Active", "Successful"));
+        assert_eq!(info.readiness(), Readiness::Ready);
         assert_eq!(pending.num_calls(), 5);
         // Backoff 0.5 + 1 + 2 + 4 s: polled patiently, well inside the timeout.
         assert_eq!(start.elapsed(), Duration::from_millis(7500));

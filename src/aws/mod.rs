@@ -1,10 +1,9 @@
 //! Thin async functions over the AWS SDK clients: the only module that imports `aws_sdk_*`.
-use std::fmt::{Debug, Display};
+use std::fmt::Display;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::cli::GlobalArgs;
 use crate::error::Error;
 
 pub mod cloudwatch;
@@ -14,6 +13,13 @@ pub mod iam;
 pub mod invoke;
 pub mod lambda;
 pub mod s3;
+
+/// Which AWS account and region to talk to; `None` leaves it to aws-config's default chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+}
 
 /// One SDK client per service, all from the same resolved AWS config.
 #[derive(Clone, Debug)]
@@ -29,12 +35,12 @@ pub struct Aws {
 
 impl Aws {
     /// Loads aws-config's default chain (env, profile, SSO, IMDS), honouring `AWS_ENDPOINT_URL`.
-    pub async fn connect(global: &GlobalArgs) -> Result<Aws, Error> {
+    pub async fn connect(target: &Target) -> Result<Aws, Error> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(p) = &global.profile {
+        if let Some(p) = &target.profile {
             loader = loader.profile_name(p);
         }
-        if let Some(r) = &global.region {
+        if let Some(r) = &target.region {
             loader = loader.region(Region::new(r.clone()));
         }
         let sdk = loader.load().await;
@@ -56,39 +62,91 @@ impl Aws {
     }
 }
 
-/// The service's error code (`ResourceNotFoundException`), when the service answered.
-pub(crate) fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
-    match err {
-        SdkError::ServiceError(se) => se.err().code(),
-        _ => None,
+/// Why an AWS call failed, by what a caller or a person can do about it. Built from the SDK's error shapes
+/// (the HTTP status and the transport), never from parsing messages; calls whose callers branch use the
+/// operation's own `is_*` methods first.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("failed to {what}: {code}: {message}")]
+    NotFound { what: String, code: String, message: String },
+    #[error("failed to {what}: {code}: {message}")]
+    Conflict { what: String, code: String, message: String },
+    #[error("failed to {what}: {code}: {message}")]
+    PreconditionFailed { what: String, code: String, message: String },
+    #[error("failed to {what}: {code}: {message}")]
+    Throttled { what: String, code: String, message: String },
+    #[error("failed to {what}: {code}: {message}")]
+    Denied { what: String, code: String, message: String },
+    #[error("failed to {what}: AWS is unreachable ({detail})")]
+    Unreachable { what: String, detail: String },
+    #[error("failed to {what}: {code}: {message}")]
+    Service { what: String, code: String, message: String },
+    #[error("failed to {what}: {detail}")]
+    Other { what: String, detail: String },
+}
+
+impl AwsError {
+    fn help(&self) -> Option<&'static str> {
+        match self {
+            AwsError::Unreachable { .. } => Some(
+                "check the network, the region and `AWS_ENDPOINT_URL`; the failed call changed nothing, so re-run when AWS is reachable",
+            ),
+            AwsError::Denied { .. } => {
+                Some("check your AWS credentials; `mlambda iam-policy` prints the permissions mlambda needs")
+            }
+            AwsError::Throttled { .. } => Some("AWS is throttling this account's requests; wait a minute and re-run"),
+            _ => None,
+        }
     }
 }
 
-/// Turns an SDK error into "failed to <what>: <code>: <message>", with a fix when we know one.
-pub(crate) fn fail<E, R>(what: impl Display, err: SdkError<E, R>) -> Error
+/// Every AWS failure is a cloud error (exit 2), with the fix when one is known.
+impl From<AwsError> for Error {
+    fn from(e: AwsError) -> Error {
+        let help = e.help();
+        let err = Error::cloud(e);
+        match help {
+            Some(h) => err.help(h),
+            None => err,
+        }
+    }
+}
+
+/// Codes that mean "your credentials", whatever HTTP status the service chose for them.
+const CREDENTIAL_CODES: [&str; 6] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+/// Classifies an SDK error for "failed to <what>": transport failures are unreachable, service answers go
+/// by their HTTP status.
+pub(crate) fn fail<E>(what: impl Display, err: SdkError<E>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug,
 {
+    let what = what.to_string();
     match &err {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            Error::cloud(format!("failed to {what}: AWS is unreachable ({})", DisplayErrorContext(&err))).help(
-                "check the network, the region and `AWS_ENDPOINT_URL`; the failed call changed nothing, so re-run when AWS is reachable",
-            )
+            AwsError::Unreachable { what, detail: DisplayErrorContext(&err).to_string() }
         }
         SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or("unknown error");
-            let msg = se.err().message().unwrap_or("no message");
-            let e = Error::cloud(format!("failed to {what}: {code}: {msg}"));
-            match code {
-                "AccessDenied" | "AccessDeniedException" | "UnrecognizedClientException" | "InvalidClientTokenId"
-                | "ExpiredToken" | "ExpiredTokenException" => {
-                    e.help("check your AWS credentials; `mlambda iam-policy` prints the permissions mlambda needs")
-                }
-                _ => e,
+            let code = se.err().code().unwrap_or("unknown error").to_string();
+            let message = se.err().message().unwrap_or("no message").to_string();
+            match se.raw().status().as_u16() {
+                _ if CREDENTIAL_CODES.contains(&code.as_str()) => AwsError::Denied { what, code, message },
+                403 => AwsError::Denied { what, code, message },
+                404 => AwsError::NotFound { what, code, message },
+                409 => AwsError::Conflict { what, code, message },
+                412 => AwsError::PreconditionFailed { what, code, message },
+                429 => AwsError::Throttled { what, code, message },
+                _ => AwsError::Service { what, code, message },
             }
         }
-        _ => Error::cloud(format!("failed to {what}: {}", DisplayErrorContext(&err))),
+        _ => AwsError::Other { what, detail: DisplayErrorContext(&err).to_string() },
     }
 }
 

@@ -8,10 +8,12 @@ use aws_sdk_s3::types::{
     CreateBucketConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule, VersioningConfiguration,
 };
-use indicatif::ProgressBar;
 
-use super::{error_code, fail, Aws};
+use super::{fail, Aws};
 use crate::error::{Error, Result};
+
+/// Told how many more bytes reached S3; the caller decides how to show it (`ui::progress`).
+pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
 /// Files above this go up in parts, so neither memory nor one failed request limits the model size.
 pub const MULTIPART_THRESHOLD: u64 = 8 * 1024 * 1024;
@@ -36,7 +38,7 @@ pub async fn head_object(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Ob
                 .unwrap_or_default(),
         })),
         Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(None),
-        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e)),
+        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e).into()),
     }
 }
 
@@ -44,7 +46,7 @@ pub async fn bucket_exists(aws: &Aws, bucket: &str) -> Result<bool> {
     match aws.s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(false),
-        Err(e) => Err(fail(format!("read bucket `{bucket}`"), e)),
+        Err(e) => Err(fail(format!("read bucket `{bucket}`"), e).into()),
     }
 }
 
@@ -61,12 +63,12 @@ pub async fn create_bucket(aws: &Aws, bucket: &str) -> Result<()> {
     }
     match req.send().await {
         Ok(_) => {}
-        Err(e) if error_code(&e) == Some("BucketAlreadyOwnedByYou") => {}
-        Err(e) if error_code(&e) == Some("BucketAlreadyExists") => {
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_bucket_already_owned_by_you()) => {}
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_bucket_already_exists()) => {
             return Err(Error::user(format!("bucket `{bucket}` belongs to another AWS account"))
                 .help("bucket names are global; pick another `model.bucket`"))
         }
-        Err(e) => return Err(fail(format!("create bucket `{bucket}`"), e)),
+        Err(e) => return Err(fail(format!("create bucket `{bucket}`"), e).into()),
     }
     aws.s3
         .put_bucket_versioning()
@@ -100,7 +102,7 @@ pub async fn upload_file(
     key: &str,
     path: &Path,
     metadata: &BTreeMap<String, String>,
-    progress: &ProgressBar,
+    progress: Progress<'_>,
 ) -> Result<()> {
     let size = std::fs::metadata(path).map_err(|e| crate::error::io_error(path, "read", e))?.len();
     if size > MULTIPART_THRESHOLD {
@@ -118,7 +120,7 @@ pub async fn upload_file(
         .send()
         .await
         .map_err(|e| fail(format!("upload `s3://{bucket}/{key}`"), e))?;
-    progress.inc(size);
+    progress(size);
     Ok(())
 }
 
@@ -132,7 +134,7 @@ pub async fn upload_multipart(
     size: u64,
     part_size: u64,
     metadata: &BTreeMap<String, String>,
-    progress: &ProgressBar,
+    progress: Progress<'_>,
 ) -> Result<()> {
     let created = aws
         .s3
@@ -166,7 +168,7 @@ async fn upload_parts(
     size: u64,
     part_size: u64,
     upload_id: &str,
-    progress: &ProgressBar,
+    progress: Progress<'_>,
 ) -> Result<()> {
     let mut parts = Vec::new();
     let mut offset = 0u64;
@@ -193,7 +195,7 @@ async fn upload_parts(
             .await
             .map_err(|e| fail(format!("upload part {number} of `s3://{bucket}/{key}`"), e))?;
         parts.push(CompletedPart::builder().set_e_tag(out.e_tag().map(str::to_string)).part_number(number).build());
-        progress.inc(len);
+        progress(len);
         offset += len;
         number += 1;
     }
@@ -234,7 +236,7 @@ pub async fn get_small(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Vec<
             Ok(Some(bytes.to_vec()))
         }
         Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => Ok(None),
-        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e)),
+        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e).into()),
     }
 }
 
@@ -252,10 +254,10 @@ pub async fn list_prefixes(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(|e| match error_code(&e) {
-                Some("NoSuchBucket") => Error::user(format!("bucket `{bucket}` does not exist"))
+            .map_err(|e| match e.as_service_error().is_some_and(|se| se.is_no_such_bucket()) {
+                true => Error::user(format!("bucket `{bucket}` does not exist"))
                     .help("check `model.bucket`, or create it with `mlambda model push --create-bucket`"),
-                _ => fail(format!("list `s3://{bucket}/{prefix}`"), e),
+                false => fail(format!("list `s3://{bucket}/{prefix}`"), e).into(),
             })?;
         out.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(str::to_string));
         token = page.next_continuation_token().map(str::to_string);
@@ -273,7 +275,6 @@ mod tests {
     use sha2::Digest;
 
     use super::*;
-    use crate::cli::{GlobalArgs, OutputFormat};
 
     /// The real moto server: multipart is exactly what a mock would get wrong.
     async fn moto() -> Aws {
@@ -281,15 +282,7 @@ mod tests {
             std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
             "AWS_ENDPOINT_URL is not set: this test needs moto; run `eval \"$(scripts/stack env)\"` first"
         );
-        let global = GlobalArgs {
-            config: "mlambda.yaml".into(),
-            profile: None,
-            region: None,
-            output: OutputFormat::Text,
-            quiet: true,
-            verbose: 0,
-        };
-        Aws::connect(&global).await.expect("connect to moto")
+        Aws::connect(&crate::aws::Target::default()).await.expect("connect to moto")
     }
 
     #[tokio::test]
@@ -315,7 +308,7 @@ mod tests {
         let sha = hex::encode(hasher.finalize());
         let meta = BTreeMap::from([("sha256".to_string(), sha.clone())]);
 
-        upload_file(&aws, &bucket, "m/model.onnx", &path, &meta, &ProgressBar::hidden()).await.unwrap();
+        upload_file(&aws, &bucket, "m/model.onnx", &path, &meta, &|_| {}).await.unwrap();
 
         let head = head_object(&aws, &bucket, "m/model.onnx").await.unwrap().expect("object exists");
         assert_eq!(head.size, size);

@@ -4,45 +4,12 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::aws::cloudwatch::{self, Alarm};
-use crate::aws::lambda::{self, FunctionInfo};
-use crate::aws::Aws;
-use crate::cli::AlarmsArgs;
+use crate::aws::{cloudwatch, lambda, Aws};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::plan::alarms::{self, AlarmSpec, Routed};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Change {
-    Created,
-    Updated,
-    Unchanged,
-    Deleted,
-    /// An mlambda alarm for a version the alias no longer routes to; kept until `--delete`.
-    Stale,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Change::Created => "created",
-            Change::Updated => "updated",
-            Change::Unchanged => "unchanged",
-            Change::Deleted => "deleted",
-            Change::Stale => "stale",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AlarmChange {
-    pub name: String,
-    pub change: Change,
-    /// The definition written (absent for deletes and stale alarms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spec: Option<AlarmSpec>,
-}
+use crate::plan::alarms::{self, AlarmChange, AlarmSpec, Change, Routed};
+use crate::report::Report;
+use crate::settings::{AlarmsSettings, Project};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -54,9 +21,6 @@ pub struct Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.dry_run {
-            writeln!(f, "dry run: nothing was changed; mlambda would do this:")?;
-        }
         if self.alarms.is_empty() {
             writeln!(f, "no mlambda alarms for `{}`", self.function)?;
         }
@@ -70,11 +34,6 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// `MODEL_VERSION` from a version's environment, the dimension of its EMF latency metric.
-pub(crate) fn model_version(v: &FunctionInfo) -> Option<String> {
-    v.env.get("MODEL_VERSION").filter(|m| !m.is_empty()).cloned()
-}
-
 /// The alarm specs for the alias and the versions it routes to now.
 async fn desired(aws: &Aws, config: &Config) -> Result<Vec<AlarmSpec>> {
     let (function, alias) = (&config.function.name, &config.function.alias);
@@ -85,67 +44,46 @@ async fn desired(aws: &Aws, config: &Config) -> Result<Vec<AlarmSpec>> {
     let mut routed = Vec::new();
     for v in std::iter::once(&a.primary).chain(a.routing.keys()) {
         let info = lambda::get_version(aws, function, v).await?;
-        routed.push(Routed { version: v.clone(), model_version: info.as_ref().and_then(model_version) });
+        routed.push(Routed { version: v.clone(), model_version: info.as_ref().and_then(|i| i.model_version()) });
     }
     let primary_model = routed.first().and_then(|r| r.model_version.clone());
     alarms::specs(function, alias, primary_model.as_deref(), &routed, &config.alarms)
 }
 
-/// Writes the specs that are missing or differ; `existing` is what CloudWatch holds under the same prefix.
-pub(crate) async fn sync(
-    aws: &Aws,
-    desired: &[AlarmSpec],
-    existing: &[Alarm],
-    dry_run: bool,
-) -> Result<Vec<AlarmChange>> {
-    let mut out = Vec::new();
-    for spec in desired {
-        let change = match existing.iter().find(|a| a.spec.name == spec.name) {
-            Some(a) if a.spec == *spec => Change::Unchanged,
-            Some(_) => Change::Updated,
-            None => Change::Created,
-        };
-        if change != Change::Unchanged && !dry_run {
-            cloudwatch::put_metric_alarm(aws, spec).await?;
-        }
-        out.push(AlarmChange { name: spec.name.clone(), change, spec: Some(spec.clone()) });
-    }
-    Ok(out)
-}
-
-pub async fn run(ctx: &Ctx<'_>, args: &AlarmsArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let config = &loaded.config;
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &AlarmsSettings) -> Result<Report> {
+    let config = p.config();
     let aws = ctx.aws().await?;
     let prefix = alarms::function_prefix(&config.function.name);
     let existing = cloudwatch::describe_alarms(&aws, &prefix).await?;
-    let dry_run = args.dry.dry_run;
-    let changes = if args.delete {
-        let names: Vec<String> = existing.iter().map(|a| a.spec.name.clone()).collect();
-        if !dry_run {
-            cloudwatch::delete_alarms(&aws, &names).await?;
-        }
-        names.into_iter().map(|name| AlarmChange { name, change: Change::Deleted, spec: None }).collect()
+    let dry_run = s.dry_run;
+    let changes = if s.delete {
+        alarms::delete_plan(&existing)
     } else {
-        let desired = desired(&aws, config).await?;
-        let mut changes = sync(&aws, &desired, &existing, dry_run).await?;
-        changes.extend(
-            existing.iter().filter(|a| !desired.iter().any(|d| d.name == a.spec.name)).map(|a| AlarmChange {
-                name: a.spec.name.clone(),
-                change: Change::Stale,
-                spec: None,
-            }),
-        );
-        changes
+        alarms::sync_plan(&desired(&aws, config).await?, &existing)
     };
+    if !dry_run {
+        apply(&aws, &changes).await?;
+    }
     if changes.iter().any(|c| c.change == Change::Stale) {
         ctx.printer.status("stale alarms belong to versions the alias no longer routes to; `mlambda alarms --delete` removes every mlambda alarm of the function");
     }
-    ctx.printer.data(&Outcome {
+    let outcome = Outcome {
         function: config.function.name.clone(),
         alias: config.function.alias.clone(),
         dry_run,
         alarms: changes,
-    });
+    };
+    Ok(Report::new(outcome, dry_run))
+}
+
+/// Puts the created and updated alarms and deletes the deleted ones.
+async fn apply(aws: &Aws, changes: &[AlarmChange]) -> Result<()> {
+    for spec in changes.iter().filter_map(AlarmChange::to_put) {
+        cloudwatch::put_metric_alarm(aws, spec).await?;
+    }
+    let deleted: Vec<String> = changes.iter().filter(|c| c.change == Change::Deleted).map(|c| c.name.clone()).collect();
+    if !deleted.is_empty() {
+        cloudwatch::delete_alarms(aws, &deleted).await?;
+    }
     Ok(())
 }

@@ -7,12 +7,15 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::Ctx;
-use crate::cli::BuildArgs;
+
 use crate::config::Architecture;
+use crate::domain::ModelVersion;
 use crate::error::{Error, Result};
 use crate::image::context::{self, DockerfileSpec, Entry, FileSummary};
 use crate::image::engine;
 use crate::plan::naming;
+use crate::report::Report;
+use crate::settings::{BuildSettings, Project};
 use crate::state;
 use crate::ui::progress;
 
@@ -30,7 +33,7 @@ pub struct BuildOutcome {
     pub single_platform: bool,
     pub base: String,
     pub model_baked: bool,
-    pub model_version: String,
+    pub model_version: ModelVersion,
     pub model_sha256: String,
     pub runtime: String,
     pub labels: BTreeMap<String, String>,
@@ -60,86 +63,18 @@ impl fmt::Display for BuildOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
-    let arch = c.function.architecture;
-
-    let runtime = match &args.runtime {
-        Some(p) => p.clone(),
-        None => build_runtime(ctx, arch, args.dry.dry_run)?,
-    };
-    let bootstrap = read_bootstrap(&runtime, &c.image.base, arch)?;
-
-    let model_path = loaded.resolve(&c.model.path);
-    let model = std::fs::read(&model_path).map_err(|e| {
-        Error::user(format!("cannot read the model `{}`: {e}", model_path.display()))
-            .help("set `model.path` in mlambda.yaml to your ONNX file (relative to mlambda.yaml)")
-    })?;
-    let model_sha256 = context::sha256_hex(&model);
-
-    let mut labels = BTreeMap::from([
-        ("org.mlambda.model.version".to_string(), c.model.version.clone()),
-        ("org.mlambda.model.sha256".to_string(), model_sha256.clone()),
-        ("org.mlambda.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-    ]);
-    if let Some(commit) = git_commit(&loaded.dir) {
-        labels.insert("org.mlambda.git.commit".into(), commit);
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<Report> {
+    let (mut outcome, tar) = prepare(ctx, p, s)?;
+    if s.dry_run {
+        return Ok(Report::new(outcome, true));
     }
-    let dockerfile = context::render_dockerfile(&DockerfileSpec {
-        base: c.image.base.clone(),
-        bake_model: c.model.bake,
-        features: c.model.features.clone(),
-        model_version: c.model.version.clone(),
-        namespace: c.alarms.namespace.clone(),
-        labels: labels.clone(),
-        mlambda_version: env!("CARGO_PKG_VERSION").to_string(),
-    });
-    let mut entries = vec![
-        Entry { path: "Dockerfile".into(), mode: 0o644, data: dockerfile.into_bytes() },
-        Entry { path: "bootstrap".into(), mode: 0o755, data: bootstrap },
-    ];
-    if c.model.bake {
-        entries.push(Entry { path: "model.onnx".into(), mode: 0o644, data: model });
-    }
-    let packed =
-        context::assemble(&entries).map_err(|e| Error::cloud(format!("cannot pack the build context: {e}")))?;
-    drop(entries);
-
-    let tag = args
-        .tag
-        .clone()
-        .or_else(|| c.image.tag.clone())
-        .unwrap_or_else(|| naming::image_tag(&c.model.version, &packed.sha256));
-    let image = format!("{}:{tag}", c.image.repository);
-    let mut outcome = BuildOutcome {
-        dry_run: args.dry.dry_run,
-        image: image.clone(),
-        repository: c.image.repository.clone(),
-        tag: tag.clone(),
-        image_id: None,
-        platform: arch.platform().to_string(),
-        single_platform: true,
-        base: c.image.base.clone(),
-        model_baked: c.model.bake,
-        model_version: c.model.version.clone(),
-        model_sha256: model_sha256.clone(),
-        runtime: runtime.display().to_string(),
-        labels,
-        context_sha256: packed.sha256.clone(),
-        context_size: packed.tar.len() as u64,
-        context: packed.files.clone(),
-        steps: vec![],
-    };
-    if args.dry.dry_run {
-        ctx.printer.data(&outcome);
-        return Ok(());
-    }
-
+    let c = p.config();
+    let platform = c.function.architecture.platform();
+    let image = outcome.image.clone();
     let docker = engine::connect().await?;
-    ctx.printer.status(format!("building {image} for {} (legacy builder, base `{}`)", arch.platform(), c.image.base));
+    ctx.printer.status(format!("building {image} for {platform} (legacy builder, base `{}`)", c.image.base));
     let spinner = progress::spinner(ctx.printer, format!("building {image}"));
-    let built = engine::build(&docker, packed.tar, &image, arch.platform(), |line| {
+    let built = engine::build(&docker, tar, &image, platform, |line| {
         spinner.set_message(line.to_string());
         ctx.printer.detail(line);
     })
@@ -150,19 +85,99 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
     ctx.printer.detail(format!("image {image_id} is {os}/{architecture}"));
     let image_id = if image_id.is_empty() { built.image_id } else { image_id };
 
-    state::update(&ctx.state_dir(&loaded), |s| {
-        s.build = Some(state::Build {
+    state::update(&p.state_dir, |st| {
+        st.build = Some(state::Build {
             image: image.clone(),
-            tag: tag.clone(),
+            tag: outcome.tag.clone(),
             image_id: image_id.clone(),
-            model_version: c.model.version.clone(),
-            model_sha256: Some(model_sha256.clone()),
+            model_version: outcome.model_version.clone(),
+            model_sha256: Some(outcome.model_sha256.clone()),
         })
     })?;
     outcome.image_id = Some(image_id);
     outcome.steps = built.steps.into_iter().filter(|l| l.starts_with("Step ")).collect();
-    ctx.printer.data(&outcome);
-    Ok(())
+    Ok(Report::done(outcome))
+}
+
+/// Everything up to the engine: the runtime binary checked, the model hashed, the context packed and named.
+/// Returns what `build` reports and the context's tar.
+fn prepare(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<(BuildOutcome, Vec<u8>)> {
+    let c = p.config();
+    let arch = c.function.architecture;
+    let runtime = match &s.runtime {
+        Some(path) => path.clone(),
+        None => build_runtime(ctx, arch, s.dry_run)?,
+    };
+    let bootstrap = read_bootstrap(&runtime, &c.image.base, arch)?;
+    let model_sha256 = model_sha256(&s.model_path)?;
+    let labels = labels(p, &s.model_version, &model_sha256);
+    let dockerfile = context::render_dockerfile(&DockerfileSpec {
+        base: c.image.base.clone(),
+        bake_model: c.model.bake,
+        features: c.model.features.clone(),
+        model_version: s.model_version.to_string(),
+        namespace: c.alarms.namespace.clone(),
+        labels: labels.clone(),
+        mlambda_version: env!("CARGO_PKG_VERSION").to_string(),
+    });
+    let mut entries = vec![
+        Entry { path: "Dockerfile".into(), mode: 0o644, data: dockerfile.into_bytes() },
+        Entry { path: "bootstrap".into(), mode: 0o755, data: bootstrap },
+    ];
+    if c.model.bake {
+        entries.push(Entry { path: "model.onnx".into(), mode: 0o644, data: read_model(&s.model_path)? });
+    }
+    let packed =
+        context::assemble(&entries).map_err(|e| Error::local(format!("cannot pack the build context: {e}")))?;
+    let tag = s.tag.clone().unwrap_or_else(|| naming::image_tag(s.model_version.as_str(), &packed.sha256));
+    let outcome = BuildOutcome {
+        dry_run: s.dry_run,
+        image: format!("{}:{tag}", c.image.repository),
+        repository: c.image.repository.clone(),
+        tag,
+        image_id: None,
+        platform: arch.platform().to_string(),
+        single_platform: true,
+        base: c.image.base.clone(),
+        model_baked: c.model.bake,
+        model_version: s.model_version.clone(),
+        model_sha256,
+        runtime: runtime.display().to_string(),
+        labels,
+        context_sha256: packed.sha256.clone(),
+        context_size: packed.tar.len() as u64,
+        context: packed.files.clone(),
+        steps: vec![],
+    };
+    Ok((outcome, packed.tar))
+}
+
+fn model_error(path: &Path, e: impl fmt::Display) -> Error {
+    Error::user(format!("cannot read the model `{}`: {e}", path.display()))
+        .help("set `model.path` in mlambda.yaml to your ONNX file (relative to mlambda.yaml)")
+}
+
+/// The model's sha256, read in blocks.
+fn model_sha256(path: &Path) -> Result<String> {
+    crate::hash::file_sha256(path).map(|(sha, _)| sha).map_err(|e| model_error(path, e))
+}
+
+/// The model's bytes, to bake into the image.
+fn read_model(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| model_error(path, e))
+}
+
+/// The image's labels: which model and mlambda made it, and from which commit.
+fn labels(p: &Project, model_version: &ModelVersion, model_sha256: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("org.mlambda.model.version".to_string(), model_version.to_string()),
+        ("org.mlambda.model.sha256".to_string(), model_sha256.to_string()),
+        ("org.mlambda.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ]);
+    if let Some(commit) = git_commit(&p.loaded.dir) {
+        labels.insert("org.mlambda.git.commit".into(), commit);
+    }
+    labels
 }
 
 /// How `bootstrap` is compiled for a `FROM scratch` image: static (no libc in the image) and not
@@ -284,7 +299,7 @@ fn build_failed(f: &engine::BuildFailure, base: &str) -> Error {
              or a base image the engine can reach (`docker pull` or `docker load` it first)"
         ))
     } else {
-        Error::cloud(message)
+        Error::local(message)
             .help("the daemon's message and the step's output are above; fix that step and re-run `mlambda build`")
     }
 }

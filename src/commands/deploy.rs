@@ -5,16 +5,19 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::aws::lambda::{self, AliasWrite, FunctionSpec};
+use crate::aws::lambda::{self, AliasWrite};
 use crate::aws::{iam, s3, Aws};
-use crate::cli::DeployArgs;
 use crate::config::Config;
+use crate::domain::{ImageDigest, ModelVersion, Version};
 use crate::error::{Error, Result};
+use crate::plan::alias::AliasRouting;
 use crate::plan::deploy::{
     function_env, plan, version_description, AliasStep, Current, DeployPlan, FunctionStep, PublishStep,
 };
+use crate::plan::lambda::FunctionSpec;
 use crate::plan::{naming, policy};
-use crate::settings;
+use crate::report::Report;
+use crate::settings::{DeploySettings, Project};
 use crate::state::{self, State};
 
 /// The execution role and how it was found.
@@ -25,14 +28,14 @@ struct Role {
 }
 
 /// `function.role`, else a `--create-role` role (created or reused, its policy rewritten), else the one state recorded.
-async fn resolve_role(aws: &Aws, c: &Config, state: &State, args: &DeployArgs) -> Result<Role> {
+async fn resolve_role(aws: &Aws, c: &Config, state: &State, s: &DeploySettings) -> Result<Role> {
     if let Some(role) = &c.function.role {
         return Ok(Role { arn: role.clone(), to_create: false });
     }
-    if args.create_role {
+    if s.create_role {
         let name = policy::role_name(&c.function.name);
         let existing = iam::get_role_arn(aws, &name).await?;
-        if args.dry.dry_run {
+        if s.dry_run {
             return Ok(match existing {
                 Some(arn) => Role { arn, to_create: false },
                 None => Role { arn: format!("(new role `{name}`)"), to_create: true },
@@ -79,7 +82,6 @@ struct DryRunOutcome {
 
 impl fmt::Display for DryRunOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "dry run, nothing changed; deploy would:")?;
         write!(f, "{}", self.plan)
     }
 }
@@ -92,7 +94,7 @@ struct DeployOutcome {
     version_arn: String,
     /// False when nothing changed and the existing version was reused.
     published: bool,
-    model_version: String,
+    model_version: ModelVersion,
     image_uri: String,
     role: String,
     alias: String,
@@ -119,27 +121,35 @@ impl fmt::Display for DeployOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
-    let st = ctx.state(&loaded)?;
-    let push = st.push.clone().ok_or_else(|| {
-        Error::user("no pushed image is recorded in `.mlambda/state.json`").help("run `mlambda push` first")
-    })?;
-    let model_version = settings::model_version(&loaded, args.model_version.as_deref());
-    let aws = ctx.aws().await?;
-
-    let key = naming::model_key(&c.model.prefix, &c.model.name, &model_version);
-    let head = s3::head_object(&aws, &c.model.bucket, &key).await?.ok_or_else(|| {
+/// The sha256 the uploaded model version carries, which pins the bytes the function loads.
+async fn model_sha256(aws: &Aws, c: &Config, key: &str, model_version: &ModelVersion) -> Result<String> {
+    let head = s3::head_object(aws, &c.model.bucket, key).await?.ok_or_else(|| {
         Error::user(format!("model version `{model_version}` is not in `s3://{}/{key}`", c.model.bucket))
             .help(format!("run `mlambda model push --version {model_version}` first"))
     })?;
-    let sha256 = head.metadata.get("sha256").cloned().ok_or_else(|| {
+    head.metadata.get("sha256").cloned().ok_or_else(|| {
         Error::user(format!("`s3://{}/{key}` has no sha256 metadata, so its bytes cannot be pinned", c.model.bucket))
             .help("upload models with `mlambda model push`, which records it")
-    })?;
+    })
+}
 
-    let role = resolve_role(&aws, c, &st, args).await?;
+/// Everything the plan is made from: the function as it should be, what the cloud holds, the role's origin.
+struct Gathered {
+    spec: FunctionSpec,
+    current: Current,
+    role: Role,
+    digest: ImageDigest,
+}
+
+async fn gather(ctx: &Ctx<'_>, aws: &Aws, p: &Project, s: &DeploySettings) -> Result<Gathered> {
+    let c = p.config();
+    let st = ctx.state(p)?;
+    let push = st.push.clone().ok_or_else(|| {
+        Error::user("no pushed image is recorded in `.mlambda/state.json`").help("run `mlambda push` first")
+    })?;
+    let key = naming::model_key(&c.model.prefix, &c.model.name, s.model_version.as_str());
+    let sha256 = model_sha256(aws, c, &key, &s.model_version).await?;
+    let role = resolve_role(aws, c, &st, s).await?;
     let spec = FunctionSpec {
         name: c.function.name.clone(),
         image_uri: push.image_uri.clone(),
@@ -147,123 +157,161 @@ pub async fn run(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
         memory: c.function.memory,
         timeout: c.function.timeout,
         architecture: c.function.architecture.as_str().to_string(),
-        env: function_env(&c.model.bucket, &key, &model_version, &sha256, &c.model.features, &c.alarms.namespace),
-        description: version_description(&model_version, &push.digest),
+        env: function_env(&c.model.bucket, &key, &s.model_version, &sha256, &c.model.features, &c.alarms.namespace),
+        description: version_description(&s.model_version, &push.digest),
     };
-    let current = read_current(&aws, &spec.name, &c.function.alias).await?;
-    let the_plan = plan(&spec, &c.function.alias, &current);
+    let current = read_current(aws, &spec.name, &c.function.alias).await?;
+    Ok(Gathered { spec, current, role, digest: push.digest })
+}
 
-    if args.dry.dry_run {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &DeploySettings) -> Result<Report> {
+    let aws = ctx.aws().await?;
+    let Gathered { spec, current, role, digest } = gather(ctx, &aws, p, s).await?;
+    let the_plan = plan(&spec, &p.config().function.alias, &current);
+    if s.dry_run {
         if role.to_create {
             ctx.printer.status(format!("would create role `{}`", policy::role_name(&spec.name)));
         }
-        ctx.printer.data(&DryRunOutcome { dry_run: true, plan: the_plan });
-        return Ok(());
+        return Ok(Report::new(DryRunOutcome { dry_run: true, plan: the_plan }, true));
     }
-
-    match &the_plan.function_step {
-        FunctionStep::Create => {
-            ctx.printer.status(format!("creating function `{}` from {}", spec.name, spec.image_uri));
-            lambda::create_function(&aws, &spec).await?;
-            lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
-        }
-        FunctionStep::Update { code, config } => {
-            let busy = current
-                .latest
-                .as_ref()
-                .is_some_and(|(l, _)| l.state == "Pending" || l.last_update_status == "InProgress");
-            if busy && !the_plan.function_unchanged() {
-                // An earlier deploy's update is still running; a new one would be refused.
-                ctx.printer.status(format!("waiting for an earlier update of `{}` to finish", spec.name));
-                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
-            }
-            if !code.is_empty() {
-                ctx.printer.status(format!("updating the code of `{}` to {}", spec.name, spec.image_uri));
-                lambda::update_function_code(&aws, &spec).await?;
-                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
-            }
-            if !config.is_empty() {
-                let fields: Vec<&str> = config.iter().map(|d| d.field.as_str()).collect();
-                ctx.printer.status(format!("updating the configuration of `{}`: {}", spec.name, fields.join(", ")));
-                lambda::update_function_configuration(&aws, &spec).await?;
-                lambda::wait_until_ready(&aws, &spec.name, args.wait).await?;
-            }
-        }
-    }
-
-    let latest = lambda::get_version(&aws, &spec.name, "$LATEST").await?.ok_or_else(|| {
-        Error::cloud(format!("function `{}` disappeared during the deploy", spec.name)).help("re-run `mlambda deploy`")
-    })?;
-    let function_arn = unqualified(&latest.arn);
-    let (version, version_arn, published) = match &the_plan.publish {
-        PublishStep::Publish { description } => {
-            ctx.printer.status(format!("publishing a version: {description}"));
-            let p = lambda::publish_version(&aws, &spec.name, description, &latest.code_sha256).await?;
-            (p.version, p.arn, true)
-        }
-        PublishStep::UpToDate { version } => {
-            ctx.printer.status(format!("up to date: version {version}"));
-            (version.clone(), format!("{function_arn}:{version}"), false)
-        }
-    };
-    let tags = BTreeMap::from([
-        ("mlambda:managed-by".to_string(), "mlambda".to_string()),
-        ("mlambda:model-version".to_string(), model_version.clone()),
-        ("mlambda:image-digest".to_string(), push.digest.clone()),
-        ("mlambda:version".to_string(), version.clone()),
-    ]);
-    lambda::tag_resource(&aws, &function_arn, &tags).await?;
-
-    let (alias_created, alias_primary) = match &the_plan.alias {
-        AliasStep::Create { name } => {
-            ctx.printer.status(format!("creating alias `{name}` with 100% on version {version}"));
-            let a = lambda::create_alias(
-                &aws,
-                &AliasWrite {
-                    function: &spec.name,
-                    alias: name,
-                    primary: &version,
-                    routing: BTreeMap::new(),
-                    description: "managed by mlambda",
-                    revision_id: None,
-                },
-            )
-            .await?;
-            (true, a.primary)
-        }
-        AliasStep::Keep { name, primary, routing } => {
-            if *primary != version && !routing.contains_key(&version) {
-                ctx.printer.status(format!(
-                    "alias `{name}` still sends all traffic to version {primary}; run `mlambda rollout --weight 0.1` to send traffic to version {version}"
-                ));
-            }
-            (false, primary.clone())
-        }
-    };
-
-    state::update(&ctx.state_dir(&loaded), |s| {
-        s.deploy = Some(state::Deploy {
-            function_arn: function_arn.clone(),
-            version: version.clone(),
-            model_version: model_version.clone(),
+    let exec = Executor { ctx, aws: &aws, spec: &spec, wait: s.wait };
+    exec.update_function(&the_plan, &current).await?;
+    let published = exec.publish(&the_plan).await?;
+    exec.tag(&published, &s.model_version, &digest).await?;
+    let (alias_created, alias_primary) = exec.alias(&the_plan, &published.version).await?;
+    state::update(&p.state_dir, |st| {
+        st.deploy = Some(state::Deploy {
+            function_arn: published.function_arn.clone(),
+            version: published.version.clone(),
+            model_version: s.model_version.clone(),
             image_uri: spec.image_uri.clone(),
             role: Some(spec.role.clone()),
         })
     })?;
-    ctx.printer.data(&DeployOutcome {
+    Ok(Report::done(DeployOutcome {
         function: spec.name.clone(),
-        function_arn,
-        version,
-        version_arn,
-        published,
-        model_version,
+        function_arn: published.function_arn,
+        version: published.version,
+        version_arn: published.version_arn,
+        published: published.new,
+        model_version: s.model_version.clone(),
         image_uri: spec.image_uri.clone(),
         role: spec.role.clone(),
-        alias: c.function.alias.clone(),
+        alias: p.config().function.alias.clone(),
         alias_created,
         alias_primary,
-    });
-    Ok(())
+    }))
+}
+
+/// The version the deploy serves: newly published, or found up to date.
+struct Served {
+    function_arn: String,
+    version: String,
+    version_arn: String,
+    new: bool,
+}
+
+/// Runs a deploy plan's steps against Lambda.
+struct Executor<'a> {
+    ctx: &'a Ctx<'a>,
+    aws: &'a Aws,
+    spec: &'a FunctionSpec,
+    wait: std::time::Duration,
+}
+
+impl Executor<'_> {
+    fn status(&self, msg: String) {
+        self.ctx.printer.status(msg);
+    }
+
+    /// Creates or updates `$LATEST`, waiting until Lambda is ready after each write.
+    async fn update_function(&self, the_plan: &DeployPlan, current: &Current) -> Result<()> {
+        let (aws, spec) = (self.aws, self.spec);
+        let (code, config) = match &the_plan.function_step {
+            FunctionStep::Create => {
+                self.status(format!("creating function `{}` from {}", spec.name, spec.image_uri));
+                lambda::create_function(aws, spec).await?;
+                lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+                return Ok(());
+            }
+            FunctionStep::Update { code, config } => (code, config),
+        };
+        let busy = current.latest.as_ref().is_some_and(|(l, _)| l.busy());
+        if busy && !the_plan.function_unchanged() {
+            // An earlier deploy's update is still running; a new one would be refused.
+            self.status(format!("waiting for an earlier update of `{}` to finish", spec.name));
+            lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+        }
+        if !code.is_empty() {
+            self.status(format!("updating the code of `{}` to {}", spec.name, spec.image_uri));
+            lambda::update_function_code(aws, spec).await?;
+            lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+        }
+        if !config.is_empty() {
+            let fields: Vec<&str> = config.iter().map(|d| d.field.as_str()).collect();
+            self.status(format!("updating the configuration of `{}`: {}", spec.name, fields.join(", ")));
+            lambda::update_function_configuration(aws, spec).await?;
+            lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `$LATEST` (guarded by its code sha256), or reuses the version that is up to date.
+    async fn publish(&self, the_plan: &DeployPlan) -> Result<Served> {
+        let name = &self.spec.name;
+        let latest = lambda::get_version(self.aws, name, "$LATEST").await?.ok_or_else(|| {
+            Error::cloud(format!("function `{name}` disappeared during the deploy")).help("re-run `mlambda deploy`")
+        })?;
+        let function_arn = unqualified(&latest.arn);
+        Ok(match &the_plan.publish {
+            PublishStep::Publish { description } => {
+                self.status(format!("publishing a version: {description}"));
+                let p = lambda::publish_version(self.aws, name, description, &latest.code_sha256).await?;
+                Served { function_arn, version: p.version, version_arn: p.arn, new: true }
+            }
+            PublishStep::UpToDate { version } => {
+                self.status(format!("up to date: version {version}"));
+                let version_arn = format!("{function_arn}:{version}");
+                Served { function_arn, version: version.clone(), version_arn, new: false }
+            }
+        })
+    }
+
+    async fn tag(&self, served: &Served, model_version: &ModelVersion, digest: &ImageDigest) -> Result<()> {
+        let tags = BTreeMap::from([
+            ("mlambda:managed-by".to_string(), "mlambda".to_string()),
+            ("mlambda:model-version".to_string(), model_version.to_string()),
+            ("mlambda:image-digest".to_string(), digest.to_string()),
+            ("mlambda:version".to_string(), served.version.clone()),
+        ]);
+        lambda::tag_resource(self.aws, &served.function_arn, &tags).await
+    }
+
+    /// Creates the alias on the first deploy; later ones leave traffic to `mlambda rollout`.
+    /// Returns whether it was created and the version it sends its primary traffic to.
+    async fn alias(&self, the_plan: &DeployPlan, version: &str) -> Result<(bool, String)> {
+        match &the_plan.alias {
+            AliasStep::Create { name } => {
+                self.status(format!("creating alias `{name}` with 100% on version {version}"));
+                let write = AliasWrite {
+                    function: &self.spec.name,
+                    alias: name,
+                    routing: AliasRouting::all(Version::parse(version)?),
+                    description: "managed by mlambda",
+                    revision_id: None,
+                };
+                Ok((true, lambda::create_alias(self.aws, &write).await?.primary))
+            }
+            AliasStep::Keep { name, primary, routing } => {
+                if *primary != version && !routing.contains_key(version) {
+                    self.status(format!(
+                        "alias `{name}` still sends all traffic to version {primary}; run `mlambda rollout --weight 0.1` to send traffic to version {version}"
+                    ));
+                }
+                Ok((false, primary.clone()))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::error::Result;
 use crate::plan::policy;
+use crate::report::Report;
 
 #[derive(Debug, Serialize)]
 #[serde(transparent)]
@@ -19,8 +20,7 @@ impl fmt::Display for PolicyDocument {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
-    let loaded = ctx.config()?;
-    ctx.printer.data(&PolicyDocument(policy::deployer_policy(&loaded.config)));
-    Ok(())
+pub async fn run(ctx: &Ctx<'_>) -> Result<Report> {
+    let p = ctx.project()?;
+    Ok(Report::done(PolicyDocument(policy::deployer_policy(p.config()))))
 }

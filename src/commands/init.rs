@@ -4,9 +4,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::Ctx;
 use crate::cli::InitArgs;
 use crate::error::{Error, Result};
+use crate::report::Report;
 
 const FILES: [(&str, &str); 3] = [
     ("mlambda.yaml", include_str!("../../templates/init/mlambda.yaml")),
@@ -58,7 +58,7 @@ fn project_name(dir: &Path) -> String {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
+pub async fn run(args: &InitArgs) -> Result<Report> {
     let dir = &args.dir;
     if dir.exists() && !dir.is_dir() {
         return Err(Error::user(format!("`{}` exists and is not a directory", dir.display()))
@@ -90,8 +90,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
                 .map_err(|e| crate::error::io_error(&path, "write", e))?;
         }
     }
-    ctx.printer.data(&outcome);
-    Ok(())
+    Ok(Report::new(outcome, args.dry.dry_run))
 }
 
 #[cfg(test)]

@@ -3,15 +3,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use mlambda_runtime::env;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Ctx;
 use crate::aws;
-use crate::cli::InvokeArgs;
-use crate::config::Loaded;
 use crate::error::{Error, Result};
 use crate::image::{engine, run};
+use crate::report::Report;
+use crate::settings::{InvokeSettings, InvokeTarget, Project};
 
 /// The runtime's local-mode path, the one AWS's Runtime Interface Emulator uses.
 pub const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
@@ -68,37 +69,35 @@ pub fn unwrap_envelope(answer: &[u8]) -> (Option<i64>, Value) {
     (status, body)
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &InvokeArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let payload = read_payload(args.payload.as_deref())?;
-    let outcome = if args.local {
-        match &args.runtime {
-            Some(bin) => local_bootstrap(&loaded, bin, payload).await?,
-            None => local_image(ctx, &loaded, payload).await?,
-        }
-    } else {
-        remote(ctx, &loaded, args, payload).await?
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &InvokeSettings) -> Result<Report> {
+    let payload = read_payload(s.payload.as_deref())?;
+    let outcome = match &s.target {
+        InvokeTarget::LocalBootstrap(bin) => local_bootstrap(p, bin, payload).await?,
+        InvokeTarget::LocalImage => local_image(ctx, p, payload).await?,
+        InvokeTarget::Remote { qualifier, version } => remote(ctx, p, qualifier, *version, payload).await?,
     };
-    ctx.printer.data(&outcome);
-    match &outcome.function_error {
-        Some(err) => Err(Error::cloud(format!("the function failed while handling the payload: {err}"))
-            .help("the function's log tail is shown with `-v`; `mlambda status` shows which version answered")),
-        None => Ok(()),
-    }
+    let failure = outcome.function_error.as_ref().map(|err| {
+        Error::cloud(format!("the function failed while handling the payload: {err}"))
+            .help("the function's log tail is shown with `-v`; `mlambda status` shows which version answered")
+    });
+    let report = Report::done(outcome);
+    Ok(match failure {
+        Some(e) => report.failing(e),
+        None => report,
+    })
 }
 
-async fn remote(ctx: &Ctx<'_>, loaded: &Loaded, args: &InvokeArgs, payload: Vec<u8>) -> Result<Outcome> {
-    let function = &loaded.config.function.name;
-    let qualifier = args.version.clone().or_else(|| args.alias.clone()).unwrap_or(loaded.config.function.alias.clone());
+async fn remote(ctx: &Ctx<'_>, p: &Project, qualifier: &str, version: bool, payload: Vec<u8>) -> Result<Outcome> {
+    let function = &p.config().function.name;
     let aws = ctx.aws().await?;
     let started = Instant::now();
-    let inv = aws::invoke::invoke(&aws, function, &qualifier, payload).await?;
+    let inv = aws::invoke::invoke(&aws, function, qualifier, payload).await?;
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
     if let Some(tail) = &inv.log_tail {
         ctx.printer.detail(format!("log tail:\n{tail}"));
     }
     let (status_code, body) = unwrap_envelope(&inv.payload);
-    let target = if args.version.is_some() { format!("version {qualifier}") } else { qualifier };
+    let target = if version { format!("version {qualifier}") } else { qualifier.to_string() };
     Ok(Outcome {
         target: format!("{function}:{target}"),
         executed_version: inv.executed_version,
@@ -110,13 +109,13 @@ async fn remote(ctx: &Ctx<'_>, loaded: &Loaded, args: &InvokeArgs, payload: Vec<
 }
 
 /// The env the runtime reads, from the config; the model comes from the local file.
-pub fn runtime_env(loaded: &Loaded, model_path: &str) -> Vec<(String, String)> {
-    let c = &loaded.config;
+pub fn runtime_env(p: &Project, model_path: &str) -> Vec<(String, String)> {
+    let c = p.config();
     vec![
-        ("MODEL_PATH".into(), model_path.into()),
-        ("MODEL_FEATURES".into(), c.model.features.join(",")),
-        ("MODEL_VERSION".into(), c.model.version.clone()),
-        ("METRICS_NAMESPACE".into(), c.alarms.namespace.clone()),
+        (env::MODEL_PATH.into(), model_path.into()),
+        (env::MODEL_FEATURES.into(), c.model.features.join(",")),
+        (env::MODEL_VERSION.into(), p.model_version(None).to_string()),
+        (env::METRICS_NAMESPACE.into(), c.alarms.namespace.clone()),
     ]
 }
 
@@ -125,7 +124,7 @@ pub fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| Error::cloud(format!("cannot find a free port on 127.0.0.1: {e}")))
+        .map_err(|e| Error::local(format!("cannot find a free port on 127.0.0.1: {e}")))
 }
 
 /// POSTs the payload to the runtime's local mode, retrying the connection while it starts.
@@ -140,20 +139,20 @@ pub async fn post_local(port: u16, payload: Vec<u8>, deadline: Duration) -> Resu
                 let bytes = resp
                     .bytes()
                     .await
-                    .map_err(|e| Error::cloud(format!("the local runtime dropped the answer: {e}")))?;
+                    .map_err(|e| Error::local(format!("the local runtime dropped the answer: {e}")))?;
                 return Ok((bytes.to_vec(), started.elapsed().as_secs_f64() * 1e3));
             }
             Err(e) if e.is_connect() && Instant::now() < give_up => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => {
-                return Err(Error::cloud(format!("the local runtime on 127.0.0.1:{port} did not answer: {e}"))
+                return Err(Error::local(format!("the local runtime on 127.0.0.1:{port} did not answer: {e}"))
                     .help("run with `-v` to see the runtime's log"))
             }
         }
     }
 }
 
-fn model_file(loaded: &Loaded) -> Result<PathBuf> {
-    let path = loaded.resolve(&loaded.config.model.path);
+fn model_file(p: &Project) -> Result<PathBuf> {
+    let path = p.model_path();
     if !path.is_file() {
         return Err(Error::user(format!("model file `{}` does not exist", path.display()))
             .help("fix `model.path` in mlambda.yaml"));
@@ -161,16 +160,16 @@ fn model_file(loaded: &Loaded) -> Result<PathBuf> {
     std::fs::canonicalize(&path).map_err(|e| crate::error::io_error(&path, "resolve", e))
 }
 
-async fn local_bootstrap(loaded: &Loaded, bin: &Path, payload: Vec<u8>) -> Result<Outcome> {
+async fn local_bootstrap(p: &Project, bin: &Path, payload: Vec<u8>) -> Result<Outcome> {
     if !bin.is_file() {
         return Err(Error::user(format!("runtime binary `{}` does not exist", bin.display()))
             .help("pass `--runtime PATH` to a built `bootstrap`"));
     }
-    let model = model_file(loaded)?;
+    let model = model_file(p)?;
     let port = free_port()?;
     let mut child = tokio::process::Command::new(bin)
-        .envs(runtime_env(loaded, &model.to_string_lossy()))
-        .env("MLAMBDA_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(runtime_env(p, &model.to_string_lossy()))
+        .env(env::MLAMBDA_LISTEN, format!("127.0.0.1:{port}"))
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -198,20 +197,20 @@ async fn local_bootstrap(loaded: &Loaded, bin: &Path, payload: Vec<u8>) -> Resul
 /// Where `invoke --local` mounts the configured model inside the container.
 const MODEL_IN_CONTAINER: &str = "/opt/mlambda/model.onnx";
 
-async fn local_image(ctx: &Ctx<'_>, loaded: &Loaded, payload: Vec<u8>) -> Result<Outcome> {
-    let Some(build) = ctx.state(loaded)?.build else {
+async fn local_image(ctx: &Ctx<'_>, p: &Project, payload: Vec<u8>) -> Result<Outcome> {
+    let Some(build) = ctx.state(p)?.build else {
         return Err(Error::user("no image has been built for this project")
             .help("run `mlambda build` first, or pass `--runtime PATH` to run a bootstrap directly"));
     };
-    let model = model_file(loaded)?;
+    let model = model_file(p)?;
     let port = free_port()?;
-    let mut env: Vec<String> =
-        runtime_env(loaded, MODEL_IN_CONTAINER).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    env.push(format!("MLAMBDA_LISTEN=127.0.0.1:{port}"));
+    let mut vars: Vec<String> =
+        runtime_env(p, MODEL_IN_CONTAINER).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    vars.push(format!("{}=127.0.0.1:{port}", env::MLAMBDA_LISTEN));
     let docker = engine::connect().await?;
     let binds = vec![format!("{}:{MODEL_IN_CONTAINER}:ro", model.display())];
     ctx.printer.status(format!("running {} locally on 127.0.0.1:{port}", build.image));
-    let id = run::start(&docker, &build.image, env, binds).await?;
+    let id = run::start(&docker, &build.image, vars, binds).await?;
     let answer = post_local(port, payload, Duration::from_secs(20)).await;
     let answer = match answer {
         Ok(a) => Ok(a),

@@ -1,13 +1,17 @@
-//! One file per subcommand, each `run(ctx, args)`; this module dispatches and shares the context.
-use std::path::PathBuf;
-
+//! One file per subcommand, each `run(ctx, project, settings) -> Report`; this module resolves each command's
+//! settings, dispatches, and shares the context. Commands never import each other, except `up`, which composes
+//! the reports of the commands it runs.
 use clap::CommandFactory;
 
-use crate::aws::Aws;
+use crate::aws::{Aws, Target};
 use crate::cli::{Cli, Command, GlobalArgs, ModelCommand};
-use crate::config::{self, Loaded};
+use crate::config;
 use crate::error::{Error, Result};
-use crate::settings;
+use crate::report::Report;
+use crate::settings::{
+    AlarmsSettings, BuildSettings, DeploySettings, InvokeSettings, ModelPushSettings, Project, PruneSettings,
+    PushSettings, RolloutSettings, UpSettings, WarmSettings,
+};
 use crate::state::{self, State};
 use crate::ui::Printer;
 
@@ -25,53 +29,70 @@ mod status;
 mod up;
 mod warm;
 
-/// What every command gets: the printer, the global flags, and lazy access to config, state and AWS.
+/// What every command gets: the printer, the global flags, and lazy access to the project, its state and AWS.
 pub struct Ctx<'a> {
     pub printer: &'a Printer,
     pub global: GlobalArgs,
 }
 
 impl Ctx<'_> {
-    pub fn config(&self) -> Result<Loaded> {
-        config::load(&self.global.config)
+    /// mlambda.yaml, loaded and checked.
+    pub fn project(&self) -> Result<Project> {
+        Ok(Project::new(config::load(&self.global.config)?))
     }
 
     pub async fn aws(&self) -> Result<Aws> {
-        Aws::connect(&self.global).await
+        Aws::connect(&Target { profile: self.global.profile.clone(), region: self.global.region.clone() }).await
     }
 
-    pub fn state_dir(&self, loaded: &Loaded) -> PathBuf {
-        settings::state_dir(loaded)
-    }
-
-    pub fn state(&self, loaded: &Loaded) -> Result<State> {
-        state::load(&self.state_dir(loaded))
+    pub fn state(&self, p: &Project) -> Result<State> {
+        Ok(state::load(&p.state_dir)?)
     }
 }
 
-pub async fn run(cli: Cli, printer: &Printer) -> Result<()> {
+/// Resolves the command's settings from its flags and the project, then runs it.
+pub async fn run(cli: Cli, printer: &Printer) -> Result<Report> {
     let ctx = Ctx { printer, global: cli.global };
     match cli.command {
-        Command::Init(a) => init::run(&ctx, &a).await,
-        Command::Build(a) => build::run(&ctx, &a).await,
-        Command::Push(a) => push::run(&ctx, &a).await,
-        Command::Model(ModelCommand::Push(a)) => model::push(&ctx, &a).await,
-        Command::Model(ModelCommand::List) => model::list(&ctx).await,
-        Command::Deploy(a) => deploy::run(&ctx, &a).await,
-        Command::Prune(a) => prune::run(&ctx, &a).await,
+        Command::Init(a) => init::run(&a).await,
+        Command::Build(a) => {
+            let p = ctx.project()?;
+            build::run(&ctx, &p, &BuildSettings::resolve(&a, &p)).await
+        }
+        Command::Push(a) => {
+            let p = ctx.project()?;
+            push::run(&ctx, &p, &PushSettings::resolve(&a, &p)).await
+        }
+        Command::Model(ModelCommand::Push(a)) => {
+            let p = ctx.project()?;
+            model::push(&ctx, &p, &ModelPushSettings::resolve(&a, &p)).await
+        }
+        Command::Model(ModelCommand::List) => model::list(&ctx, &ctx.project()?).await,
+        Command::Deploy(a) => {
+            let p = ctx.project()?;
+            deploy::run(&ctx, &p, &DeploySettings::resolve(&a, &p)).await
+        }
+        Command::Prune(a) => prune::run(&ctx, &ctx.project()?, &PruneSettings::resolve(&a)).await,
         Command::IamPolicy => iam_policy::run(&ctx).await,
-        Command::Rollout(a) => rollout::run(&ctx, &a).await,
-        Command::Alarms(a) => alarms::run(&ctx, &a).await,
-        Command::Status => status::run(&ctx).await,
-        Command::Warm(a) => warm::run(&ctx, &a).await,
-        Command::Invoke(a) => invoke::run(&ctx, &a).await,
-        Command::Up(a) => up::run(&ctx, &a).await,
+        Command::Rollout(a) => {
+            let p = ctx.project()?;
+            rollout::run(&ctx, &p, &RolloutSettings::resolve(&a, &p)?).await
+        }
+        Command::Alarms(a) => alarms::run(&ctx, &ctx.project()?, &AlarmsSettings::resolve(&a)).await,
+        Command::Status => status::run(&ctx, &ctx.project()?).await,
+        Command::Warm(a) => warm::run(&ctx, &ctx.project()?, &WarmSettings::resolve(&a)).await,
+        Command::Invoke(a) => {
+            let p = ctx.project()?;
+            invoke::run(&ctx, &p, &InvokeSettings::resolve(&a, &p)).await
+        }
+        Command::Up(a) => up::run(&ctx, &ctx.project()?, &UpSettings::resolve(&a)).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mlambda", &mut std::io::stdout());
-            Ok(())
+            Ok(Report::nothing())
         }
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
-            .map_err(|e| Error::cloud(format!("cannot write the man page: {e}"))),
+            .map(|()| Report::nothing())
+            .map_err(|e| Error::local(format!("cannot write the man page: {e}"))),
     }
 }

@@ -1,40 +1,20 @@
 //! `mlambda model push` (check with the runtime's loader, upload immutably) and `mlambda model list`.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use indicatif::HumanBytes;
 use mlambda_runtime::model::Model;
 use serde::Serialize;
-use sha2::Digest;
 
 use super::Ctx;
 use crate::aws::{lambda, s3};
-use crate::cli::ModelPushArgs;
-use crate::config::Loaded;
 use crate::error::{io_error, Error, Result};
+use crate::plan::lambda::{Alias, FunctionInfo};
 use crate::plan::model::{compare, decide, describe_mismatches, Manifest, Parity, Prediction, PushDecision, Reference};
 use crate::plan::naming;
-use crate::settings;
-use crate::ui::{progress, table};
-
-/// The sha256 (hex) and size of a file, read in blocks so large models never sit in memory.
-pub(crate) fn file_sha256(path: &Path) -> Result<(String, u64)> {
-    let mut f = std::fs::File::open(path).map_err(|e| io_error(path, "open", e))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(|e| io_error(path, "read", e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
-}
+use crate::report::Report;
+use crate::settings::{ModelPushSettings, Project};
+use crate::ui::{progress, table, HumanBytes};
 
 /// Loads the model with the runtime's own loader and checks inputs and reference parity.
 fn check_model(path: &Path, features: &[String], reference: Option<&Path>, tolerance: f64) -> Result<Option<Parity>> {
@@ -129,35 +109,61 @@ impl fmt::Display for PushOutcome {
     }
 }
 
-fn reference_path(loaded: &Loaded, flag: Option<&PathBuf>) -> Option<PathBuf> {
-    flag.cloned().or_else(|| loaded.config.model.reference.as_ref().map(|r| loaded.resolve(r)))
+pub async fn push(ctx: &Ctx<'_>, p: &Project, s: &ModelPushSettings) -> Result<Report> {
+    let c = p.config();
+    ctx.printer.status(format!("checking `{}` with the runtime's loader", s.path.display()));
+    let parity = check_model(&s.path, &c.model.features, s.reference.as_deref(), c.model.tolerance)?;
+    let (sha256, size) = crate::hash::file_sha256(&s.path).map_err(|e| io_error(&s.path, "read", e))?;
+    let aws = ctx.aws().await?;
+    let (mut outcome, decision) = plan_push(&aws, p, s, &sha256, size, parity.clone()).await?;
+    let bucket_exists = !outcome.bucket_created;
+    if s.dry_run {
+        if !bucket_exists {
+            ctx.printer
+                .status(format!("would create bucket `{}` with versioning and AES256 encryption", outcome.bucket));
+        }
+        return Ok(Report::new(outcome, true));
+    }
+    if !bucket_exists {
+        ctx.printer.status(format!("creating bucket `{}` with versioning and default encryption", outcome.bucket));
+        s3::create_bucket(&aws, &outcome.bucket).await?;
+    }
+    let manifest = Manifest {
+        name: c.model.name.clone(),
+        version: s.version.to_string(),
+        features: c.model.features.clone(),
+        sha256,
+        size,
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        mlambda_version: env!("CARGO_PKG_VERSION").to_string(),
+        parity,
+    };
+    upload(ctx, &aws, s, &outcome, &manifest, decision).await?;
+    outcome.bucket_created = !bucket_exists;
+    Ok(Report::done(outcome))
 }
 
-pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
-    let version = settings::model_version(&loaded, args.version.as_deref());
-    if version.is_empty() || version.contains('/') {
-        return Err(Error::user(format!("model version `{version}` must be non-empty and contain no `/`")));
-    }
-    let path = args.path.clone().unwrap_or_else(|| loaded.resolve(&c.model.path));
-    let reference = reference_path(&loaded, args.reference.as_ref());
-    ctx.printer.status(format!("checking `{}` with the runtime's loader", path.display()));
-    let parity = check_model(&path, &c.model.features, reference.as_deref(), c.model.tolerance)?;
-    let (sha256, size) = file_sha256(&path)?;
-
-    let bucket = c.model.bucket.clone();
-    let key = naming::model_key(&c.model.prefix, &c.model.name, &version);
-    let manifest_key = naming::manifest_key(&c.model.prefix, &c.model.name, &version);
+/// Where the version goes and whether it may: a missing bucket needs `--create-bucket`, a version that
+/// exists with other bytes is refused. The outcome's `bucket_created` says whether the bucket is missing.
+async fn plan_push(
+    aws: &crate::aws::Aws,
+    p: &Project,
+    s: &ModelPushSettings,
+    sha256: &str,
+    size: u64,
+    parity: Option<Parity>,
+) -> Result<(PushOutcome, PushDecision)> {
+    let c = p.config();
+    let (bucket, version) = (c.model.bucket.clone(), &s.version);
+    let key = naming::model_key(&c.model.prefix, &c.model.name, version.as_str());
     let uri = format!("s3://{bucket}/{key}");
-    let aws = ctx.aws().await?;
-    let bucket_exists = s3::bucket_exists(&aws, &bucket).await?;
-    if !bucket_exists && !args.create_bucket {
+    let bucket_exists = s3::bucket_exists(aws, &bucket).await?;
+    if !bucket_exists && !s.create_bucket {
         return Err(Error::user(format!("bucket `{bucket}` (`model.bucket`) does not exist"))
             .help("create it or pass --create-bucket"));
     }
-    let existing = if bucket_exists { s3::head_object(&aws, &bucket, &key).await? } else { None };
-    let decision = decide(existing.as_ref().map(|h| h.metadata.get("sha256").map(String::as_str)), &sha256);
+    let existing = if bucket_exists { s3::head_object(aws, &bucket, &key).await? } else { None };
+    let decision = decide(existing.as_ref().map(|h| h.metadata.get("sha256").map(String::as_str)), sha256);
     if let PushDecision::Conflict { existing_sha256 } = &decision {
         return Err(Error::user(format!(
             "model version `{version}` already exists at `{uri}` with different bytes (sha256 {} there, {sha256} here)",
@@ -165,64 +171,49 @@ pub async fn push(ctx: &Ctx<'_>, args: &ModelPushArgs) -> Result<()> {
         ))
         .help(format!("model versions are immutable; bump it with `--version` (and `model.version`), e.g. `mlambda model push --version {version}-2`")));
     }
-    let mut outcome = PushOutcome {
-        version: version.clone(),
-        uri: uri.clone(),
-        bucket: bucket.clone(),
-        key: key.clone(),
-        manifest_key: manifest_key.clone(),
-        sha256: sha256.clone(),
+    let outcome = PushOutcome {
+        version: version.to_string(),
+        uri,
+        bucket,
+        key,
+        manifest_key: naming::manifest_key(&c.model.prefix, &c.model.name, version.as_str()),
+        sha256: sha256.to_string(),
         size,
-        parity: parity.clone(),
+        parity,
         action: if decision == PushDecision::Upload { "upload".into() } else { "already_uploaded".into() },
-        bucket_created: false,
-        dry_run: args.dry.dry_run,
+        bucket_created: !bucket_exists,
+        dry_run: s.dry_run,
     };
-    if args.dry.dry_run {
-        outcome.bucket_created = !bucket_exists;
-        if !bucket_exists {
-            ctx.printer.status(format!("would create bucket `{bucket}` with versioning and AES256 encryption"));
+    Ok((outcome, decision))
+}
+
+/// Uploads the model (streamed, with progress) and then its manifest; an upload that already landed only
+/// gets its manifest completed.
+async fn upload(
+    ctx: &Ctx<'_>,
+    aws: &crate::aws::Aws,
+    s: &ModelPushSettings,
+    o: &PushOutcome,
+    manifest: &Manifest,
+    decision: PushDecision,
+) -> Result<()> {
+    let manifest_bytes =
+        serde_json::to_vec_pretty(manifest).map_err(|e| Error::local(format!("cannot encode the manifest: {e}")))?;
+    if decision != PushDecision::Upload {
+        ctx.printer.status(format!("model {} is already uploaded to {}", s.version, o.uri));
+        // A push interrupted between the model and its manifest is completed here.
+        if s3::get_small(aws, &o.bucket, &o.manifest_key).await?.is_none() {
+            s3::put_json(aws, &o.bucket, &o.manifest_key, manifest_bytes).await?;
         }
-        ctx.printer.data(&outcome);
         return Ok(());
     }
-    if !bucket_exists {
-        ctx.printer.status(format!("creating bucket `{bucket}` with versioning and default encryption"));
-        s3::create_bucket(&aws, &bucket).await?;
-        outcome.bucket_created = true;
-    }
-    let manifest = Manifest {
-        name: c.model.name.clone(),
-        version: version.clone(),
-        features: c.model.features.clone(),
-        sha256: sha256.clone(),
-        size,
-        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        mlambda_version: env!("CARGO_PKG_VERSION").to_string(),
-        parity,
-    };
-    let manifest_bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::cloud(format!("cannot encode the manifest: {e}")))?;
-    match decision {
-        PushDecision::Upload => {
-            ctx.printer.status(format!("uploading {} to {uri}", HumanBytes(size)));
-            let bar = progress::bytes(ctx.printer, size, format!("model {version}"));
-            let metadata = BTreeMap::from([("sha256".to_string(), sha256.clone())]);
-            let res = s3::upload_file(&aws, &bucket, &key, &path, &metadata, &bar).await;
-            bar.finish_and_clear();
-            res?;
-            s3::put_json(&aws, &bucket, &manifest_key, manifest_bytes).await?;
-        }
-        _ => {
-            ctx.printer.status(format!("model {version} is already uploaded to {uri}"));
-            // A push interrupted between the model and its manifest is completed here.
-            if s3::get_small(&aws, &bucket, &manifest_key).await?.is_none() {
-                s3::put_json(&aws, &bucket, &manifest_key, manifest_bytes).await?;
-            }
-        }
-    }
-    ctx.printer.data(&outcome);
-    Ok(())
+    ctx.printer.status(format!("uploading {} to {}", HumanBytes(o.size), o.uri));
+    let bar = progress::bytes(ctx.printer, o.size, format!("model {}", s.version));
+    let metadata = BTreeMap::from([("sha256".to_string(), o.sha256.clone())]);
+    let res = s3::upload_file(aws, &o.bucket, &o.key, &s.path, &metadata, &|n| bar.inc(n)).await;
+    bar.finish_and_clear();
+    res?;
+    s3::put_json(aws, &o.bucket, &o.manifest_key, manifest_bytes).await
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -264,69 +255,62 @@ impl fmt::Display for ModelList {
     }
 }
 
-pub async fn list(ctx: &Ctx<'_>) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
+pub async fn list(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
+    let c = p.config();
     let aws = ctx.aws().await?;
-    let root = naming::model_root(&c.model.prefix, &c.model.name);
-    let mut rows = Vec::new();
-    for prefix in s3::list_prefixes(&aws, &c.model.bucket, &root).await? {
-        let version = prefix.trim_start_matches(&root).trim_end_matches('/').to_string();
-        let manifest_key = naming::manifest_key(&c.model.prefix, &c.model.name, &version);
-        let manifest: Option<Manifest> = s3::get_small(&aws, &c.model.bucket, &manifest_key)
-            .await?
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let row = match manifest {
-            Some(m) => ModelRow {
-                version,
-                size: m.size,
-                sha256: m.sha256,
-                created: Some(m.created),
-                function_versions: vec![],
-                aliases: vec![],
-            },
-            None => {
-                // No manifest (an interrupted push, or a model put there by hand): fall back to the object itself.
-                let key = naming::model_key(&c.model.prefix, &c.model.name, &version);
-                let Some(head) = s3::head_object(&aws, &c.model.bucket, &key).await? else { continue };
-                ModelRow {
-                    version,
-                    size: head.size,
-                    sha256: head.metadata.get("sha256").cloned().unwrap_or_default(),
-                    created: None,
-                    function_versions: vec![],
-                    aliases: vec![],
-                }
-            }
-        };
-        rows.push(row);
-    }
+    let mut rows = uploaded(&aws, p).await?;
     if lambda::get_function(&aws, &c.function.name).await?.is_some() {
         let versions = lambda::list_versions(&aws, &c.function.name).await?;
-        let model_of: BTreeMap<String, String> = versions
-            .iter()
-            .filter_map(|v| v.env.get("MODEL_VERSION").map(|m| (v.version.clone(), m.clone())))
-            .collect();
         let aliases = lambda::list_aliases(&aws, &c.function.name).await?;
-        for row in &mut rows {
-            row.function_versions =
-                model_of.iter().filter(|(_, m)| **m == row.version).map(|(v, _)| v.clone()).collect();
-            row.function_versions.sort_by_key(|v| v.parse::<u64>().unwrap_or(0));
-            let mine: BTreeSet<&String> = row.function_versions.iter().collect();
-            for a in &aliases {
-                let routed: f64 = a.routing.values().sum();
-                let serving = std::iter::once((&a.primary, 1.0 - routed)).chain(a.routing.iter().map(|(v, w)| (v, *w)));
-                for (v, w) in serving {
-                    if mine.contains(v) {
-                        row.aliases.push(format!("{}:{v}:{}%", a.name, (w * 100.0).round()));
-                    }
-                }
-            }
-        }
+        mark_usage(&mut rows, &versions, &aliases);
     }
     rows.sort_by(|a, b| {
         (a.created.is_none(), &a.created, &a.version).cmp(&(b.created.is_none(), &b.created, &b.version))
     });
-    ctx.printer.data(&ModelList(rows));
-    Ok(())
+    Ok(Report::done(ModelList(rows)))
+}
+
+/// One row per uploaded model version, from its manifest or, without one, from the object itself.
+async fn uploaded(aws: &crate::aws::Aws, p: &Project) -> Result<Vec<ModelRow>> {
+    let c = p.config();
+    let root = naming::model_root(&c.model.prefix, &c.model.name);
+    let mut rows = Vec::new();
+    for prefix in s3::list_prefixes(aws, &c.model.bucket, &root).await? {
+        let version = prefix.trim_start_matches(&root).trim_end_matches('/').to_string();
+        let manifest_key = naming::manifest_key(&c.model.prefix, &c.model.name, &version);
+        let manifest: Option<Manifest> = s3::get_small(aws, &c.model.bucket, &manifest_key)
+            .await?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let (size, sha256, created) = match manifest {
+            Some(m) => (m.size, m.sha256, Some(m.created)),
+            None => {
+                // No manifest (an interrupted push, or a model put there by hand): fall back to the object itself.
+                let key = naming::model_key(&c.model.prefix, &c.model.name, &version);
+                let Some(head) = s3::head_object(aws, &c.model.bucket, &key).await? else { continue };
+                (head.size, head.metadata.get("sha256").cloned().unwrap_or_default(), None)
+            }
+        };
+        rows.push(ModelRow { version, size, sha256, created, function_versions: vec![], aliases: vec![] });
+    }
+    Ok(rows)
+}
+
+/// Which function versions serve each model version (by `MODEL_VERSION`) and which aliases route to them.
+fn mark_usage(rows: &mut [ModelRow], versions: &[FunctionInfo], aliases: &[Alias]) {
+    let model_of: BTreeMap<String, String> =
+        versions.iter().filter_map(|v| v.model_version().map(|m| (v.version.clone(), m))).collect();
+    for row in rows {
+        row.function_versions = model_of.iter().filter(|(_, m)| **m == row.version).map(|(v, _)| v.clone()).collect();
+        row.function_versions.sort_by_key(|v| v.parse::<u64>().unwrap_or(0));
+        let mine: BTreeSet<&String> = row.function_versions.iter().collect();
+        for a in aliases {
+            let routed: f64 = a.routing.values().sum();
+            let serving = std::iter::once((&a.primary, 1.0 - routed)).chain(a.routing.iter().map(|(v, w)| (v, *w)));
+            for (v, w) in serving {
+                if mine.contains(v) {
+                    row.aliases.push(format!("{}:{v}:{}%", a.name, (w * 100.0).round()));
+                }
+            }
+        }
+    }
 }

@@ -5,9 +5,10 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::lambda;
-use crate::cli::PruneArgs;
 use crate::error::{Error, Result};
 use crate::plan::deploy::{select_prune, PrunePlan};
+use crate::report::Report;
+use crate::settings::{Project, PruneSettings};
 
 #[derive(Debug, Serialize)]
 struct PruneOutcome {
@@ -35,9 +36,8 @@ impl fmt::Display for PruneOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &PruneArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let name = loaded.config.function.name.clone();
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PruneSettings) -> Result<Report> {
+    let name = p.config().function.name.clone();
     let aws = ctx.aws().await?;
     if lambda::get_function(&aws, &name).await?.is_none() {
         return Err(Error::user(format!("function `{name}` does not exist")).help("run `mlambda deploy` first"));
@@ -45,19 +45,13 @@ pub async fn run(ctx: &Ctx<'_>, args: &PruneArgs) -> Result<()> {
     let versions: Vec<String> = lambda::list_versions(&aws, &name).await?.into_iter().map(|v| v.version).collect();
     // Read the aliases last, right before deleting, so a concurrent rollout is seen as late as possible.
     let aliases = lambda::list_aliases(&aws, &name).await?;
-    let PrunePlan { delete, keep, protected } = select_prune(&versions, &aliases, args.keep);
-    if !args.dry.dry_run {
+    let PrunePlan { delete, keep, protected } = select_prune(&versions, &aliases, s.keep);
+    if !s.dry_run {
         for v in &delete {
             ctx.printer.status(format!("deleting version {v} of `{name}`"));
             lambda::delete_version(&aws, &name, v).await?;
         }
     }
-    ctx.printer.data(&PruneOutcome {
-        function: name,
-        dry_run: args.dry.dry_run,
-        deleted: delete,
-        kept: keep,
-        protected,
-    });
-    Ok(())
+    let outcome = PruneOutcome { function: name, dry_run: s.dry_run, deleted: delete, kept: keep, protected };
+    Ok(Report::new(outcome, s.dry_run))
 }

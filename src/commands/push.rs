@@ -1,19 +1,20 @@
 //! `mlambda push`: ensure the ECR repository, tag the built image for the registry, push it with per-layer
 //! progress, and record the digest the registry serves so deploys always reference the image by digest.
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::ecr;
-use crate::cli::PushArgs;
+use crate::config::Config;
+use crate::domain::ImageDigest;
 use crate::error::{Error, Result};
 use crate::image::engine::{self, PushEvent, PushFailure};
-use crate::settings;
+use crate::report::Report;
+use crate::settings::{Project, PushSettings};
 use crate::state;
+use crate::ui::progress::LayerBars;
 
 /// What `push` did, or would do with `--dry-run`.
 #[derive(Debug, Serialize)]
@@ -34,6 +35,30 @@ pub struct PushOutcome {
     pub image_uri: Option<String>,
     pub layers_pushed: u32,
     pub layers_existing: u32,
+}
+
+impl PushOutcome {
+    /// What the push will do: the repository's rules are ECR's when it exists, else the config's.
+    fn planned(c: &Config, build: &state::Build, existing: Option<&ecr::Repository>, dry_run: bool) -> PushOutcome {
+        let (scan_on_push, immutable_tags) = match existing {
+            Some(r) => (r.scan_on_push, r.immutable_tags),
+            None => (c.image.scan_on_push, c.image.immutable_tags),
+        };
+        PushOutcome {
+            dry_run,
+            repository: c.image.repository.clone(),
+            repository_created: existing.is_none(),
+            scan_on_push,
+            immutable_tags,
+            repository_uri: String::new(),
+            image: build.image.clone(),
+            tag: build.tag.clone(),
+            digest: None,
+            image_uri: None,
+            layers_pushed: 0,
+            layers_existing: 0,
+        }
+    }
 }
 
 impl fmt::Display for PushOutcome {
@@ -58,68 +83,86 @@ impl fmt::Display for PushOutcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let c = &loaded.config;
-    let build = ctx.state(&loaded)?.build.ok_or_else(|| {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<Report> {
+    let c = p.config();
+    let build = ctx.state(p)?.build.ok_or_else(|| {
         Error::user("no image is built yet").help("run `mlambda build` first; push sends the image it records")
     })?;
     let aws = ctx.aws().await?;
     let name = &c.image.repository;
     let existing = ecr::describe_repository(&aws, name).await?;
-    let repository_created = existing.is_none();
-    let (scan_on_push, immutable_tags) = match &existing {
-        Some(r) => (r.scan_on_push, r.immutable_tags),
-        None => (c.image.scan_on_push, c.image.immutable_tags),
-    };
-    let registry_override = settings::registry(&loaded);
-    let mut outcome = PushOutcome {
-        dry_run: args.dry.dry_run,
-        repository: name.clone(),
-        repository_created,
-        scan_on_push,
-        immutable_tags,
-        repository_uri: String::new(),
-        image: build.image.clone(),
-        tag: build.tag.clone(),
-        digest: None,
-        image_uri: None,
-        layers_pushed: 0,
-        layers_existing: 0,
-    };
-    if args.dry.dry_run {
-        let registry = match registry_override {
-            Some(r) => r,
+    let mut outcome = PushOutcome::planned(c, &build, existing.as_ref(), s.dry_run);
+    let (scan_on_push, immutable_tags) = (outcome.scan_on_push, outcome.immutable_tags);
+    if s.dry_run {
+        let registry = match &s.registry {
+            Some(r) => r.clone(),
             None => ecr::authorization(&aws).await?.registry_host(),
         };
         outcome.repository_uri = format!("{registry}/{name}");
-        ctx.printer.data(&outcome);
-        return Ok(());
+        return Ok(Report::new(outcome, true));
     }
 
-    if repository_created {
+    if outcome.repository_created {
         ctx.printer.status(format!(
             "creating ECR repository {name} (scan on push: {scan_on_push}, immutable tags: {immutable_tags})"
         ));
         ecr::create_repository(&aws, name, scan_on_push, immutable_tags).await?;
     }
     let auth = ecr::authorization(&aws).await?;
-    let registry = registry_override.unwrap_or_else(|| auth.registry_host());
+    let registry = s.registry.clone().unwrap_or_else(|| auth.registry_host());
     let repository_uri = format!("{registry}/{name}");
-    outcome.repository_uri = repository_uri.clone();
     let credentials = engine::credentials(&auth.username, &auth.password, &registry);
-
     let docker = engine::connect().await?;
-    engine::tag(&docker, &build.image, &repository_uri, &build.tag).await?;
-    let target = format!("{repository_uri}:{}", build.tag);
-    ctx.printer.status(format!("pushing {} as {target}", build.image));
+    let target = Target { registry: &registry, repository_uri: &repository_uri, tag: &build.tag };
+    let pushed = upload(ctx, &docker, &build.image, &target, credentials.clone()).await?;
+    let digest = confirm_digest(ctx, &docker, &target, credentials, &pushed).await?;
+    let image_uri = format!("{repository_uri}@{digest}");
+    state::update(&p.state_dir, |st| {
+        st.push = Some(state::Push {
+            repository_uri: repository_uri.clone(),
+            tag: build.tag.clone(),
+            digest: digest.clone(),
+            image_uri: image_uri.clone(),
+        })
+    })?;
+    outcome.repository_uri = repository_uri;
+    outcome.digest = Some(digest.to_string());
+    outcome.image_uri = Some(image_uri);
+    outcome.layers_pushed = pushed.layers_pushed;
+    outcome.layers_existing = pushed.layers_existing;
+    Ok(Report::done(outcome))
+}
 
-    let mut bars = LayerBars::new(ctx);
-    let pushed = engine::push(&docker, &repository_uri, &build.tag, credentials.clone(), async |event| {
-        bars.show(event);
+/// Where the image goes: `registry/repository:tag`.
+struct Target<'a> {
+    registry: &'a str,
+    repository_uri: &'a str,
+    tag: &'a str,
+}
+
+impl Target<'_> {
+    fn reference(&self) -> String {
+        format!("{}:{}", self.repository_uri, self.tag)
+    }
+}
+
+/// Tags the local image for the registry and pushes it with per-layer progress.
+async fn upload(
+    ctx: &Ctx<'_>,
+    docker: &engine::Docker,
+    image: &str,
+    to: &Target<'_>,
+    credentials: engine::Credentials,
+) -> Result<engine::Pushed> {
+    engine::tag(docker, image, to.repository_uri, to.tag).await?;
+    ctx.printer.status(format!("pushing {image} as {}", to.reference()));
+    let registry = to.registry;
+    let mut bars = LayerBars::new(ctx.printer);
+    let pushed = engine::push(docker, to.repository_uri, to.tag, credentials, async |event| {
+        show(&mut bars, event);
         match event {
             // The daemon retries a failed upload for a minute or more; when the registry itself is gone, say so now.
-            PushEvent::Retrying(_) if !reachable(&registry).await => {
+            PushEvent::Retrying(_) if !reachable(registry).await => {
                 Err(format!("the registry `{registry}` stopped answering during the push"))
             }
             _ => Ok(()),
@@ -127,10 +170,19 @@ pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
     })
     .await;
     bars.finish();
-    let pushed = pushed.map_err(|(failure, done)| push_failed(&failure, &done, &registry))?;
+    pushed.map_err(|(failure, done)| push_failed(&failure, &done, registry))
+}
 
-    // The registry's word, not the stream's, is what deploys trust.
-    let digest = match engine::registry_digest(&docker, &target, credentials).await {
+/// The registry's word, not the stream's, is what deploys trust.
+async fn confirm_digest(
+    ctx: &Ctx<'_>,
+    docker: &engine::Docker,
+    to: &Target<'_>,
+    credentials: engine::Credentials,
+    pushed: &engine::Pushed,
+) -> Result<ImageDigest> {
+    let target = to.reference();
+    let digest = match engine::registry_digest(docker, &target, credentials).await {
         Ok(d) => {
             if let Some(streamed) = pushed.digest.as_deref().filter(|s| *s != d) {
                 return Err(Error::cloud(format!(
@@ -151,21 +203,8 @@ pub async fn run(ctx: &Ctx<'_>, args: &PushArgs) -> Result<()> {
             }
         },
     };
-    let image_uri = format!("{repository_uri}@{digest}");
-    state::update(&ctx.state_dir(&loaded), |s| {
-        s.push = Some(state::Push {
-            repository_uri: repository_uri.clone(),
-            tag: build.tag.clone(),
-            digest: digest.clone(),
-            image_uri: image_uri.clone(),
-        })
-    })?;
-    outcome.digest = Some(digest);
-    outcome.image_uri = Some(image_uri);
-    outcome.layers_pushed = pushed.layers_pushed;
-    outcome.layers_existing = pushed.layers_existing;
-    ctx.printer.data(&outcome);
-    Ok(())
+    ImageDigest::parse(&digest)
+        .map_err(|e| Error::cloud(format!("the registry served `{digest}` for `{target}`: {e}")).help(e.help()))
 }
 
 /// Whether anything answers HTTP at the registry host within a few seconds.
@@ -210,62 +249,13 @@ fn push_failed(failure: &PushFailure, done: &engine::Pushed, registry: &str) -> 
     ))
 }
 
-/// One bar per layer being uploaded. bollard's typed push stream carries no layer ids, so a layer is
-/// recognised by its total size; counts of finished layers go on a summary line.
-struct LayerBars {
-    multi: MultiProgress,
-    layers: HashMap<u64, ProgressBar>,
-    summary: ProgressBar,
-    pushed: u32,
-    existing: u32,
-}
-
-impl LayerBars {
-    fn new(ctx: &Ctx<'_>) -> LayerBars {
-        let multi = if ctx.printer.progress_enabled() {
-            MultiProgress::new()
-        } else {
-            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
-        };
-        let summary = multi.add(ProgressBar::new_spinner());
-        summary.set_style(
-            ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        summary.set_message("preparing layers");
-        summary.enable_steady_tick(Duration::from_millis(120));
-        LayerBars { multi, layers: HashMap::new(), summary, pushed: 0, existing: 0 }
-    }
-
-    fn show(&mut self, event: &PushEvent) {
-        match event {
-            PushEvent::Progress { current, total } if *total > 0 => {
-                let multi = &self.multi;
-                let bar = self.layers.entry(*total).or_insert_with(|| {
-                    let bar = multi.add(ProgressBar::new(*total));
-                    bar.set_style(
-                        ProgressStyle::with_template("  layer [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
-                    );
-                    bar
-                });
-                bar.set_position(*current);
-            }
-            PushEvent::Pushed => self.pushed += 1,
-            PushEvent::AlreadyExists | PushEvent::Mounted => self.existing += 1,
-            PushEvent::Retrying(s) => self.summary.set_message(s.clone()),
-            _ => {}
-        }
-        if matches!(event, PushEvent::Pushed | PushEvent::AlreadyExists | PushEvent::Mounted) {
-            self.summary.set_message(format!("{} layers uploaded, {} already there", self.pushed, self.existing));
-        }
-    }
-
-    fn finish(self) {
-        for bar in self.layers.values() {
-            bar.finish_and_clear();
-        }
-        self.summary.finish_and_clear();
-        let _ = self.multi.clear();
+/// The push stream's events on the layer bars.
+fn show(bars: &mut LayerBars, event: &PushEvent) {
+    match event {
+        PushEvent::Progress { current, total } => bars.layer(*current, *total),
+        PushEvent::Pushed => bars.pushed(),
+        PushEvent::AlreadyExists | PushEvent::Mounted => bars.existing(),
+        PushEvent::Retrying(s) => bars.note(s.clone()),
+        _ => {}
     }
 }

@@ -5,16 +5,17 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::alarms::{model_version, sync};
 use super::Ctx;
 use crate::aws::lambda::{self, AliasWrite};
 use crate::aws::{cloudwatch, Aws};
-use crate::cli::RolloutArgs;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::plan::alarms::{self, Routed};
+use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
 use crate::plan::alias::VersionFacts;
+use crate::plan::lambda::{Alias, FunctionInfo};
 use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
+use crate::report::Report;
+use crate::settings::{Project, RolloutAction, RolloutSettings};
 use crate::state;
 use crate::ui::Printer;
 
@@ -27,9 +28,6 @@ pub struct Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.dry_run {
-            writeln!(f, "dry run: nothing was changed; mlambda would do this:")?;
-        }
         write!(f, "{}", self.plan)
     }
 }
@@ -73,7 +71,7 @@ struct Run<'a> {
     steps_flag: String,
 }
 
-fn facts(v: &lambda::FunctionInfo) -> VersionFacts {
+fn facts(v: &FunctionInfo) -> VersionFacts {
     VersionFacts { version: v.version.clone(), role: v.role.clone(), dead_letter: v.dead_letter.clone() }
 }
 
@@ -81,80 +79,72 @@ fn steps_flag(s: &Steps) -> String {
     s.weights().iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",")
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &RolloutArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let config = &loaded.config;
-    let state_dir = ctx.state_dir(&loaded);
-    let st = ctx.state(&loaded)?;
-    let (function, alias_name) = (config.function.name.as_str(), config.function.alias.as_str());
-    // Flags are checked before AWS is asked anything.
-    let interval = match args.interval {
-        Some(d) => d,
-        None => humantime::parse_duration(&config.rollout.interval).map_err(|e| {
-            Error::user(format!("`rollout.interval` `{}` is not a duration: {e}", config.rollout.interval))
-                .help("use a duration like `5m` in mlambda.yaml, or pass `--interval 5m`")
-        })?,
-    };
-    let progressive = match (&args.steps, &args.preset) {
-        (Some(s), _) => Some((Steps::new(s.clone())?, interval)),
-        (None, Some(p)) => Steps::preset(p).map(|(s, d)| Some((s, args.interval.unwrap_or(d))))?,
-        (None, None) => None,
-    };
-    if args.weight.is_none() && progressive.is_none() && !args.promote && !args.rollback {
-        return Err(Error::user("`mlambda rollout` needs to know what to do")
-            .help("pass `--weight 0.1`, `--steps 0.1,0.5,1`, `--preset canary10-5m`, `--promote` or `--rollback`"));
-    }
-
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Report> {
+    let config = p.config();
     let aws = ctx.aws().await?;
-    let alias = lambda::get_alias(&aws, function, alias_name).await?.ok_or_else(|| {
+    let (alias, versions) = read_alias(&aws, config).await?;
+    let plan = plan(ctx, p, s, &alias, &versions)?;
+    if s.dry_run {
+        return Ok(Report::new(Outcome { dry_run: true, plan }, true));
+    }
+    let run = Run {
+        aws: &aws,
+        printer: ctx.printer,
+        config,
+        state_dir: p.state_dir.clone(),
+        steps_flag: match &s.action {
+            RolloutAction::Steps { steps, .. } => steps_flag(steps),
+            _ => String::new(),
+        },
+    };
+    if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
+        let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);
+        run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
+    }
+    run.execute(&plan, alias.revision_id.clone()).await?;
+    Ok(Report::done(Outcome { dry_run: false, plan }))
+}
+
+/// The alias as Lambda holds it and the published versions, oldest first.
+async fn read_alias(aws: &Aws, config: &Config) -> Result<(Alias, Vec<FunctionInfo>)> {
+    let (function, alias_name) = (config.function.name.as_str(), config.function.alias.as_str());
+    let alias = lambda::get_alias(aws, function, alias_name).await?.ok_or_else(|| {
         Error::user(format!("alias `{alias_name}` of function `{function}` does not exist"))
             .help("run `mlambda deploy` first; it publishes a version and creates the alias")
     })?;
-    let versions = lambda::list_versions(&aws, function).await?;
+    Ok((alias, lambda::list_versions(aws, function).await?))
+}
+
+/// The settings' action as a plan over what the alias holds now.
+fn plan(
+    ctx: &Ctx<'_>,
+    p: &Project,
+    s: &RolloutSettings,
+    alias: &Alias,
+    versions: &[FunctionInfo],
+) -> Result<RolloutPlan> {
+    let config = p.config();
+    let st = ctx.state(p)?;
     let version_facts: Vec<VersionFacts> = versions.iter().map(facts).collect();
     let current = Current {
         primary: alias.primary.clone(),
         routing: alias.routing.clone(),
         description: alias.description.clone(),
     };
-    let state_previous = st.rollout.as_ref().and_then(|r| r.previous_primary.clone());
     let inputs = Inputs {
-        function,
-        alias: alias_name,
+        function: &config.function.name,
+        alias: &config.function.alias,
         current: &current,
         versions: &version_facts,
-        version: args.version.as_deref(),
-        state_previous: state_previous.as_deref(),
+        version: s.version,
+        state_previous: st.rollout.as_ref().and_then(|r| r.previous_primary),
     };
-    let plan = if let Some(w) = args.weight {
-        rollout::weight(&inputs, w)?
-    } else if let Some((steps, every)) = &progressive {
-        rollout::steps(&inputs, steps, *every)?
-    } else if args.promote {
-        rollout::promote(&inputs)?
-    } else {
-        rollout::rollback(&inputs)?
-    };
-
-    if args.dry.dry_run {
-        ctx.printer.data(&Outcome { dry_run: true, plan });
-        return Ok(());
+    match &s.action {
+        RolloutAction::Weight(w) => rollout::weight(&inputs, *w),
+        RolloutAction::Steps { steps, interval } => rollout::steps(&inputs, steps, *interval),
+        RolloutAction::Promote => rollout::promote(&inputs),
+        RolloutAction::Rollback => rollout::rollback(&inputs),
     }
-    let run = Run {
-        aws: &aws,
-        printer: ctx.printer,
-        config,
-        state_dir,
-        steps_flag: progressive.as_ref().map(|(s, _)| steps_flag(s)).unwrap_or_default(),
-    };
-    if plan.action == Action::Steps {
-        let candidate = plan.candidate.clone().unwrap_or_default();
-        let model = versions.iter().find(|v| v.version == candidate).and_then(model_version);
-        run.ensure_candidate_alarms(&candidate, model).await?;
-    }
-    run.execute(&plan, alias.revision_id.clone()).await?;
-    ctx.printer.data(&Outcome { dry_run: false, plan });
-    Ok(())
 }
 
 impl Run<'_> {
@@ -175,8 +165,12 @@ impl Run<'_> {
             .filter(|s| s.name.starts_with(&prefix))
             .collect();
         let existing = cloudwatch::describe_alarms(self.aws, &prefix).await?;
-        let changes = sync(self.aws, &specs, &existing, false).await?;
-        let made = changes.iter().filter(|c| c.change != super::alarms::Change::Unchanged).count();
+        let changes = alarms::diff(&specs, &existing);
+        let mut made = 0;
+        for spec in changes.iter().filter_map(AlarmChange::to_put) {
+            cloudwatch::put_metric_alarm(self.aws, spec).await?;
+            made += 1;
+        }
         if made > 0 {
             self.printer.status(format!("put {made} alarms guarding version {candidate}"));
         }
@@ -184,12 +178,10 @@ impl Run<'_> {
     }
 
     async fn write(&self, step: &Step, revision: &str) -> Result<String> {
-        let primary = step.target.primary.to_string();
         let w = AliasWrite {
             function: self.function(),
             alias: self.alias(),
-            primary: &primary,
-            routing: step.target.weights(),
+            routing: step.target,
             description: &step.description,
             revision_id: Some(revision).filter(|r| !r.is_empty()),
         };
@@ -209,17 +201,17 @@ impl Run<'_> {
                     }
                 }
                 (_, true) => {
-                    r.previous_primary = plan.previous_primary.clone();
+                    r.previous_primary = plan.previous_primary;
                     r.candidate = None;
                     r.weight = None;
                 }
                 (_, false) => {
-                    r.candidate = plan.candidate.clone();
-                    r.weight = Some(step.weight);
+                    r.candidate = plan.candidate;
+                    r.weight = step.target.additional.map(|(_, w)| w);
                 }
             }
-        })
-        .map(|_| ())
+        })?;
+        Ok(())
     }
 
     async fn execute(&self, plan: &RolloutPlan, revision: String) -> Result<()> {
@@ -232,13 +224,13 @@ impl Run<'_> {
                 return Err(self.interrupted(plan, &at));
             }
             revision = self.write(step, &revision).await?;
-            at = step.routing.clone();
+            at = step.routing();
             self.record(plan, step)?;
             self.printer.status(format!("{}: {at}", self.alias()));
             if plan.action != Action::Steps || step.promotes() {
                 continue;
             }
-            let candidate = plan.candidate.as_deref().unwrap_or_default();
+            let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
             self.printer.status(format!(
                 "step {}/{}: watching the alarms of version {candidate} for {}",
                 i + 1,
@@ -248,7 +240,7 @@ impl Run<'_> {
             if !stop.sleep(interval).await {
                 return Err(self.interrupted(plan, &at));
             }
-            if let Some(alarm) = self.firing(candidate).await? {
+            if let Some(alarm) = self.firing(&candidate).await? {
                 return Err(self.roll_back_on_alarm(plan, step, &revision, alarm).await);
             }
         }
@@ -256,27 +248,19 @@ impl Run<'_> {
     }
 
     /// The first of the candidate's alarms in ALARM; alarms on other versions never stop its rollout.
-    async fn firing(&self, candidate: &str) -> Result<Option<cloudwatch::Alarm>> {
+    async fn firing(&self, candidate: &str) -> Result<Option<Alarm>> {
         let prefix = alarms::version_prefix(self.function(), candidate);
         let all = cloudwatch::describe_alarms(self.aws, &prefix).await?;
         if all.is_empty() {
             self.printer
                 .warn(format!("version {candidate} has no alarms, so this step is not guarded; run `mlambda alarms`"));
         }
-        Ok(all.into_iter().find(|a| a.state == "ALARM"))
+        Ok(all.into_iter().find(|a| a.state == AlarmState::Alarm))
     }
 
-    async fn roll_back_on_alarm(
-        &self,
-        plan: &RolloutPlan,
-        step: &Step,
-        revision: &str,
-        alarm: cloudwatch::Alarm,
-    ) -> Error {
-        let candidate = plan.candidate.as_deref().unwrap_or_default();
+    async fn roll_back_on_alarm(&self, plan: &RolloutPlan, step: &Step, revision: &str, alarm: Alarm) -> Error {
+        let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
         let back = Step {
-            weight: 0.0,
-            routing: crate::plan::alias::AliasRouting::all(step.target.primary).to_string(),
             target: crate::plan::alias::AliasRouting::all(step.target.primary),
             description: step.description.clone(),
         };
@@ -289,7 +273,7 @@ impl Run<'_> {
                         r.weight = None;
                     }
                 });
-                Error::cloud(format!("{why}; rolled back: {}: {}", self.alias(), back.routing)).help(format!(
+                Error::cloud(format!("{why}; rolled back: {}: {}", self.alias(), back.routing())).help(format!(
                     "version {candidate} gets no traffic now; look at its logs and metrics, fix it and deploy a new version"
                 ))
             }
@@ -319,7 +303,8 @@ mod tests {
 
     use super::*;
     use crate::aws::mock;
-    use crate::plan::alias::{AliasRouting, Version};
+    use crate::domain::Version;
+    use crate::plan::alias::AliasRouting;
 
     const CONFIG: &str = "function:\n  name: churn\nimage:\n  repository: churn\nmodel:\n  path: model.onnx\n  name: churn\n  version: v1\n  bucket: b\n  features: [a]\n";
 
@@ -328,10 +313,10 @@ mod tests {
             primary: Version::parse(&primary.to_string()).unwrap(),
             additional: Some((
                 Version::parse(&candidate.to_string()).unwrap(),
-                crate::plan::alias::Weight::new(weight).unwrap(),
+                crate::domain::Weight::new(weight).unwrap(),
             )),
         };
-        Step { weight, routing: target.to_string(), target, description: String::new() }
+        Step { target, description: String::new() }
     }
 
     #[tokio::test]

@@ -4,11 +4,12 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::alarms::model_version;
 use super::Ctx;
 use crate::aws::{cloudwatch, lambda};
 use crate::error::{Error, Result};
 use crate::plan::{alarms, alias};
+use crate::report::Report;
+use crate::settings::Project;
 use crate::state;
 use crate::ui::table;
 
@@ -106,7 +107,7 @@ impl fmt::Display for Outcome {
         }
         if let Some(r) = &self.rollout {
             if let (Some(c), Some(w)) = (&r.candidate, r.weight) {
-                writeln!(f, "\nrollout in progress: version {c} at {}", alias::Percent(w))?;
+                writeln!(f, "\nrollout in progress: version {c} at {}", alias::Percent(w.get()))?;
             }
             if let Some(p) = &r.previous_primary {
                 writeln!(f, "previous primary: {p} (`mlambda rollout --rollback` returns to it)")?;
@@ -116,11 +117,9 @@ impl fmt::Display for Outcome {
     }
 }
 
-pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
-    let loaded = ctx.config()?;
-    let config = &loaded.config;
-    let function = config.function.name.as_str();
-    let st = ctx.state(&loaded)?;
+pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
+    let function = p.config().function.name.as_str();
+    let st = ctx.state(p)?;
     let aws = ctx.aws().await?;
     let (latest, image_uri) = lambda::get_function(&aws, function).await?.ok_or_else(|| {
         Error::user(format!("function `{function}` does not exist"))
@@ -142,18 +141,18 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
     let alarms = cloudwatch::describe_alarms(&aws, &alarms::function_prefix(function))
         .await?
         .into_iter()
-        .map(|a| AlarmRow { name: a.spec.name, state: a.state, reason: a.reason })
+        .map(|a| AlarmRow { name: a.spec.name, state: a.state.to_string(), reason: a.reason })
         .collect();
-    ctx.printer.data(&Outcome {
+    Ok(Report::done(Outcome {
         function: latest.name.clone(),
         arn: latest.arn.clone(),
         image_uri,
-        state: latest.state.clone(),
+        state: latest.state.as_ref().map(|s| s.to_string()).unwrap_or_default(),
         versions: versions
             .iter()
             .map(|v| VersionRow {
                 version: v.version.clone(),
-                model_version: model_version(v),
+                model_version: v.model_version(),
                 last_modified: v.last_modified.clone(),
                 description: v.description.clone(),
                 code_sha256: v.code_sha256.clone(),
@@ -162,6 +161,5 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
         aliases,
         alarms,
         rollout: st.rollout,
-    });
-    Ok(())
+    }))
 }

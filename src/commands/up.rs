@@ -6,12 +6,14 @@ use sha2::{Digest, Sha256};
 
 use super::{alarms, build, deploy, model, push, rollout, Ctx};
 use crate::aws;
-use crate::cli::{AlarmsArgs, BuildArgs, DeployArgs, DryRun, ModelPushArgs, PushArgs, RolloutArgs, UpArgs};
 use crate::config::Loaded;
+use crate::domain::Version;
 use crate::error::{Error, Result};
+use crate::hash;
+use crate::plan::up::{self, PlannedStep};
+use crate::report::Report;
+use crate::settings::{Project, RolloutSettings, UpSettings};
 use crate::state;
-
-const STEPS: [&str; 6] = ["build", "push", "model push", "deploy", "rollout", "alarms"];
 
 #[derive(Debug, Serialize)]
 struct Outcome {
@@ -32,7 +34,7 @@ struct Step {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", if self.dry_run { "mlambda up would run:" } else { "mlambda up:" })?;
+        writeln!(f, "mlambda up:")?;
         for s in &self.steps {
             writeln!(f, "── {} ({})", s.step, s.status)?;
             for line in s.text.lines() {
@@ -44,131 +46,92 @@ impl fmt::Display for Outcome {
 }
 
 /// What the finished steps were run for; when it changes, `up` starts over instead of resuming.
+/// Both files are streamed into the hash, so a large model is never read whole.
 fn fingerprint(loaded: &Loaded) -> Result<String> {
     let mut h = Sha256::new();
-    let config = std::fs::read(&loaded.path).map_err(|e| crate::error::io_error(&loaded.path, "read", e))?;
-    h.update(&config);
-    let model = loaded.resolve(&loaded.config.model.path);
-    if let Ok(bytes) = std::fs::read(&model) {
-        h.update(&bytes);
-    }
+    hash::update_from_file(&mut h, &loaded.path).map_err(|e| crate::error::io_error(&loaded.path, "read", e))?;
+    // A missing model is hashed as nothing: the step that needs it says so.
+    let _ = hash::update_from_file(&mut h, &loaded.resolve(&loaded.config.model.path));
     Ok(hex::encode(h.finalize()))
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &UpArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let dir = ctx.state_dir(&loaded);
-    let print = fingerprint(&loaded)?;
-    let saved = ctx.state(&loaded)?.up.unwrap_or_default();
-    let mut done: Vec<String> =
-        if args.restart || saved.fingerprint != print || saved.done.len() == STEPS.len() { vec![] } else { saved.done };
-    if !done.is_empty() && !args.dry.dry_run {
+pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report> {
+    let print = fingerprint(&p.loaded)?;
+    let saved = ctx.state(p)?.up.unwrap_or_default();
+    let the_plan = up::plan(&print, &saved.fingerprint, &saved.done, args.restart);
+    let mut done = the_plan.done();
+    if the_plan.resumed && !args.dry_run {
         ctx.printer.status(format!("resuming after `{}` (pass --restart to start over)", done.join("`, `")));
     }
-    let nested = ctx.printer.capturing();
-    let sub = Ctx { printer: &nested, global: ctx.global.clone() };
-    let dry = DryRun { dry_run: args.dry.dry_run };
     let mut steps = Vec::new();
-    for step in STEPS {
-        if done.iter().any(|d| d == step) {
+    for PlannedStep { step, skip } in the_plan.steps {
+        if skip {
             steps.push(Step { step, status: "skipped".into(), results: vec![], text: String::new() });
             continue;
         }
         ctx.printer.status(format!("── {step}"));
-        let res = match step {
-            "build" => {
-                build::run(&sub, &BuildArgs { runtime: args.runtime.clone(), tag: None, dry: dry.clone() }).await
-            }
-            "push" => push::run(&sub, &PushArgs { dry: dry.clone() }).await,
-            "model push" => {
-                let a = ModelPushArgs {
-                    path: None,
-                    version: None,
-                    reference: None,
-                    create_bucket: args.create_bucket,
-                    dry: dry.clone(),
+        match run_step(ctx, p, args, step).await {
+            Ok(report) => {
+                let results: Vec<_> = report.outcome.iter().filter_map(|o| o.to_json().ok()).collect();
+                let status = match (args.dry_run, report.outcome.is_some()) {
+                    (true, _) => "planned",
+                    (false, false) => "nothing to do",
+                    (false, true) => "done",
                 };
-                model::push(&sub, &a).await
-            }
-            "deploy" => {
-                let a = DeployArgs {
-                    model_version: None,
-                    create_role: args.create_role,
-                    wait: std::time::Duration::from_secs(300),
-                    dry: dry.clone(),
-                };
-                deploy::run(&sub, &a).await
-            }
-            "rollout" => rollout_step(&sub, &loaded, &dry).await,
-            _ => alarms::run(&sub, &AlarmsArgs { delete: false, dry: dry.clone() }).await,
-        };
-        let captured = nested.take_captured();
-        let text = captured.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("");
-        let results: Vec<_> = captured.into_iter().map(|c| c.json).collect();
-        match res {
-            Ok(()) => {
-                let status = if args.dry.dry_run {
-                    "planned"
-                } else if results.is_empty() {
-                    "nothing to do"
-                } else {
-                    "done"
-                };
-                steps.push(Step { step, status: status.into(), results, text });
-                if !args.dry.dry_run {
+                steps.push(Step { step, status: status.into(), results, text: report.text() });
+                if !args.dry_run {
                     done.push(step.to_string());
-                    state::update(&dir, |s| {
+                    state::update(&p.state_dir, |s| {
                         s.up = Some(state::Up { fingerprint: print.clone(), done: done.clone() });
                     })?;
                 }
             }
             // A dry run cannot plan a step whose input an earlier step would produce; say so instead of failing.
-            Err(e) if args.dry.dry_run && e.kind == crate::error::Kind::User && step != "build" => {
+            Err(e) if args.dry_run && e.kind == crate::error::Kind::User && step != "build" => {
                 let text = format!("depends on the steps before it: {}\n", e.message);
-                steps.push(Step { step, status: "planned".into(), results, text });
+                steps.push(Step { step, status: "planned".into(), results: vec![], text });
             }
-            Err(e) => {
-                let help = e.help.clone().map(|h| format!("{h}; then ")).unwrap_or_default();
-                return Err(Error {
-                    message: format!("`{step}` failed: {}", e.message),
-                    help: Some(format!("{help}re-run `mlambda up`: it resumes at `{step}`")),
-                    kind: e.kind,
-                });
-            }
+            Err(e) => return Err(failed(step, e)),
         }
     }
-    ctx.printer.data(&Outcome { dry_run: args.dry.dry_run, steps });
-    Ok(())
+    Ok(Report::new(Outcome { dry_run: args.dry_run, steps }, args.dry_run))
+}
+
+/// One step, run as its command would run with the settings `up` derives from mlambda.yaml.
+async fn run_step(ctx: &Ctx<'_>, p: &Project, args: &UpSettings, step: &str) -> Result<Report> {
+    match step {
+        "build" => build::run(ctx, p, &args.build(p)).await,
+        "push" => push::run(ctx, p, &args.push(p)).await,
+        "model push" => model::push(ctx, p, &args.model_push(p)).await,
+        "deploy" => deploy::run(ctx, p, &args.deploy(p)).await,
+        "rollout" => rollout_step(ctx, p, args.dry_run).await,
+        _ => alarms::run(ctx, p, &args.alarms()).await,
+    }
+}
+
+/// The step's error, saying that a re-run resumes there.
+fn failed(step: &str, e: Error) -> Error {
+    let help = e.help.clone().map(|h| format!("{h}; then ")).unwrap_or_default();
+    Error {
+        message: format!("`{step}` failed: {}", e.message),
+        help: Some(format!("{help}re-run `mlambda up`: it resumes at `{step}`")),
+        kind: e.kind,
+    }
 }
 
 /// First deploy: the alias already serves the new version. Later: shift traffic by the configured strategy.
-async fn rollout_step(ctx: &Ctx<'_>, loaded: &Loaded, dry: &DryRun) -> Result<()> {
-    let c = &loaded.config;
-    let Some(deployed) = ctx.state(loaded)?.deploy else {
+async fn rollout_step(ctx: &Ctx<'_>, p: &Project, dry_run: bool) -> Result<Report> {
+    let c = p.config();
+    let Some(deployed) = ctx.state(p)?.deploy else {
         return Err(Error::user("nothing is deployed yet").help("run `mlambda deploy` first"));
     };
     let aws = ctx.aws().await?;
     if let Some(alias) = aws::lambda::get_alias(&aws, &c.function.name, &c.function.alias).await? {
         if alias.primary == deployed.version || alias.routing.contains_key(&deployed.version) {
             ctx.printer.status(format!("alias `{}` already serves version {}", c.function.alias, deployed.version));
-            return Ok(());
+            return Ok(Report::nothing());
         }
     }
-    let mut args = RolloutArgs {
-        weight: None,
-        steps: None,
-        interval: humantime::parse_duration(&c.rollout.interval).ok(),
-        preset: None,
-        promote: false,
-        rollback: false,
-        version: Some(deployed.version.clone()),
-        dry: dry.clone(),
-    };
-    match c.rollout.strategy.as_str() {
-        "weight" => args.weight = Some(c.rollout.weight),
-        "steps" => args.steps = Some(c.rollout.steps.clone()),
-        "promote" => args.steps = Some(vec![1.0]),
-        preset => args.preset = Some(preset.to_string()),
-    }
-    rollout::run(ctx, &args).await
+    let settings = RolloutSettings::from_strategy(p, Version::parse(&deployed.version)?, dry_run)?;
+    rollout::run(ctx, p, &settings).await
 }

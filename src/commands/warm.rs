@@ -5,11 +5,13 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::events::{self, Schedule};
-use crate::aws::lambda::{self, Alias, Provisioned};
+use crate::aws::lambda::{self, Provisioned};
 use crate::aws::Aws;
-use crate::cli::WarmArgs;
 use crate::error::{Error, Result};
 use crate::plan::alias;
+use crate::plan::lambda::Alias;
+use crate::report::Report;
+use crate::settings::{Project, WarmSettings};
 
 /// The payload the runtime answers without running the model.
 const WARMUP: &str = r#"{"_warmup": true}"#;
@@ -48,7 +50,7 @@ pub struct Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let target = format!("{}:{}", self.function, self.alias);
-        let would = if self.dry_run { "dry run, nothing changed: would " } else { "" };
+        let would = if self.dry_run { "would " } else { "" };
         if let Some(p) = &self.provisioned {
             match (p.requested, p.removed) {
                 (0, Some(false)) => writeln!(f, "`{target}` had no provisioned concurrency")?,
@@ -143,27 +145,25 @@ async fn schedule(
     Ok(out)
 }
 
-pub async fn run(ctx: &Ctx<'_>, args: &WarmArgs) -> Result<()> {
-    let loaded = ctx.config()?;
-    let (function, alias_name) = (loaded.config.function.name.as_str(), loaded.config.function.alias.as_str());
-    let dry_run = args.dry.dry_run;
+pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &WarmSettings) -> Result<Report> {
+    let (function, alias_name) = (p.config().function.name.as_str(), p.config().function.alias.as_str());
+    let dry_run = s.dry_run;
     // Flags are checked before AWS is asked anything.
-    let expression = args.schedule.as_deref().map(Schedule::parse).transpose()?;
-    if args.provisioned.is_none() && expression.is_none() {
+    let expression = s.schedule.as_deref().map(Schedule::parse).transpose()?;
+    if s.provisioned.is_none() && expression.is_none() {
         return Err(Error::user("`mlambda warm` needs to know how to keep the alias warm")
             .help("pass `--provisioned 5` for provisioned concurrency, or `--schedule 'rate(5 minutes)'` for a scheduled ping"));
     }
     let aws = ctx.aws().await?;
     let mut out =
         Outcome { function: function.into(), alias: alias_name.into(), dry_run, provisioned: None, schedule: None };
-    if let Some(n) = args.provisioned {
+    if let Some(n) = s.provisioned {
         out.provisioned = Some(provisioned(&aws, function, alias_name, n, dry_run).await?);
     }
     if let Some(expression) = expression {
         out.schedule = Some(schedule(&aws, function, alias_name, expression, dry_run).await?);
     }
-    ctx.printer.data(&out);
-    Ok(())
+    Ok(Report::new(out, dry_run))
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::domain::{Duration, ModelVersion, RolloutStrategy, Weight};
+use crate::error::Error;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +91,8 @@ pub struct Model {
     pub path: PathBuf,
     /// Model name: the S3 key is `<prefix>/<name>/<version>/model.onnx`.
     pub name: String,
-    pub version: String,
+    #[serde(deserialize_with = "field::model_version")]
+    pub version: ModelVersion,
     pub bucket: String,
     #[serde(default = "default_prefix")]
     pub prefix: String,
@@ -141,20 +143,54 @@ impl Default for Alarms {
 #[serde(deny_unknown_fields)]
 pub struct Rollout {
     /// What `up` does with a new version once the alias exists: `weight`, `steps`, a preset or `promote`.
-    #[serde(default = "default_strategy")]
-    pub strategy: String,
+    #[serde(default = "default_strategy", deserialize_with = "field::strategy")]
+    pub strategy: RolloutStrategy,
     /// The canary weight for `strategy: weight`.
-    #[serde(default = "default_weight")]
-    pub weight: f64,
+    #[serde(default = "default_weight", deserialize_with = "field::weight")]
+    pub weight: Weight,
     #[serde(default)]
     pub steps: Vec<f64>,
-    #[serde(default = "default_interval")]
-    pub interval: String,
+    #[serde(default = "default_interval", deserialize_with = "field::interval")]
+    pub interval: Duration,
 }
 
 impl Default for Rollout {
     fn default() -> Self {
         Rollout { strategy: default_strategy(), weight: default_weight(), steps: vec![], interval: default_interval() }
+    }
+}
+
+/// The domain-typed keys: each value is checked by its type's own rule while parsing, and the message names
+/// the key (serde_yaml would only name the section).
+mod field {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::domain::{Duration, ModelVersion, RolloutStrategy, Weight};
+
+    pub fn model_version<'de, D: Deserializer<'de>>(d: D) -> Result<ModelVersion, D::Error> {
+        ModelVersion::new(String::deserialize(d)?)
+            .map_err(|_| D::Error::custom("`model.version` must be non-empty and contain no `/`"))
+    }
+
+    pub fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<Weight, D::Error> {
+        let w = f64::deserialize(d)?;
+        Weight::new(w)
+            .map_err(|_| D::Error::custom(format!("`rollout.weight` is {w}, it must be between 0 and 1 (exclusive)")))
+    }
+
+    pub fn strategy<'de, D: Deserializer<'de>>(d: D) -> Result<RolloutStrategy, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| {
+            D::Error::custom(format!(
+                "`rollout.strategy` is `{s}`; use weight, steps, promote, canary10-5m or linear10-1m"
+            ))
+        })
+    }
+
+    pub fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| D::Error::custom(format!("`rollout.interval` `{s}` is not a duration like `5m`")))
     }
 }
 
@@ -185,14 +221,14 @@ fn default_latency() -> f64 {
 fn default_errors() -> f64 {
     5.0
 }
-fn default_strategy() -> String {
-    "weight".into()
+fn default_strategy() -> RolloutStrategy {
+    RolloutStrategy::Weight
 }
-fn default_weight() -> f64 {
-    0.1
+fn default_weight() -> Weight {
+    Weight::TEN_PERCENT
 }
-fn default_interval() -> String {
-    "5m".into()
+fn default_interval() -> Duration {
+    Duration::from_std(std::time::Duration::from_secs(300))
 }
 fn yes() -> bool {
     true
@@ -217,26 +253,42 @@ impl Loaded {
     }
 }
 
-pub fn load(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::user(format!("cannot read `{}`: {e}", path.display()))
-            .help("run `mlambda init` to create one, or pass `--config PATH`")
-    })?;
+/// Why mlambda.yaml cannot be used; each names the file (and the line, or the key).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config `{}{at}`: {source}", path.display())]
+    Syntax { path: PathBuf, at: String, source: serde_yaml::Error },
+    #[error("invalid config `{}`: `{field}` {why}", path.display())]
+    Invalid { path: PathBuf, field: &'static str, why: String },
+}
+
+/// Every config error is the user's to fix (exit 1).
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        let help = match &e {
+            ConfigError::Read { .. } => "run `mlambda init` to create one, or pass `--config PATH`".to_string(),
+            ConfigError::Syntax { .. } => "fix the key named above; `mlambda init` writes a commented example".into(),
+            ConfigError::Invalid { path, field, .. } => format!("edit `{field}` in {}", path.display()),
+        };
+        Error::user(e).help(help)
+    }
+}
+
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     let config = parse(&text, path)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     Ok(Loaded { config, path: path.to_path_buf(), dir })
 }
 
-pub fn parse(text: &str, path: &Path) -> Result<Config> {
-    let config: Config = serde_yaml::from_str(text).map_err(|e| {
-        let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-        Error::user(format!("invalid config `{}{at}`: {e}", path.display()))
-            .help("fix the key named above; `mlambda init` writes a commented example")
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let config: Config = serde_yaml::from_str(text).map_err(|source| {
+        let at = source.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        ConfigError::Syntax { path: path.into(), at, source }
     })?;
-    validate(&config).map_err(|(field, why)| {
-        Error::user(format!("invalid config `{}`: `{field}` {why}", path.display()))
-            .help(format!("edit `{field}` in {}", path.display()))
-    })?;
+    validate(&config).map_err(|(field, why)| ConfigError::Invalid { path: path.into(), field, why })?;
     Ok(config)
 }
 
@@ -263,9 +315,6 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if let Some(dup) = c.model.features.iter().enumerate().find(|(i, f)| c.model.features[..*i].contains(f)) {
         return Err(("model.features", format!("lists `{}` twice", dup.1)));
     }
-    if c.model.version.is_empty() || c.model.version.contains('/') {
-        return Err(("model.version", "must be non-empty and contain no `/`".into()));
-    }
     if c.model.name.is_empty() || c.model.name.contains('/') {
         return Err(("model.name", "must be non-empty and contain no `/`".into()));
     }
@@ -275,20 +324,8 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if c.model.tolerance.is_nan() || c.model.tolerance <= 0.0 {
         return Err(("model.tolerance", "must be greater than 0".into()));
     }
-    if !(c.rollout.weight > 0.0 && c.rollout.weight < 1.0) {
-        return Err(("rollout.weight", format!("is {}, it must be between 0 and 1 (exclusive)", c.rollout.weight)));
-    }
-    if !["weight", "steps", "promote", "canary10-5m", "linear10-1m"].contains(&c.rollout.strategy.as_str()) {
-        return Err((
-            "rollout.strategy",
-            format!("is `{}`; use weight, steps, promote, canary10-5m or linear10-1m", c.rollout.strategy),
-        ));
-    }
-    if c.rollout.strategy == "steps" && c.rollout.steps.is_empty() {
+    if c.rollout.strategy == RolloutStrategy::Steps && c.rollout.steps.is_empty() {
         return Err(("rollout.steps", "must list the weights to step through, e.g. [0.1, 0.5, 1]".into()));
-    }
-    if humantime::parse_duration(&c.rollout.interval).is_err() {
-        return Err(("rollout.interval", format!("`{}` is not a duration like `5m`", c.rollout.interval)));
     }
     Ok(())
 }
@@ -306,13 +343,14 @@ mod tests {
         assert_eq!(c.function.memory, 1024);
         assert_eq!(c.image.base, "scratch");
         assert_eq!(c.alarms.latency_p99_ms, 500.0);
-        assert_eq!(c.rollout.weight, 0.1);
+        assert_eq!(c.rollout.weight.get(), 0.1);
+        assert_eq!(c.rollout.interval.get(), std::time::Duration::from_secs(300));
     }
 
     #[test]
     fn an_unknown_key_names_the_key_the_file_and_the_line() {
         let text = GOOD.replace("  name: churn\nimage", "  name: churn\n  memroy: 512\nimage");
-        let e = parse(&text, Path::new("cfg/mlambda.yaml")).unwrap_err();
+        let e = Error::from(parse(&text, Path::new("cfg/mlambda.yaml")).unwrap_err());
         assert!(e.message.contains("unknown field `memroy`"), "{}", e.message);
         assert!(e.message.contains("cfg/mlambda.yaml:3"), "{}", e.message);
         assert_eq!(e.exit_code(), 1);
@@ -320,18 +358,25 @@ mod tests {
 
     #[test]
     fn a_wrong_type_and_a_missing_field_are_named() {
-        let e = parse(&GOOD.replace("name: churn\nimage", "name: churn\n  memory: lots\nimage"), Path::new("m.yaml"))
-            .unwrap_err();
+        let text = GOOD.replace("name: churn\nimage", "name: churn\n  memory: lots\nimage");
+        let e = Error::from(parse(&text, Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("memory") && e.message.contains("invalid type"), "{}", e.message);
-        let e = parse(&GOOD.replace("  bucket: b\n", ""), Path::new("m.yaml")).unwrap_err();
+        let e = Error::from(parse(&GOOD.replace("  bucket: b\n", ""), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("missing field `bucket`"), "{}", e.message);
     }
 
     #[test]
     fn rules_serde_cannot_express_are_checked() {
-        let e = parse(&GOOD.replace("features: [a, b]", "features: [a, a]"), Path::new("m.yaml")).unwrap_err();
+        let e =
+            Error::from(parse(&GOOD.replace("features: [a, b]", "features: [a, a]"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("`model.features` lists `a` twice"), "{}", e.message);
-        let e = parse(&format!("{GOOD}rollout:\n  weight: 1.5\n"), Path::new("m.yaml")).unwrap_err();
+        let e = Error::from(parse(&format!("{GOOD}rollout:\n  weight: 1.5\n"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("rollout.weight"), "{}", e.message);
+        let e = Error::from(parse(&GOOD.replace("version: v1", "version: a/b"), Path::new("m.yaml")).unwrap_err());
+        assert!(e.message.contains("model.version") && e.message.contains("no `/`"), "{}", e.message);
+        let e = Error::from(parse(&format!("{GOOD}rollout:\n  strategy: fast\n"), Path::new("m.yaml")).unwrap_err());
+        assert!(e.message.contains("rollout.strategy") && e.message.contains("canary10-5m"), "{}", e.message);
+        let e = Error::from(parse(&format!("{GOOD}rollout:\n  interval: soon\n"), Path::new("m.yaml")).unwrap_err());
+        assert!(e.message.contains("rollout.interval"), "{}", e.message);
     }
 }

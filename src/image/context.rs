@@ -2,6 +2,7 @@
 //! reproducible tar whose sha256 names the image. Pure code, no I/O, so plans and tests see exactly what Docker gets.
 use std::collections::BTreeMap;
 
+use mlambda_runtime::env;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -77,12 +78,12 @@ pub struct DockerfileSpec {
 pub fn render_dockerfile(spec: &DockerfileSpec) -> String {
     // One ENV and one LABEL instruction: every instruction is a container commit, slow on vfs.
     let mut env = vec![
-        format!("MODEL_FEATURES={}", quote(&spec.features.join(","))),
-        format!("MODEL_VERSION={}", quote(&spec.model_version)),
-        format!("METRICS_NAMESPACE={}", quote(&spec.namespace)),
+        format!("{}={}", env::MODEL_FEATURES, quote(&spec.features.join(","))),
+        format!("{}={}", env::MODEL_VERSION, quote(&spec.model_version)),
+        format!("{}={}", env::METRICS_NAMESPACE, quote(&spec.namespace)),
     ];
     let model = if spec.bake_model {
-        env.insert(0, format!("MODEL_PATH={BAKED_MODEL_PATH}"));
+        env.insert(0, format!("{}={BAKED_MODEL_PATH}", env::MODEL_PATH));
         format!("COPY model.onnx {BAKED_MODEL_PATH}\n")
     } else {
         String::new()

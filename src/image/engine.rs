@@ -6,10 +6,13 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, TagImageOptionsBuilder,
 };
-use bollard::Docker;
+pub use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
+
+/// Registry credentials as the engine takes them.
+pub type Credentials = DockerCredentials;
 
 /// The Docker host bollard uses, for error messages.
 pub fn docker_host() -> String {
@@ -21,7 +24,7 @@ pub fn docker_host() -> String {
 /// (Debian's dockerd 20.10 stops at 1.41, older than bollard's default).
 pub async fn connect() -> Result<Docker> {
     let unreachable = |e: bollard::errors::Error| {
-        Error::cloud(format!("cannot reach the Docker engine at DOCKER_HOST=`{}`: {e}", docker_host()))
+        Error::local(format!("cannot reach the Docker engine at DOCKER_HOST=`{}`: {e}", docker_host()))
             .help("start dockerd, or point `DOCKER_HOST` at a running engine (e.g. `unix:///var/run/docker.sock`)")
     };
     let docker = Docker::connect_with_defaults().map_err(unreachable)?.with_timeout(Duration::from_secs(15));
@@ -120,7 +123,7 @@ pub fn stream_message(e: bollard::errors::Error) -> String {
 /// The image's id, os and architecture as the engine stores it.
 pub async fn inspect(docker: &Docker, image: &str) -> Result<(String, String, String)> {
     let i = docker.inspect_image(image).await.map_err(|e| {
-        Error::cloud(format!("cannot inspect image `{image}`: {}", stream_message(e)))
+        Error::local(format!("cannot inspect image `{image}`: {}", stream_message(e)))
             .help("run `mlambda build` again; the image may have been removed from the engine")
     })?;
     Ok((i.id.unwrap_or_default(), i.os.unwrap_or_default(), i.architecture.unwrap_or_default()))
@@ -130,7 +133,7 @@ pub async fn inspect(docker: &Docker, image: &str) -> Result<(String, String, St
 pub async fn tag(docker: &Docker, image: &str, repository: &str, tag: &str) -> Result<()> {
     let options = TagImageOptionsBuilder::default().repo(repository).tag(tag).build();
     docker.tag_image(image, Some(options)).await.map_err(|e| {
-        Error::cloud(format!("cannot tag `{image}` as `{repository}:{tag}`: {}", stream_message(e)))
+        Error::local(format!("cannot tag `{image}` as `{repository}:{tag}`: {}", stream_message(e)))
             .help("run `mlambda build` again; the image may have been removed from the engine")
     })
 }

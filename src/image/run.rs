@@ -17,10 +17,10 @@ pub async fn start(docker: &Docker, image: &str, env: Vec<String>, binds: Vec<St
     let created = docker
         .create_container(Some(CreateContainerOptions::default()), body)
         .await
-        .map_err(|e| Error::cloud(format!("cannot create a container from `{image}`: {e}")))?;
+        .map_err(|e| Error::local(format!("cannot create a container from `{image}`: {e}")))?;
     if let Err(e) = docker.start_container(&created.id, None).await {
         remove(docker, &created.id).await;
-        return Err(Error::cloud(format!("cannot start a container from `{image}`: {e}")));
+        return Err(Error::local(format!("cannot start a container from `{image}`: {e}")));
     }
     Ok(created.id)
 }

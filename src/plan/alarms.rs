@@ -42,6 +42,118 @@ impl fmt::Display for AlarmSpec {
     }
 }
 
+/// CloudWatch's `StateValue` of an alarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+    /// A state this mlambda does not know (or none), by its name.
+    Other(String),
+}
+
+impl AlarmState {
+    pub fn as_str(&self) -> &str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+            AlarmState::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for AlarmState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AlarmState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An alarm as CloudWatch holds it: its definition and its state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alarm {
+    #[serde(flatten)]
+    pub spec: AlarmSpec,
+    pub state: AlarmState,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+    Deleted,
+    /// An mlambda alarm for a version the alias no longer routes to; kept until `--delete`.
+    Stale,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Unchanged => "unchanged",
+            Change::Deleted => "deleted",
+            Change::Stale => "stale",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmChange {
+    pub name: String,
+    pub change: Change,
+    /// The definition written (absent for deletes and stale alarms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<AlarmSpec>,
+}
+
+impl AlarmChange {
+    /// The spec to put: created or updated ones only.
+    pub fn to_put(&self) -> Option<&AlarmSpec> {
+        self.spec.as_ref().filter(|_| matches!(self.change, Change::Created | Change::Updated))
+    }
+}
+
+/// What putting `desired` changes, given what CloudWatch holds under the same prefix.
+pub fn diff(desired: &[AlarmSpec], existing: &[Alarm]) -> Vec<AlarmChange> {
+    desired
+        .iter()
+        .map(|spec| {
+            let change = match existing.iter().find(|a| a.spec.name == spec.name) {
+                Some(a) if a.spec == *spec => Change::Unchanged,
+                Some(_) => Change::Updated,
+                None => Change::Created,
+            };
+            AlarmChange { name: spec.name.clone(), change, spec: Some(spec.clone()) }
+        })
+        .collect()
+}
+
+/// `diff`, plus every existing alarm that is no longer desired, reported as stale.
+pub fn sync_plan(desired: &[AlarmSpec], existing: &[Alarm]) -> Vec<AlarmChange> {
+    let mut changes = diff(desired, existing);
+    changes.extend(existing.iter().filter(|a| !desired.iter().any(|d| d.name == a.spec.name)).map(|a| AlarmChange {
+        name: a.spec.name.clone(),
+        change: Change::Stale,
+        spec: None,
+    }));
+    changes
+}
+
+/// Deleting every existing alarm.
+pub fn delete_plan(existing: &[Alarm]) -> Vec<AlarmChange> {
+    existing.iter().map(|a| AlarmChange { name: a.spec.name.clone(), change: Change::Deleted, spec: None }).collect()
+}
+
 /// A version the alias routes to, and the model version it serves (`MODEL_VERSION` in its environment).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Routed {
@@ -296,5 +408,28 @@ mod tests {
     fn version_prefixes_do_not_match_longer_version_numbers() {
         assert_eq!(version_prefix("churn", "1"), "mlambda-churn-v1-");
         assert!(!"mlambda-churn-v10-errors".starts_with(&version_prefix("churn", "1")));
+    }
+
+    #[test]
+    fn alarm_specs_as_json() {
+        let specs = specs("churn", "production", Some("v3"), &[routed("4", "v4")], &cfg()).unwrap();
+        insta::assert_json_snapshot!("alarm_specs", specs);
+    }
+
+    #[test]
+    fn an_alarm_sync_plan_as_json() {
+        let desired = specs("churn", "production", Some("v3"), &[routed("4", "v4")], &cfg()).unwrap();
+        let held = |spec: &AlarmSpec| Alarm { spec: spec.clone(), state: AlarmState::Ok, reason: String::new() };
+        let mut changed = held(&desired[1]);
+        changed.spec.threshold = 1.0;
+        let stale = Alarm {
+            spec: AlarmSpec { name: "mlambda-churn-v3-errors".into(), ..desired[4].clone() },
+            ..held(&desired[4])
+        };
+        let existing = vec![held(&desired[0]), changed, stale];
+        let changes = sync_plan(&desired, &existing);
+        assert_eq!(changes.iter().filter_map(AlarmChange::to_put).count(), desired.len() - 1);
+        insta::assert_json_snapshot!("alarm_sync", changes);
+        insta::assert_json_snapshot!("alarm_delete", delete_plan(&existing));
     }
 }

@@ -6,19 +6,15 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::domain::{DomainError, Version, Weight};
 use crate::error::Error;
 
 /// Why a routing change is refused; each names the values involved and (through [`AliasError::help`]) the fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AliasError {
-    #[error("weight {0} is out of range: the candidate's weight must be greater than 0 and less than 1")]
-    WeightRange(f64),
-    #[error(
-        "`{0}` cannot be routed by an alias with weights: Lambda only routes weighted traffic to published versions"
-    )]
-    Latest(String),
-    #[error("`{0}` is not a version number")]
-    NotANumber(String),
+    /// A weight or version that is not one at all.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
     #[error("version {version} of `{function}` does not exist")]
     Missing { function: String, version: String, published: Vec<String> },
     #[error("version {0} is already the primary of the alias, so it cannot also be the candidate")]
@@ -34,13 +30,7 @@ pub enum AliasError {
 impl AliasError {
     pub fn help(&self) -> String {
         match self {
-            AliasError::WeightRange(_) => {
-                "pass a weight like `--weight 0.1`; use `--promote` to send 100% and `--rollback` to send 0%".into()
-            }
-            AliasError::Latest(_) => {
-                "publish a version with `mlambda deploy` and pass its number with `--version`".into()
-            }
-            AliasError::NotANumber(v) => format!("pass a published version number, e.g. `--version 4`, not `{v}`"),
+            AliasError::Domain(e) => e.help(),
             AliasError::Missing { published, .. } if published.is_empty() => {
                 "the function has no published versions yet; run `mlambda deploy`".into()
             }
@@ -70,25 +60,6 @@ impl From<AliasError> for Error {
     }
 }
 
-/// The candidate's share of the alias's traffic, strictly between 0 and 1.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
-#[serde(transparent)]
-pub struct Weight(f64);
-
-impl Weight {
-    pub fn new(w: f64) -> Result<Weight, AliasError> {
-        // `!(..)` so NaN is refused too.
-        if !(w > 0.0 && w < 1.0) {
-            return Err(AliasError::WeightRange(w));
-        }
-        Ok(Weight(w))
-    }
-
-    pub fn get(self) -> f64 {
-        self.0
-    }
-}
-
 /// A share of traffic for people: `10%`, `12.5%`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(transparent)]
@@ -99,40 +70,6 @@ impl fmt::Display for Percent {
         // Two decimals at most, so 1 - 0.7 shows as 30%, not 30.000000000000004%.
         let p = (self.0 * 100.0 * 100.0).round() / 100.0;
         write!(f, "{p}%")
-    }
-}
-
-/// A published version number; `$LATEST` is not representable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(into = "String")]
-pub struct Version(u64);
-
-impl Version {
-    pub fn parse(s: &str) -> Result<Version, AliasError> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("$LATEST") {
-            return Err(AliasError::Latest(s.to_string()));
-        }
-        match s.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Version(n)),
-            _ => Err(AliasError::NotANumber(s.to_string())),
-        }
-    }
-
-    pub fn number(self) -> u64 {
-        self.0
-    }
-}
-
-impl From<Version> for String {
-    fn from(v: Version) -> String {
-        v.to_string()
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
     }
 }
 
@@ -148,9 +85,9 @@ impl AliasRouting {
         AliasRouting { primary, additional: None }
     }
 
-    /// Lambda's `AdditionalVersionWeights` map.
-    pub fn weights(&self) -> BTreeMap<String, f64> {
-        self.additional.iter().map(|(v, w)| (v.to_string(), w.get())).collect()
+    /// The candidate's share: its weight, or 1 once it is the primary alone.
+    pub fn share(&self) -> f64 {
+        self.additional.map(|(_, w)| w.get()).unwrap_or(1.0)
     }
 }
 
@@ -184,8 +121,8 @@ pub struct VersionFacts {
 pub struct Proposal<'a> {
     pub function: &'a str,
     pub primary: &'a str,
-    pub candidate: &'a str,
-    pub weight: f64,
+    pub candidate: Version,
+    pub weight: Weight,
     /// The additional version the alias routes now, with its weight.
     pub routed: Option<(&'a str, f64)>,
 }
@@ -206,9 +143,8 @@ fn published<'a>(
 
 /// Checks every rule Lambda enforces on a weighted alias, in the order a person would fix them.
 pub fn check(p: &Proposal<'_>, versions: &[VersionFacts]) -> Result<AliasRouting, AliasError> {
-    let weight = Weight::new(p.weight)?;
+    let (weight, candidate) = (p.weight, p.candidate);
     let primary = Version::parse(p.primary)?;
-    let candidate = Version::parse(p.candidate)?;
     if primary == candidate {
         return Err(AliasError::SameVersion(primary.to_string()));
     }
@@ -240,10 +176,9 @@ pub fn check(p: &Proposal<'_>, versions: &[VersionFacts]) -> Result<AliasRouting
 }
 
 /// Checks a new primary at 100% (promote, roll back to a previous primary): published and existing.
-pub fn check_primary(function: &str, version: &str, versions: &[VersionFacts]) -> Result<AliasRouting, AliasError> {
-    let v = Version::parse(version)?;
-    published(function, v, versions)?;
-    Ok(AliasRouting::all(v))
+pub fn check_primary(function: &str, version: Version, versions: &[VersionFacts]) -> Result<AliasRouting, AliasError> {
+    published(function, version, versions)?;
+    Ok(AliasRouting::all(version))
 }
 
 const PREVIOUS: &str = "mlambda: previous=";
@@ -279,38 +214,35 @@ mod tests {
         vec![facts("1", "arn:role/a", None), facts("2", "arn:role/a", None), facts("3", "arn:role/a", None)]
     }
 
+    fn v(n: &str) -> Version {
+        Version::parse(n).unwrap()
+    }
+
     fn proposal(primary: &'static str, candidate: &'static str, weight: f64) -> Proposal<'static> {
-        Proposal { function: "churn", primary, candidate, weight, routed: None }
+        Proposal {
+            function: "churn",
+            primary,
+            candidate: v(candidate),
+            weight: Weight::new(weight).unwrap(),
+            routed: None,
+        }
     }
 
     #[test]
     fn a_valid_proposal_gives_the_routing_and_renders_both_shares() {
         let r = check(&proposal("1", "2", 0.1), &versions()).unwrap();
         assert_eq!(r.to_string(), "1 90% · 2 10%");
-        assert_eq!(r.weights(), BTreeMap::from([("2".to_string(), 0.1)]));
-        assert_eq!(AliasRouting::all(Version(3)).to_string(), "3 100%");
+        assert_eq!(r.share(), 0.1);
+        assert_eq!(AliasRouting::all(v("3")).to_string(), "3 100%");
         assert_eq!(Percent(1.0 - 0.7).to_string(), "30%");
         assert_eq!(Percent(0.125).to_string(), "12.5%");
     }
 
     #[test]
-    fn weights_outside_the_open_interval_are_refused_with_the_range() {
-        for w in [0.0, 1.0, 1.5, -0.1, f64::NAN] {
-            let e = check(&proposal("1", "2", w), &versions()).unwrap_err();
-            assert!(matches!(e, AliasError::WeightRange(_)), "{w}: {e}");
-            assert!(e.to_string().contains("greater than 0 and less than 1"), "{e}");
-            assert!(e.help().contains("--promote"));
-        }
-    }
-
-    #[test]
-    fn latest_is_never_a_routed_version() {
-        let e = check(&proposal("1", "$LATEST", 0.1), &versions()).unwrap_err();
-        assert_eq!(e, AliasError::Latest("$LATEST".into()));
+    fn latest_is_never_the_primary_of_a_weighted_alias() {
+        let e = check(&proposal("$LATEST", "2", 0.1), &versions()).unwrap_err();
+        assert_eq!(e, AliasError::Domain(DomainError::Latest("$LATEST".into())));
         assert!(e.help().contains("mlambda deploy"));
-        assert!(matches!(check(&proposal("$LATEST", "2", 0.1), &versions()), Err(AliasError::Latest(_))));
-        assert!(matches!(Version::parse("abc"), Err(AliasError::NotANumber(_))));
-        assert!(matches!(Version::parse("0"), Err(AliasError::NotANumber(_))));
     }
 
     #[test]
@@ -354,17 +286,17 @@ mod tests {
         assert!(e.to_string().contains("routes 10% of its traffic to version 2"), "{e}");
         assert!(e.help().contains("--promote"));
         // Changing the weight of the version already routed is fine.
-        p.candidate = "2";
+        p.candidate = v("2");
         assert_eq!(check(&p, &versions()).unwrap().to_string(), "1 80% · 2 20%");
     }
 
     #[test]
     fn the_previous_primary_round_trips_through_the_description() {
-        let d = describe_previous("deployed by mlambda", Some(Version(3)));
+        let d = describe_previous("deployed by mlambda", Some(v("3")));
         assert_eq!(d, "deployed by mlambda | mlambda: previous=3");
-        assert_eq!(previous_from_description(&d), Some(Version(3)));
-        let d2 = describe_previous(&d, Some(Version(4)));
-        assert_eq!(previous_from_description(&d2), Some(Version(4)));
+        assert_eq!(previous_from_description(&d), Some(v("3")));
+        let d2 = describe_previous(&d, Some(v("4")));
+        assert_eq!(previous_from_description(&d2), Some(v("4")));
         assert_eq!(describe_previous(&d2, None), "deployed by mlambda");
         assert_eq!(previous_from_description(""), None);
     }

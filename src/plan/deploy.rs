@@ -4,10 +4,13 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::aws::lambda::{Alias, FunctionInfo, FunctionSpec};
+use mlambda_runtime::env;
+
+use super::lambda::{Alias, FunctionInfo, FunctionSpec};
+use crate::domain::{ImageDigest, ModelVersion};
 
 /// The description of a published version: which model and which image it serves.
-pub fn version_description(model_version: &str, image_digest: &str) -> String {
+pub fn version_description(model_version: &ModelVersion, image_digest: &ImageDigest) -> String {
     format!("model {model_version} image {image_digest}")
 }
 
@@ -15,18 +18,18 @@ pub fn version_description(model_version: &str, image_digest: &str) -> String {
 pub fn function_env(
     bucket: &str,
     key: &str,
-    model_version: &str,
+    model_version: &ModelVersion,
     sha256: &str,
     features: &[String],
     namespace: &str,
 ) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("MODEL_BUCKET".to_string(), bucket.to_string()),
-        ("MODEL_KEY".to_string(), key.to_string()),
-        ("MODEL_VERSION".to_string(), model_version.to_string()),
-        ("MODEL_SHA256".to_string(), sha256.to_string()),
-        ("MODEL_FEATURES".to_string(), features.join(",")),
-        ("METRICS_NAMESPACE".to_string(), namespace.to_string()),
+        (env::MODEL_BUCKET.to_string(), bucket.to_string()),
+        (env::MODEL_KEY.to_string(), key.to_string()),
+        (env::MODEL_VERSION.to_string(), model_version.to_string()),
+        (env::MODEL_SHA256.to_string(), sha256.to_string()),
+        (env::MODEL_FEATURES.to_string(), features.join(",")),
+        (env::METRICS_NAMESPACE.to_string(), namespace.to_string()),
     ])
 }
 
@@ -227,6 +230,12 @@ pub fn select_prune(versions: &[String], aliases: &[Alias], keep: usize) -> Prun
 mod tests {
     use super::*;
 
+    const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn mv(v: &str) -> ModelVersion {
+        ModelVersion::new(v).unwrap()
+    }
+
     fn spec() -> FunctionSpec {
         FunctionSpec {
             name: "churn".into(),
@@ -235,8 +244,8 @@ mod tests {
             memory: 512,
             timeout: 10,
             architecture: "x86_64".into(),
-            env: function_env("b", "models/churn/v1/model.onnx", "v1", "ff", &["a".into(), "b".into()], "ns"),
-            description: version_description("v1", "sha256:aa"),
+            env: function_env("b", "models/churn/v1/model.onnx", &mv("v1"), "ff", &["a".into(), "b".into()], "ns"),
+            description: version_description(&mv("v1"), &ImageDigest::parse(DIGEST).unwrap()),
         }
     }
 
@@ -268,7 +277,7 @@ mod tests {
     fn the_first_deploy_creates_publishes_and_creates_the_alias() {
         let p = plan(&spec(), "production", &Current::default());
         assert_eq!(p.function_step, FunctionStep::Create);
-        assert_eq!(p.publish, PublishStep::Publish { description: "model v1 image sha256:aa".into() });
+        assert_eq!(p.publish, PublishStep::Publish { description: format!("model v1 image {DIGEST}") });
         assert_eq!(p.alias, AliasStep::Create { name: "production".into() });
         let text = p.to_string();
         assert!(text.contains("create function `churn`") && text.contains("env MODEL_FEATURES=a,b"), "{text}");
@@ -299,7 +308,7 @@ mod tests {
             alias: Some(alias("1", &[])),
         };
         s.memory = 1024;
-        s.env.insert("MODEL_VERSION".into(), "v2".into());
+        s.env.insert(env::MODEL_VERSION.into(), "v2".into());
         let p = plan(&s, "production", &cur);
         let FunctionStep::Update { code, config } = &p.function_step else { panic!("{p:?}") };
         assert!(code.is_empty());
@@ -359,5 +368,23 @@ mod tests {
         let p = select_prune(&["$LATEST".into(), "10".into(), "9".into()], &[alias("9", &[])], 0);
         assert_eq!(p.delete, vec!["10"]);
         assert_eq!(p.keep, vec!["9"]);
+    }
+
+    #[test]
+    fn the_first_deploy_plan_as_json() {
+        insta::assert_json_snapshot!("deploy_first", plan(&spec(), "production", &Current::default()));
+    }
+
+    #[test]
+    fn an_update_plan_as_json() {
+        let mut s = spec();
+        let cur = Current {
+            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
+            newest_published: Some(deployed(&s, "1")),
+            alias: Some(alias("1", &[("2", 0.1)])),
+        };
+        s.memory = 1024;
+        s.image_uri = "reg/churn@sha256:bb".into();
+        insta::assert_json_snapshot!("deploy_update", plan(&s, "production", &cur));
     }
 }

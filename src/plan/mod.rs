@@ -2,7 +2,9 @@
 pub mod alarms;
 pub mod alias;
 pub mod deploy;
+pub mod lambda;
 pub mod model;
 pub mod naming;
 pub mod policy;
 pub mod rollout;
+pub mod up;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::alias::{self, AliasError, AliasRouting, Proposal, Version, VersionFacts};
+use super::alias::{self, AliasError, AliasRouting, Proposal, VersionFacts};
+use crate::domain::{Preset, Version, Weight};
 use crate::error::{Error, Result};
 
 /// Strictly increasing weights in (0, 1]; a last step of 1 promotes the candidate.
@@ -32,15 +33,11 @@ impl Steps {
         Ok(Steps(steps))
     }
 
-    /// A CodeDeploy-like preset and its interval.
-    pub fn preset(name: &str) -> Result<(Steps, Duration)> {
-        match name {
-            "canary10-5m" => Ok((Steps(vec![0.1, 1.0]), Duration::from_secs(300))),
-            "linear10-1m" => {
-                Ok((Steps((1..=10).map(|i| f64::from(i) / 10.0).collect()), Duration::from_secs(60)))
-            }
-            other => Err(Error::user(format!("unknown preset `{other}`"))
-                .help("use `--preset canary10-5m` (10%, then 100% after 5 minutes) or `--preset linear10-1m` (+10% every minute)")),
+    /// A CodeDeploy-like preset's steps and interval.
+    pub fn preset(preset: Preset) -> (Steps, Duration) {
+        match preset {
+            Preset::Canary10_5m => (Steps(vec![0.1, 1.0]), Duration::from_secs(300)),
+            Preset::Linear10_1m => (Steps((1..=10).map(|i| f64::from(i) / 10.0).collect()), Duration::from_secs(60)),
         }
     }
 
@@ -82,23 +79,37 @@ pub enum Action {
     Rollback,
 }
 
-/// One alias write.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One alias write: the routing it sets, typed once; its JSON shows the candidate's share and the rendering.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// The candidate's share after this step; 1 means it became the primary.
-    pub weight: f64,
-    /// `3 90% · 4 10%`.
-    pub routing: String,
-    #[serde(skip)]
     pub target: AliasRouting,
     /// The alias description to write (it carries the previous primary after a promote).
-    #[serde(skip)]
     pub description: String,
 }
 
 impl Step {
     pub fn promotes(&self) -> bool {
         self.target.additional.is_none()
+    }
+
+    /// The candidate's share after this step; 1 means it became the primary.
+    pub fn weight(&self) -> f64 {
+        self.target.share()
+    }
+
+    /// `3 90% · 4 10%`.
+    pub fn routing(&self) -> String {
+        self.target.to_string()
+    }
+}
+
+impl Serialize for Step {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Step", 2)?;
+        st.serialize_field("weight", &self.weight())?;
+        st.serialize_field("routing", &self.routing())?;
+        st.end()
     }
 }
 
@@ -107,7 +118,7 @@ pub struct RolloutPlan {
     pub function: String,
     pub alias: String,
     pub action: Action,
-    pub candidate: Option<String>,
+    pub candidate: Option<Version>,
     /// The alias's routing before the rollout.
     pub from: String,
     #[serde(skip)]
@@ -123,7 +134,7 @@ pub struct RolloutPlan {
     pub interval_secs: Option<u64>,
     /// The primary a promote replaces, recorded for `--rollback`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_primary: Option<String>,
+    pub previous_primary: Option<Version>,
 }
 
 impl fmt::Display for RolloutPlan {
@@ -136,7 +147,7 @@ impl fmt::Display for RolloutPlan {
                     (Some(d), true) => format!(", then watch the alarms of version {} for {d}", self.candidate_str()),
                     _ => String::new(),
                 };
-                writeln!(f, "  step {}: {}{wait}", i + 1, s.routing)?;
+                writeln!(f, "  step {}: {}{wait}", i + 1, s.routing())?;
             }
             if !self.skipped.is_empty() {
                 let s: Vec<String> = self.skipped.iter().map(|w| w.to_string()).collect();
@@ -148,8 +159,8 @@ impl fmt::Display for RolloutPlan {
 }
 
 impl RolloutPlan {
-    fn candidate_str(&self) -> &str {
-        self.candidate.as_deref().unwrap_or("?")
+    fn candidate_str(&self) -> String {
+        self.candidate.map(|c| c.to_string()).unwrap_or_else(|| "?".into())
     }
 }
 
@@ -162,37 +173,36 @@ pub struct Inputs<'a> {
     /// Published versions, oldest first.
     pub versions: &'a [VersionFacts],
     /// `--version`.
-    pub version: Option<&'a str>,
+    pub version: Option<Version>,
     /// The primary recorded in the state file by the last promote.
-    pub state_previous: Option<&'a str>,
+    pub state_previous: Option<Version>,
 }
 
 impl Inputs<'_> {
     /// `--version`, else the version the alias routes to now, else the newest published version that is not the primary.
-    pub fn candidate(&self) -> Result<String> {
+    pub fn candidate(&self) -> Result<Version> {
         if let Some(v) = self.version {
-            return Ok(v.to_string());
+            return Ok(v);
         }
         if let Some((v, _)) = self.current.routed() {
-            return Ok(v.to_string());
+            return Ok(Version::parse(v)?);
         }
-        self.versions
-            .iter()
-            .rev()
-            .map(|f| f.version.clone())
-            .find(|v| *v != self.current.primary)
-            .ok_or_else(|| {
+        let newest = self.versions.iter().rev().map(|f| f.version.as_str()).find(|v| *v != self.current.primary);
+        let Some(newest) = newest else {
+            return Err(
                 Error::user(format!(
                     "there is no candidate: alias `{}` already sends 100% to version {}, the newest published version of `{}`",
                     self.alias, self.current.primary, self.function
                 ))
-                .help("publish a new version with `mlambda deploy`, or pass `--version N`")
-            })
+                .help("publish a new version with `mlambda deploy`, or pass `--version N`"));
+        };
+        Ok(Version::parse(newest)?)
     }
 
-    fn plan(&self, action: Action, candidate: Option<String>, steps: Vec<Step>) -> RolloutPlan {
-        let to = steps.last().map(|s| s.routing.clone()).unwrap_or_else(|| self.current.render());
-        let previous_primary = steps.iter().any(Step::promotes).then(|| self.current.primary.clone());
+    fn plan(&self, action: Action, candidate: Option<Version>, steps: Vec<Step>) -> RolloutPlan {
+        let to = steps.last().map(Step::routing).unwrap_or_else(|| self.current.render());
+        let previous_primary =
+            steps.iter().any(Step::promotes).then(|| Version::parse(&self.current.primary).ok()).flatten();
         RolloutPlan {
             function: self.function.to_string(),
             alias: self.alias.to_string(),
@@ -209,11 +219,10 @@ impl Inputs<'_> {
     }
 
     fn step(&self, target: AliasRouting, description: String) -> Step {
-        let weight = target.additional.map(|(_, w)| w.get()).unwrap_or(1.0);
-        Step { weight, routing: target.to_string(), target, description }
+        Step { target, description }
     }
 
-    fn weighted(&self, candidate: &str, weight: f64) -> Result<Step, AliasError> {
+    fn weighted(&self, candidate: Version, weight: Weight) -> Result<Step, AliasError> {
         let p = Proposal {
             function: self.function,
             primary: &self.current.primary,
@@ -225,7 +234,7 @@ impl Inputs<'_> {
         Ok(self.step(target, self.current.description.clone()))
     }
 
-    fn promoted(&self, candidate: &str) -> Result<Step, AliasError> {
+    fn promoted(&self, candidate: Version) -> Result<Step, AliasError> {
         let target = alias::check_primary(self.function, candidate, self.versions)?;
         if target.primary.to_string() == self.current.primary {
             return Err(AliasError::SameVersion(self.current.primary.clone()));
@@ -236,18 +245,16 @@ impl Inputs<'_> {
 }
 
 /// `--weight W`: one write that sends `W` to the candidate.
-pub fn weight(i: &Inputs<'_>, w: f64) -> Result<RolloutPlan> {
-    // The weight's range is the first thing a person gets wrong; say so before looking for a candidate.
-    alias::Weight::new(w)?;
+pub fn weight(i: &Inputs<'_>, w: Weight) -> Result<RolloutPlan> {
     let candidate = i.candidate()?;
-    let step = i.weighted(&candidate, w)?;
+    let step = i.weighted(candidate, w)?;
     Ok(i.plan(Action::Weight, Some(candidate), vec![step]))
 }
 
 /// `--steps` or `--preset`: a write per remaining step; 1 promotes.
 pub fn steps(i: &Inputs<'_>, steps: &Steps, interval: Duration) -> Result<RolloutPlan> {
     let candidate = i.candidate()?;
-    let current = i.current.routed().filter(|(v, _)| *v == candidate).map(|(_, w)| w);
+    let current = i.current.routed().filter(|(v, _)| Version::parse(v).ok() == Some(candidate)).map(|(_, w)| w);
     let remaining = steps.remaining(current);
     if remaining.is_empty() {
         return Err(Error::user(format!(
@@ -259,10 +266,10 @@ pub fn steps(i: &Inputs<'_>, steps: &Steps, interval: Duration) -> Result<Rollou
     }
     // A version that can take a weight at all is checked even when only the promote step is left.
     let probe = remaining.iter().copied().find(|w| *w < 1.0).unwrap_or(0.5);
-    i.weighted(&candidate, probe)?;
+    i.weighted(candidate, Weight::new(probe)?)?;
     let mut out = Vec::new();
     for w in &remaining {
-        out.push(if *w >= 1.0 { i.promoted(&candidate)? } else { i.weighted(&candidate, *w)? });
+        out.push(if *w >= 1.0 { i.promoted(candidate)? } else { i.weighted(candidate, Weight::new(*w)?)? });
     }
     let mut plan = i.plan(Action::Steps, Some(candidate), out);
     plan.skipped = steps.weights().iter().copied().filter(|w| !remaining.contains(w)).collect();
@@ -273,12 +280,12 @@ pub fn steps(i: &Inputs<'_>, steps: &Steps, interval: Duration) -> Result<Rollou
 /// `--promote`: the candidate becomes the primary at 100%; the old primary is recorded for `--rollback`.
 pub fn promote(i: &Inputs<'_>) -> Result<RolloutPlan> {
     let candidate = match (i.version, i.current.routed()) {
-        (Some(v), Some((routed, w))) if v != routed => {
+        (Some(v), Some((routed, w))) if Version::parse(routed).ok() != Some(v) => {
             return Err(AliasError::SecondCandidate { routed: routed.to_string(), weight: alias::Percent(w) }.into())
         }
         _ => i.candidate()?,
     };
-    let step = i.promoted(&candidate)?;
+    let step = i.promoted(candidate)?;
     Ok(i.plan(Action::Promote, Some(candidate), vec![step]))
 }
 
@@ -287,12 +294,11 @@ pub fn rollback(i: &Inputs<'_>) -> Result<RolloutPlan> {
     if let Some((routed, _)) = i.current.routed() {
         let primary = Version::parse(&i.current.primary)?;
         let step = i.step(AliasRouting::all(primary), i.current.description.clone());
-        return Ok(i.plan(Action::Rollback, Some(routed.to_string()), vec![step]));
+        return Ok(i.plan(Action::Rollback, Some(Version::parse(routed)?), vec![step]));
     }
     let previous = alias::previous_from_description(&i.current.description)
-        .map(|v| v.to_string())
-        .or_else(|| i.state_previous.map(str::to_string))
-        .filter(|p| *p != i.current.primary);
+        .or(i.state_previous)
+        .filter(|p| p.to_string() != i.current.primary);
     let Some(previous) = previous else {
         return Err(Error::user(format!(
             "nothing to roll back: alias `{}` sends 100% to version {} and no earlier primary is recorded",
@@ -300,7 +306,7 @@ pub fn rollback(i: &Inputs<'_>) -> Result<RolloutPlan> {
         ))
         .help(format!("to go back to a specific version, run `mlambda rollout --version N --promote`; `mlambda status` lists the versions of `{}`", i.function)));
     };
-    let target = alias::check_primary(i.function, &previous, i.versions)?;
+    let target = alias::check_primary(i.function, previous, i.versions)?;
     let step = i.step(target, alias::describe_previous(&i.current.description, None));
     Ok(i.plan(Action::Rollback, Some(previous), vec![step]))
 }
@@ -321,6 +327,14 @@ mod tests {
         }
     }
 
+    fn v(n: &str) -> Version {
+        Version::parse(n).unwrap()
+    }
+
+    fn w(x: f64) -> Weight {
+        Weight::new(x).unwrap()
+    }
+
     fn inputs<'a>(c: &'a Current, vs: &'a [VersionFacts]) -> Inputs<'a> {
         Inputs { function: "churn", alias: "production", current: c, versions: vs, version: None, state_previous: None }
     }
@@ -337,21 +351,20 @@ mod tests {
 
     #[test]
     fn presets_expand_to_their_steps_and_interval() {
-        let (s, d) = Steps::preset("canary10-5m").unwrap();
+        let (s, d) = Steps::preset(Preset::Canary10_5m);
         assert_eq!((s.weights(), d), (&[0.1, 1.0][..], Duration::from_secs(300)));
-        let (s, d) = Steps::preset("linear10-1m").unwrap();
+        let (s, d) = Steps::preset(Preset::Linear10_1m);
         assert_eq!(s.weights(), &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]);
         assert_eq!(d, Duration::from_secs(60));
-        assert!(Steps::preset("fast").unwrap_err().help.unwrap().contains("canary10-5m"));
     }
 
     #[test]
     fn a_weight_plan_reads_from_and_to() {
         let c = current("3", &[], "");
         let vs = versions(4);
-        let p = weight(&inputs(&c, &vs), 0.1).unwrap();
+        let p = weight(&inputs(&c, &vs), w(0.1)).unwrap();
         assert_eq!(p.to_string(), "production: 3 100% → 3 90% · 4 10%\n");
-        assert_eq!(p.candidate.as_deref(), Some("4"));
+        assert_eq!(p.candidate, Some(v("4")));
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["steps"][0]["routing"], "3 90% · 4 10%");
         assert_eq!(json["action"], "weight");
@@ -361,9 +374,9 @@ mod tests {
     fn the_default_candidate_is_the_routed_version_then_the_newest_other_than_the_primary() {
         let vs = versions(5);
         let c = current("3", &[("4", 0.1)], "");
-        assert_eq!(inputs(&c, &vs).candidate().unwrap(), "4");
+        assert_eq!(inputs(&c, &vs).candidate().unwrap(), v("4"));
         let c = current("5", &[], "");
-        assert_eq!(inputs(&c, &vs).candidate().unwrap(), "4");
+        assert_eq!(inputs(&c, &vs).candidate().unwrap(), v("4"));
         let one = versions(1);
         let c = current("1", &[], "");
         assert!(inputs(&c, &one).candidate().unwrap_err().message.contains("there is no candidate"));
@@ -374,12 +387,12 @@ mod tests {
         let vs = versions(4);
         let c = current("3", &[("4", 0.1)], "");
         let p = steps(&inputs(&c, &vs), &Steps::new(vec![0.1, 0.5, 1.0]).unwrap(), Duration::from_secs(60)).unwrap();
-        let routes: Vec<&str> = p.steps.iter().map(|s| s.routing.as_str()).collect();
+        let routes: Vec<String> = p.steps.iter().map(Step::routing).collect();
         assert_eq!(routes, ["3 50% · 4 50%", "4 100%"]);
         assert_eq!(p.skipped, [0.1]);
         assert!(p.steps[1].promotes());
         assert_eq!(p.steps[1].description, "mlambda: previous=3");
-        assert_eq!(p.previous_primary.as_deref(), Some("3"));
+        assert_eq!(p.previous_primary, Some(v("3")));
         assert!(p.to_string().contains("step 1: 3 50% · 4 50%, then watch the alarms of version 4 for 1m"), "{p}");
         let c = current("3", &[("4", 1.0 - 1e-12)], "");
         assert!(steps(&inputs(&c, &vs), &Steps::new(vec![0.5]).unwrap(), Duration::ZERO).is_err());
@@ -412,7 +425,7 @@ mod tests {
         let bare = current("4", &[], "");
         let mut i = inputs(&bare, &vs);
         assert!(rollback(&i).unwrap_err().message.contains("nothing to roll back"));
-        i.state_previous = Some("2");
+        i.state_previous = Some(v("2"));
         assert_eq!(rollback(&i).unwrap().to, "2 100%");
     }
 
@@ -430,11 +443,24 @@ mod tests {
         let vs = versions(5);
         let c = current("3", &[("4", 0.1)], "");
         let mut i = inputs(&c, &vs);
-        i.version = Some("5");
+        i.version = Some(v("5"));
         assert!(promote(&i).unwrap_err().message.contains("only one additional version"));
         let c = current("3", &[], "");
         let mut i = inputs(&c, &vs);
-        i.version = Some("3");
+        i.version = Some(v("3"));
         assert!(promote(&i).unwrap_err().message.contains("already the primary"));
+    }
+
+    #[test]
+    fn rollout_plans_as_json() {
+        let vs = versions(4);
+        let c = current("3", &[], "");
+        insta::assert_json_snapshot!("rollout_weight", weight(&inputs(&c, &vs), w(0.1)).unwrap());
+        let c = current("3", &[("4", 0.1)], "deployed by mlambda");
+        let to_one = Steps::new(vec![0.1, 0.5, 1.0]).unwrap();
+        let p = steps(&inputs(&c, &vs), &to_one, Duration::from_secs(300)).unwrap();
+        insta::assert_json_snapshot!("rollout_steps", p);
+        insta::assert_json_snapshot!("rollout_promote", promote(&inputs(&c, &vs)).unwrap());
+        insta::assert_json_snapshot!("rollout_rollback", rollback(&inputs(&c, &vs)).unwrap());
     }
 }

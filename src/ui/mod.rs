@@ -3,4 +3,5 @@ mod printer;
 pub mod progress;
 pub mod table;
 
+pub use indicatif::HumanBytes;
 pub use printer::Printer;

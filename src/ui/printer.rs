@@ -1,12 +1,13 @@
 //! One printer that knows quiet, verbose and JSON: status to stderr, data to stdout.
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
-
-use serde::Serialize;
 
 use crate::cli::OutputFormat;
 use crate::error::Error;
+use crate::report::Report;
+
+/// The one dry-run banner, above every dry run's text.
+const DRY_RUN_BANNER: &str = "dry run: nothing was changed; mlambda would do this:";
 
 #[derive(Debug, Clone)]
 pub struct Printer {
@@ -14,31 +15,12 @@ pub struct Printer {
     quiet: bool,
     verbose: u8,
     color: bool,
-    /// Set for commands run inside `mlambda up`: their results are collected, not printed.
-    captured: Option<Arc<Mutex<Vec<Captured>>>>,
-}
-
-/// One command's result as `mlambda up` collects it.
-#[derive(Debug, Clone)]
-pub struct Captured {
-    pub json: serde_json::Value,
-    pub text: String,
 }
 
 impl Printer {
     pub fn new(format: OutputFormat, quiet: bool, verbose: u8) -> Printer {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Printer { format, quiet, verbose, color, captured: None }
-    }
-
-    /// A printer that collects results instead of printing them; status lines still go to stderr.
-    pub fn capturing(&self) -> Printer {
-        Printer { captured: Some(Arc::default()), ..self.clone() }
-    }
-
-    /// The results collected since the last call.
-    pub fn take_captured(&self) -> Vec<Captured> {
-        self.captured.as_ref().and_then(|c| c.lock().ok().map(|mut v| std::mem::take(&mut *v))).unwrap_or_default()
+        Printer { format, quiet, verbose, color }
     }
 
     pub fn json(&self) -> bool {
@@ -72,22 +54,17 @@ impl Printer {
         }
     }
 
-    /// A command's result: its `Display` as text, or the value as one JSON document.
-    pub fn data<T: Serialize + Display>(&self, value: &T) {
-        if let Some(sink) = &self.captured {
-            let json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-            if let Ok(mut v) = sink.lock() {
-                v.push(Captured { json, text: value.to_string() });
-            }
-            return;
-        }
+    /// A command's report, once: its `Display` as text (under the dry-run banner), or one JSON document.
+    pub fn report(&self, report: &Report) {
+        let Some(outcome) = &report.outcome else { return };
         let mut out = std::io::stdout().lock();
         let _ = match self.format {
-            OutputFormat::Json => match serde_json::to_string_pretty(value) {
+            OutputFormat::Json => match outcome.to_json().and_then(|v| serde_json::to_string_pretty(&v)) {
                 Ok(text) => writeln!(out, "{text}"),
                 Err(e) => writeln!(std::io::stderr(), "error: cannot encode the result as json: {e}"),
             },
-            OutputFormat::Text => write!(out, "{value}"),
+            OutputFormat::Text if report.dry_run => write!(out, "{DRY_RUN_BANNER}\n{outcome}"),
+            OutputFormat::Text => write!(out, "{outcome}"),
         };
     }
 
