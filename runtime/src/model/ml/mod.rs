@@ -1,11 +1,19 @@
 //! Our own `ai.onnx.ml` ops (and `Cast` with strings), registered into tract's ONNX op table: stock tract
-//! lacks or mis-handles them. Op families depend on [`attrs`] and [`scoring`], never on each other.
+//! lacks or mis-handles them. Op families depend on [`attrs`], [`kernel`] and [`scoring`], never on
+//! each other.
 use tract_onnx::model::OnnxOpRegister;
 
 pub mod attrs;
+pub mod cast;
+pub mod encoders;
+pub mod features;
+pub mod imputer;
+pub mod kernel;
 pub mod linear;
+pub mod normalize;
 pub mod scaler;
 pub mod scoring;
+pub mod svm;
 pub mod tree_ensemble;
 pub mod zipmap;
 
@@ -16,4 +24,10 @@ pub fn register(reg: &mut OnnxOpRegister) {
     linear::register(reg);
     scaler::register(reg);
     zipmap::register(reg);
+    imputer::register(reg);
+    encoders::register(reg);
+    normalize::register(reg);
+    features::register(reg);
+    svm::register(reg);
+    cast::register(reg);
 }
