@@ -66,7 +66,7 @@ pub fn apply(post: PostTransform, v: &mut [f64]) {
             let mut sum = 0f32;
             for x in v.iter_mut() {
                 let f = *x as f32;
-                let e = if f > 1e-7 || f < -1e-7 {
+                let e = if f.abs() > 1e-7 {
                     let e = (f - max).exp();
                     sum += e;
                     e
