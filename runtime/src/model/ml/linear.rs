@@ -124,12 +124,15 @@ mod tests {
 
     #[test]
     fn one_score_binary_layout_expands_to_two_columns_like_onnxruntime() {
-        // onnxruntime's `add_second_class` writes [1 - s, s] and skips the logistic
-        let lin = Linear::new(vec![1.0], vec![-1.0], 1, 2).unwrap();
-        let op = ScoreOp::binary_classifier(Arc::new(lin), vec![], PostTransform::Logistic, Layout::LinearOneScore);
+        // onnxruntime 1.32 (measured): NONE gives [1 - s, s]; LOGISTIC gives [1 - p, p], p = logistic(s)
+        let lin = Arc::new(Linear::new(vec![1.0], vec![-1.0], 1, 2).unwrap());
+        let op = ScoreOp::binary_classifier(lin.clone(), vec![], PostTransform::None, Layout::LinearOneScore);
         let (mut p, mut has) = ([0.0; 2], [false; 2]);
         assert_eq!(op.row(&[0.5], &mut p, &mut has), 0);
         assert_eq!(p, [1.5, -0.5]);
+        let op = ScoreOp::binary_classifier(lin, vec![], PostTransform::Logistic, Layout::LinearOneScore);
+        op.row(&[0.5], &mut p, &mut has);
+        assert!((p[0] - 0.622_459_3).abs() < 1e-6 && (p[1] - 0.377_540_7).abs() < 1e-6, "{p:?}");
     }
 
     #[test]

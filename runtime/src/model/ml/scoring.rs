@@ -92,7 +92,8 @@ pub enum Layout {
     TreesBinary { all_positive: bool },
     /// Trees, two classes, weights on both class ids (onnxruntime's two-class rule without `binary_case`).
     TreesTwoClass,
-    /// LinearClassifier with one coefficient row and two labels: `[1 - s, s]`, label `s > 0`.
+    /// LinearClassifier with one coefficient row and two labels: `[1 - p, p]` (p = s, or logistic(s) for
+    /// LOGISTIC), label `s > 0`.
     LinearOneScore,
 }
 
@@ -199,9 +200,11 @@ impl ScoreOp {
                         probs[0] = probit(s as f32) as f64;
                         probs[1] = 0.0;
                     } else {
-                        // onnxruntime's `add_second_class`: no logistic, whatever post_transform says
-                        probs[0] = 1.0 - s;
-                        probs[1] = s;
+                        // onnxruntime's `add_second_class` (measured with 1.32): LOGISTIC squashes s first,
+                        // NONE and both SOFTMAXes write the raw score
+                        let p = if *post == PostTransform::Logistic { logistic(s) } else { s };
+                        probs[0] = 1.0 - p;
+                        probs[1] = p;
                     }
                     usize::from(s > 0.0)
                 }
@@ -435,9 +438,11 @@ mod tests {
     }
 
     #[test]
-    fn linear_one_score_is_one_minus_s_and_s_without_logistic() {
-        let (label, p) = run(&[0.25, 0.0], &[true, false], vec![], PostTransform::Logistic, Layout::LinearOneScore);
+    fn linear_one_score_is_one_minus_p_and_p() {
+        let (label, p) = run(&[0.25, 0.0], &[true, false], vec![], PostTransform::Softmax, Layout::LinearOneScore);
         assert_eq!((label, p), (1, vec![0.75, 0.25]));
+        let (label, p) = run(&[-0.5, 0.0], &[true, false], vec![], PostTransform::Logistic, Layout::LinearOneScore);
+        assert_eq!((label, p), (0, vec![1.0 - logistic(-0.5), logistic(-0.5)]));
     }
 
     #[test]
