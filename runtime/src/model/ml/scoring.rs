@@ -90,7 +90,8 @@ pub enum Layout {
     /// Trees, two classes, every leaf weight on one class id (onnxruntime's `binary_case`): one score,
     /// expanded into two columns.
     TreesBinary { all_positive: bool },
-    /// Trees, two classes, weights on both class ids (onnxruntime's two-class rule without `binary_case`).
+    /// Trees, two classes, weights on both class ids (onnxruntime's two-class rule without `binary_case`;
+    /// with integer labels it answers 0 or 1 themselves, whatever the labels are, and so does this).
     TreesTwoClass,
     /// LinearClassifier with one coefficient row and two labels: `[1 - p, p]` (p = s, or logistic(s) for
     /// LOGISTIC), label `s > 0`.
@@ -325,6 +326,11 @@ impl EvalOp for ScoreOp {
         }
         let values = tensor1(&values).into_shape(&[n_rows, k])?.into_tvalue();
         match &*self.head {
+            // onnxruntime's two-class tree rule returns 0/1 themselves for integer labels, not labels[0/1]
+            Head::Classifier { labels: ClassLabels::Int(_), layout: Layout::TreesTwoClass, .. } => {
+                let literal: Vec<i64> = picks.iter().map(|&p| p as i64).collect();
+                Ok(tvec!(tensor1(&literal).into_tvalue(), values))
+            }
             Head::Classifier { labels, .. } => Ok(tvec!(labels.tensor(&picks).into_tvalue(), values)),
             Head::Regressor { .. } => Ok(tvec!(values)),
         }
@@ -452,6 +458,13 @@ mod tests {
         assert_eq!((label, p), (1, vec![0.25, 0.75]));
         let (label, p) = run(&[0.5, -0.25], &[true, true], vec![], PostTransform::None, Layout::TreesTwoClass);
         assert_eq!((label, p), (0, vec![0.5, -0.25]));
+        // measured with onnxruntime 1.32: base values [0.5, 0.25] give [-(b1 + s0), b1 + s0]
+        let (label, p) = run(&[0.8, -0.3], &[true, true], vec![0.5, 0.25], PostTransform::None, Layout::TreesTwoClass);
+        assert_eq!(label, 1);
+        assert!((p[1] - 1.05).abs() < 1e-7 && (p[0] + 1.05).abs() < 1e-7, "{p:?}");
+        let (label, p) = run(&[0.8, -0.3], &[true, true], vec![0.5], PostTransform::None, Layout::TreesTwoClass);
+        assert_eq!(label, 0);
+        assert!((p[0] - 1.3).abs() < 1e-7 && (p[1] + 0.3).abs() < 1e-7, "{p:?}");
     }
 
     #[test]
