@@ -6,8 +6,8 @@ use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use super::scoring::{Head, ScoreExpansion, ScoreOp, Scorer};
-use super::tree_ensemble::{floats, int_labels, post_transform};
+use super::attrs::{class_labels, err, floats, post_transform};
+use super::scoring::{score_op, Head, Layout, Scores};
 
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("LinearClassifier", classifier);
@@ -37,8 +37,18 @@ impl Linear {
         let n_features = coefficients.len() / targets;
         Ok(Linear { coefficients, intercepts, targets, n_features, slots: slots.max(targets) })
     }
+}
 
-    pub fn scores_block(&self, rows: &[f32], width: usize, out: &mut [f64], has: &mut [bool]) {
+impl Scores for Linear {
+    fn n_outputs(&self) -> usize {
+        self.slots
+    }
+
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    fn scores_block(&self, rows: &[f32], width: usize, out: &mut [f64], has: &mut [bool]) {
         let k = self.slots;
         for (r, row) in rows.chunks_exact(width).enumerate() {
             let (out, has) = (&mut out[r * k..(r + 1) * k], &mut has[r * k..(r + 1) * k]);
@@ -56,52 +66,56 @@ impl Linear {
     }
 }
 
-fn op(linear: Linear, head: Head) -> Box<dyn InferenceOp> {
-    expand(ScoreExpansion(ScoreOp { scorer: Scorer::Linear(Arc::new(linear)), head: Arc::new(head) }))
-}
-
 fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let labels = int_labels(node, "classlabels_ints")?;
+    let labels = class_labels(node, "classlabels_ints")?;
     let coefficients = floats(node, "coefficients")?;
     let intercepts = floats(node, "intercepts")?;
-    // the intercepts say how many scores a row has (onnxruntime infers it from the input width, which a
-    // parser does not know); skl2onnx always writes them, zeros included
-    ensure!(
-        !intercepts.is_empty(),
-        "LinearClassifier has no intercepts, so its score count is ambiguous: re-export it with skl2onnx"
-    );
-    // one score for two classes is onnxruntime's binary layout; otherwise one score per class
-    let binary = labels.len() == 2 && intercepts.len() == 1;
-    let targets = if binary { 1 } else { labels.len() };
-    let linear = Linear::new(coefficients, intercepts, targets, labels.len())
-        .map_err(|e| format_err!("LinearClassifier: {e}"))?;
-    let head =
-        Head::Classifier { labels, base_values: vec![], post: post_transform(node)?, binary, all_positive: false };
-    Ok((op(linear, head), vec![]))
+    // onnxruntime counts scores by intercepts; skl2onnx always writes them, zeros included
+    if intercepts.is_empty() {
+        return Err(err(node, "intercepts", "is missing, so the score count is unknown: re-export with skl2onnx"));
+    }
+    // one score for two labels is onnxruntime's `add_second_class` layout; otherwise one score per label
+    let layout = match (intercepts.len(), labels.len()) {
+        (1, 2) => Layout::LinearOneScore,
+        (t, l) if t == l => Layout::Multi,
+        (t, l) => {
+            return Err(err(
+                node,
+                "intercepts",
+                format!("has {t} scores for {l} class labels; onnxruntime needs one per label (or one for two)"),
+            ))
+        }
+    };
+    let targets = intercepts.len();
+    let linear =
+        Linear::new(coefficients, intercepts, targets, labels.len()).map_err(|e| err(node, "coefficients", e))?;
+    let head = Head::Classifier { labels, base_values: vec![], post: post_transform(node)?, layout };
+    Ok((score_op(Arc::new(linear), head), vec![]))
 }
 
 fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let targets: i64 = node.get_attr_opt("targets")?.unwrap_or(1);
-    ensure!(targets >= 1, "LinearRegressor targets must be at least 1, got {targets}");
+    if targets < 1 {
+        return Err(err(node, "targets", format!("is {targets}; it must be at least 1: re-export the model")));
+    }
     let targets = targets as usize;
     let linear = Linear::new(floats(node, "coefficients")?, floats(node, "intercepts")?, targets, targets)
-        .map_err(|e| format_err!("LinearRegressor: {e}"))?;
+        .map_err(|e| err(node, "coefficients", e))?;
     // the intercepts are already in the scores
     let head = Head::Regressor { base_values: vec![], post: post_transform(node)? };
-    Ok((op(linear, head), vec![]))
+    Ok((score_op(Arc::new(linear), head), vec![]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ml::scoring::{logistic, PostTransform};
+    use crate::model::ml::scoring::{logistic, PostTransform, ScoreOp};
 
     #[test]
     fn two_class_rows_match_sklearn_logistic_regression() {
         // skl2onnx's binary LogisticRegression: rows [-w, w], intercepts [-b, b], LOGISTIC per class
         let lin = Linear::new(vec![-0.5, -2.0, 0.5, 2.0], vec![-0.25, 0.25], 2, 2).unwrap();
-        let op =
-            ScoreOp::binary_classifier(Scorer::Linear(Arc::new(lin)), vec![], PostTransform::Logistic, false, false);
+        let op = ScoreOp::binary_classifier(Arc::new(lin), vec![], PostTransform::Logistic, Layout::Multi);
         let (mut p, mut has) = ([0.0; 2], [false; 2]);
         assert_eq!(op.row(&[1.0, 0.5], &mut p, &mut has), 1);
         let s = 0.5 + 1.0 + 0.25;
@@ -109,13 +123,16 @@ mod tests {
     }
 
     #[test]
-    fn one_score_binary_layout_expands_to_two_columns() {
-        let lin = Linear::new(vec![1.0], vec![-1.0], 1, 2).unwrap();
-        let op =
-            ScoreOp::binary_classifier(Scorer::Linear(Arc::new(lin)), vec![], PostTransform::Logistic, true, false);
+    fn one_score_binary_layout_expands_to_two_columns_like_onnxruntime() {
+        // onnxruntime 1.32 (measured): NONE gives [1 - s, s]; LOGISTIC gives [1 - p, p], p = logistic(s)
+        let lin = Arc::new(Linear::new(vec![1.0], vec![-1.0], 1, 2).unwrap());
+        let op = ScoreOp::binary_classifier(lin.clone(), vec![], PostTransform::None, Layout::LinearOneScore);
         let (mut p, mut has) = ([0.0; 2], [false; 2]);
         assert_eq!(op.row(&[0.5], &mut p, &mut has), 0);
-        assert!((p[1] - logistic(-0.5)).abs() < 1e-15 && (p[0] - logistic(0.5)).abs() < 1e-15, "{p:?}");
+        assert_eq!(p, [1.5, -0.5]);
+        let op = ScoreOp::binary_classifier(lin, vec![], PostTransform::Logistic, Layout::LinearOneScore);
+        op.row(&[0.5], &mut p, &mut has);
+        assert!((p[0] - 0.622_459_3).abs() < 1e-6 && (p[1] - 0.377_540_7).abs() < 1e-6, "{p:?}");
     }
 
     #[test]

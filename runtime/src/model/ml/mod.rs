@@ -1,16 +1,36 @@
-//! Our own `ai.onnx.ml` ops, registered into tract's ONNX op table (stock tract lacks or mis-handles them).
+//! Our own `ai.onnx.ml` ops (and `Cast` with strings), registered into tract's ONNX op table: stock tract
+//! lacks or mis-handles them. Op families depend on [`attrs`], [`kernel`] and [`scoring`], never on
+//! each other.
 use tract_onnx::model::OnnxOpRegister;
 
+pub mod attrs;
+pub mod cast;
+pub mod encoders;
+pub mod features;
+pub mod imputer;
+pub mod kernel;
 pub mod linear;
+pub mod normalize;
 pub mod scaler;
 pub mod scoring;
+pub mod svm;
 pub mod tree_ensemble;
 pub mod zipmap;
 
-/// Adds (or replaces) the `ai.onnx.ml` ops skl2onnx exports: tract 0.23.9 lacks them or runs them wrong.
+#[cfg(test)]
+mod e2e;
+
+/// Adds (or replaces) the ops skl2onnx and onnxmltools export; called after the core table is inserted,
+/// so `Cast` here overrides the core entry.
 pub fn register(reg: &mut OnnxOpRegister) {
     tree_ensemble::register(reg);
     linear::register(reg);
     scaler::register(reg);
     zipmap::register(reg);
+    imputer::register(reg);
+    encoders::register(reg);
+    normalize::register(reg);
+    features::register(reg);
+    svm::register(reg);
+    cast::register(reg);
 }

@@ -10,7 +10,8 @@ use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use super::scoring::{Head, PostTransform, ScoreExpansion, ScoreOp, Scorer};
+use super::attrs::{class_labels, err, floats, ints, post_transform, string_or};
+use super::scoring::{score_op, Head, Layout, Scores, BLOCK};
 
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", classifier);
@@ -306,14 +307,20 @@ impl Ensemble {
     }
 }
 
-/// Rows evaluated together by [`Ensemble::scores_block`], and trees walked together for one row.
-pub const BLOCK: usize = 8;
+impl Scores for Ensemble {
+    fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
 
-impl Ensemble {
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+
     /// [`Ensemble::scores`] for up to [`BLOCK`] rows at once (`out`/`has` hold `n_outputs` per row).
     /// The rows' walks down one tree are independent, so the CPU overlaps them; each row still sums
-    /// its trees in order, so the results are bit-identical to `scores`.
-    pub fn scores_block(&self, rows: &[f32], width: usize, out: &mut [f64], has: &mut [bool]) {
+    /// its trees in order, so the results are bit-identical to `scores`. [`BLOCK`] trees are also walked
+    /// together for one row.
+    fn scores_block(&self, rows: &[f32], width: usize, out: &mut [f64], has: &mut [bool]) {
         let n = rows.len() / width;
         let k = self.n_outputs;
         // one row (the common request) gains nothing from lockstep walking and pays its bookkeeping
@@ -359,17 +366,6 @@ impl Ensemble {
     }
 }
 
-pub(super) fn floats(node: &NodeProto, name: &str) -> TractResult<Vec<f32>> {
-    if node.get_attr_opt::<&tract_onnx::pb::TensorProto>(&format!("{name}_as_tensor"))?.is_some() {
-        bail!("attribute {name}_as_tensor (double precision) is not supported: export with float32 attributes");
-    }
-    Ok(node.get_attr_opt_vec::<f32>(name)?.unwrap_or_default())
-}
-
-fn ints<'a>(node: &'a NodeProto, name: &str) -> TractResult<&'a [i64]> {
-    Ok(node.get_attr_opt_slice::<i64>(name)?.unwrap_or(&[]))
-}
-
 fn build(node: &NodeProto, prefix: &str, n_outputs: usize, aggregate: Aggregate) -> TractResult<Ensemble> {
     let modes = node
         .get_attr_opt_vec::<String>("nodes_modes")?
@@ -377,7 +373,7 @@ fn build(node: &NodeProto, prefix: &str, n_outputs: usize, aggregate: Aggregate)
         .iter()
         .map(|s| Mode::parse(s))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format_err!("{e}"))?;
+        .map_err(|e| err(node, "nodes_modes", e))?;
     let values = floats(node, "nodes_values")?;
     let weights = floats(node, &format!("{prefix}_weights"))?;
     let raw = RawTrees {
@@ -394,56 +390,52 @@ fn build(node: &NodeProto, prefix: &str, n_outputs: usize, aggregate: Aggregate)
         w_targets: ints(node, &format!("{prefix}_ids"))?,
         w_values: &weights,
     };
-    Ensemble::build(&raw, n_outputs, aggregate).map_err(|e| format_err!("{e}"))
-}
-
-pub(super) fn post_transform(node: &NodeProto) -> TractResult<PostTransform> {
-    let s: String = node.get_attr_opt("post_transform")?.unwrap_or_else(|| "NONE".to_string());
-    PostTransform::parse(&s).map_err(|e| format_err!("{e}"))
-}
-
-/// A classifier's integer labels from attribute `attr` (string labels are refused with the fix).
-pub(super) fn int_labels(node: &NodeProto, attr: &str) -> TractResult<Vec<i64>> {
-    if node.get_attr_opt_tvec::<&str>("classlabels_strings")?.is_some() {
-        bail!("string class labels are not supported: train the classifier on integer labels 0/1");
-    }
-    let labels = node.get_attr_opt_slice::<i64>(attr)?.with_context(|| format!("{} has no {attr}", node.op_type))?;
-    ensure!(!labels.is_empty(), "{} has no class labels", node.op_type);
-    Ok(labels.to_vec())
+    Ensemble::build(&raw, n_outputs, aggregate).map_err(|e| {
+        format_err!("node {:?} ({}): {e}: re-export the model with skl2onnx or onnxmltools", node.name, node.op_type)
+    })
 }
 
 fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let labels = int_labels(node, "classlabels_int64s")?;
+    let labels = class_labels(node, "classlabels_int64s")?;
     let ensemble = build(node, "class", labels.len(), Aggregate::Sum)?;
     let base_values = floats(node, "base_values")?;
     let first = ensemble.leaf_target.first().copied();
-    let binary = labels.len() == 2 && ensemble.leaf_target.iter().all(|t| Some(*t) == first);
-    let all_positive = ensemble.leaf_weight.iter().all(|w| *w >= 0.0);
-    let head = Head::Classifier { labels, base_values, post: post_transform(node)?, binary, all_positive };
-    Ok((expand(ScoreExpansion(ScoreOp { scorer: Scorer::Trees(Arc::new(ensemble)), head: Arc::new(head) })), vec![]))
+    let layout = if labels.len() != 2 {
+        Layout::Multi
+    } else if ensemble.leaf_target.iter().all(|t| Some(*t) == first) {
+        Layout::TreesBinary { all_positive: ensemble.leaf_weight.iter().all(|w| *w >= 0.0) }
+    } else {
+        Layout::TreesTwoClass
+    };
+    let head = Head::Classifier { labels, base_values, post: post_transform(node)?, layout };
+    Ok((score_op(Arc::new(ensemble), head), vec![]))
 }
 
 fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let n_targets: i64 = node.get_attr_opt("n_targets")?.unwrap_or(1);
-    ensure!(n_targets >= 1, "TreeEnsembleRegressor n_targets must be at least 1, got {n_targets}");
-    let aggregate = match node.get_attr_opt::<String>("aggregate_function")?.as_deref().unwrap_or("SUM") {
+    if n_targets < 1 {
+        return Err(err(node, "n_targets", format!("is {n_targets}; it must be at least 1: re-export the model")));
+    }
+    let aggregate = match string_or(node, "aggregate_function", "SUM")?.as_str() {
         "SUM" => Aggregate::Sum,
         "AVERAGE" => Aggregate::Average,
         "MIN" => Aggregate::Min,
         "MAX" => Aggregate::Max,
-        other => bail!("TreeEnsembleRegressor aggregate_function {other:?} is unknown"),
+        other => {
+            return Err(err(node, "aggregate_function", format!("is {other:?}; SUM, AVERAGE, MIN or MAX are known")))
+        }
     };
     let ensemble = build(node, "target", n_targets as usize, aggregate)?;
     let mut base_values = floats(node, "base_values")?;
     base_values.resize(n_targets as usize, 0.0);
     let head = Head::Regressor { base_values, post: post_transform(node)? };
-    Ok((expand(ScoreExpansion(ScoreOp { scorer: Scorer::Trees(Arc::new(ensemble)), head: Arc::new(head) })), vec![]))
+    Ok((score_op(Arc::new(ensemble), head), vec![]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ml::scoring::logistic;
+    use crate::model::ml::scoring::{logistic, PostTransform, ScoreOp};
 
     /// One stump per call: feature 0 against 0.5 with the given mode; true leaf weighs 1, false leaf 2.
     fn stump(mode: Mode, nan_true: bool) -> Ensemble {
@@ -579,8 +571,9 @@ mod tests {
     #[test]
     fn binary_gbm_layout_matches_onnxruntime() {
         // skl2onnx's GradientBoostingClassifier: weights on class 0, one base value, LOGISTIC
-        let stump = Scorer::Trees(Arc::new(stump(Mode::Leq, false)));
-        let op = ScoreOp::binary_classifier(stump, vec![-0.5], PostTransform::Logistic, true, false);
+        let stump = Arc::new(stump(Mode::Leq, false));
+        let layout = Layout::TreesBinary { all_positive: false };
+        let op = ScoreOp::binary_classifier(stump, vec![-0.5], PostTransform::Logistic, layout);
         let (mut p, mut has) = ([0.0; 2], [false; 2]);
         let label = op.row(&[0.0], &mut p, &mut has); // leaf 1.0 + base -0.5 = 0.5
         assert_eq!(label, 1);
@@ -591,7 +584,8 @@ mod tests {
     fn binary_forest_layout_matches_onnxruntime() {
         // skl2onnx's RandomForestClassifier: P(class 1) summed on class id 0, post NONE
         let forest = Ensemble { leaf_weight: vec![0.25, 0.75], ..stump(Mode::Leq, false) };
-        let op = ScoreOp::binary_classifier(Scorer::Trees(Arc::new(forest)), vec![], PostTransform::None, true, true);
+        let layout = Layout::TreesBinary { all_positive: true };
+        let op = ScoreOp::binary_classifier(Arc::new(forest), vec![], PostTransform::None, layout);
         let (mut p, mut has) = ([0.0; 2], [false; 2]);
         assert_eq!(op.row(&[0.0], &mut p, &mut has), 0);
         assert_eq!(p, [0.75, 0.25]);
@@ -610,6 +604,6 @@ mod tests {
     fn modes_parse_and_reject_unknown() {
         assert_eq!(Mode::parse("BRANCH_GTE"), Ok(Mode::Gte));
         assert!(Mode::parse("BRANCH_MEMBER").unwrap_err().contains("BRANCH_MEMBER"));
-        assert!(PostTransform::parse("PROBIT").is_err());
+        assert!(PostTransform::parse("BOGUS").is_err());
     }
 }

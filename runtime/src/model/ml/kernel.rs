@@ -1,0 +1,127 @@
+//! The one tract op behind every single-output `ai.onnx.ml` preprocessing op (Imputer, encoders, Cast,
+//! ...): an op family implements [`Kernel`] (its output type and shape, and its eval), this module turns
+//! that into tract's inference rules, typed facts and eval.
+use std::sync::Arc;
+
+use tract_onnx::tract_hir::internal::*;
+
+/// One input's type and shape as a kernel sees them while the graph is typed.
+pub struct Fact<'a> {
+    pub dt: DatumType,
+    pub shape: &'a [TDim],
+}
+
+pub trait Kernel: std::fmt::Debug + Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// How many inputs the op takes (`None`: one or more).
+    fn arity(&self) -> Option<usize> {
+        Some(1)
+    }
+    /// The output's datum type and shape, or an error that names the node and the fix.
+    fn output(&self, inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)>;
+    fn eval(&self, inputs: &[&Tensor]) -> TractResult<Tensor>;
+
+    /// Ops with several outputs (classifiers) override these three instead of `output` and `eval`.
+    fn n_outputs(&self) -> usize {
+        1
+    }
+    fn outputs(&self, inputs: &[Fact]) -> TractResult<TVec<(DatumType, TVec<TDim>)>> {
+        Ok(tvec!(self.output(inputs)?))
+    }
+    fn eval_all(&self, inputs: &[&Tensor]) -> TractResult<TVec<Tensor>> {
+        Ok(tvec!(self.eval(inputs)?))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KernelOp(pub Arc<dyn Kernel>);
+
+impl KernelOp {
+    pub fn boxed(kernel: impl Kernel) -> Box<dyn InferenceOp> {
+        expand(KernelOp(Arc::new(kernel)))
+    }
+}
+
+// identity, for the same reason as `ScoreOp`: ops are equal only when they share their data
+impl PartialEq for KernelOp {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
+}
+impl Eq for KernelOp {}
+
+impl Op for KernelOp {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+    op_as_typed_op!();
+}
+
+impl EvalOp for KernelOp {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let tensors: Vec<&Tensor> = inputs.iter().map(|v| &**v).collect();
+        Ok(self.0.eval_all(&tensors)?.into_iter().map(|t| t.into_tvalue()).collect())
+    }
+}
+
+impl TypedOp for KernelOp {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let shapes: Vec<TVec<TDim>> = inputs.iter().map(|f| f.shape.to_tvec()).collect();
+        let facts: Vec<Fact> = inputs.iter().zip(&shapes).map(|(f, s)| Fact { dt: f.datum_type, shape: s }).collect();
+        Ok(self.0.outputs(&facts)?.into_iter().map(|(dt, shape)| dt.fact(shape)).collect())
+    }
+    as_op!();
+}
+
+impl Expansion for KernelOp {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(self.0.n_outputs())
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        if let Some(n) = self.0.arity() {
+            check_input_arity(inputs, n)?;
+        }
+        check_output_arity(outputs, self.0.n_outputs())?;
+        let n = inputs.len();
+        s.given_all((0..n).map(|i| (&inputs[i].datum_type).bex()), move |s, dts: Vec<DatumType>| {
+            s.given_all(inputs.iter().map(|i| &i.shape), move |s, shapes: Vec<TVec<TDim>>| {
+                let facts: Vec<Fact> = dts.iter().zip(&shapes).map(|(dt, s)| Fact { dt: *dt, shape: s }).collect();
+                for (o, (dt, shape)) in outputs.iter().zip(self.0.outputs(&facts)?) {
+                    s.equals(&o.datum_type, dt)?;
+                    s.equals(&o.shape, ShapeFactoid::from(shape))?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        model.wire_node(prefix, self.clone(), inputs)
+    }
+}
+
+/// `inputs[0]`'s rows as `(rows, width)`: a `[N, C]` tensor, or `[C]` as one row (onnxruntime's rule).
+pub fn rows_of(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [c] => (1, *c),
+        [.., c] => (shape.iter().product::<usize>() / (*c).max(1), *c),
+    }
+}
+
+/// Builds a tensor of `shape` from row-major data of any datum type (String included).
+pub fn tensor_of<T: Datum>(shape: &[usize], data: Vec<T>) -> TractResult<Tensor> {
+    Ok(tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)?.into_tensor())
+}
