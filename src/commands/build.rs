@@ -65,9 +65,9 @@ pub async fn run(ctx: &Ctx<'_>, args: &BuildArgs) -> Result<()> {
     let c = &loaded.config;
     let arch = c.function.architecture;
 
-    let runtime = match &args.runtime {
-        Some(p) => p.clone(),
-        None => build_runtime(ctx, arch, args.dry.dry_run)?,
+    let runtime = match crate::bootstrap::locate(args.runtime.clone(), arch)? {
+        found if found.source == crate::bootstrap::Source::Checkout => build_runtime(ctx, arch, args.dry.dry_run)?,
+        found => crate::bootstrap::ensure(ctx.printer, &found, arch, args.dry.dry_run)?,
     };
     let bootstrap = read_bootstrap(&runtime, &c.image.base, arch)?;
 

@@ -21,6 +21,7 @@ mod model;
 mod prune;
 mod push;
 mod rollout;
+mod runtime;
 mod status;
 mod up;
 mod warm;
@@ -66,6 +67,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Warm(a) => warm::run(&ctx, &a).await,
         Command::Invoke(a) => invoke::run(&ctx, &a).await,
         Command::Up(a) => up::run(&ctx, &a).await,
+        Command::Runtime(c) => runtime::run(&ctx, &c).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mlambda", &mut std::io::stdout());
             Ok(())

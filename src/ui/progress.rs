@@ -31,3 +31,14 @@ pub fn bytes(printer: &Printer, total: u64, msg: impl Into<String>) -> ProgressB
     pb.set_message(msg.into());
     pb
 }
+
+/// A spinner that also shows the time since it started, for steps that take minutes; hidden unless
+/// `printer.progress_enabled()` (the caller then prints plain lines).
+pub fn timed_spinner(printer: &Printer, msg: impl Into<String>) -> ProgressBar {
+    let pb = spinner(printer, msg);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb
+}
