@@ -28,7 +28,9 @@ pub enum Source {
     Env,
     Cache,
     Checkout,
-    EmbeddedSource,
+    /// The runtime source inside this binary, compiled into the cache.
+    #[serde(rename = "embedded-source")]
+    Embedded,
 }
 
 impl fmt::Display for Source {
@@ -38,7 +40,7 @@ impl fmt::Display for Source {
             Source::Env => "env",
             Source::Cache => "cache",
             Source::Checkout => "checkout",
-            Source::EmbeddedSource => "embedded-source",
+            Source::Embedded => "embedded-source",
         })
     }
 }
@@ -58,7 +60,7 @@ pub struct Located {
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let note = match (self.source, self.exists) {
-            (Source::EmbeddedSource, _) => {
+            (Source::Embedded, _) => {
                 " (not built yet: `mlambda build` or `mlambda runtime build` compiles it once)"
             }
             (Source::Checkout, false) => " (not built yet: `mlambda build` builds it with cargo)",
@@ -110,7 +112,7 @@ pub fn locate(explicit: Option<PathBuf>, arch: Architecture) -> Result<Located, 
         return Ok(found(binary, Source::Checkout));
     }
     let paths = paths.ok_or(Error::NoCacheDir)?;
-    Ok(found(paths.bootstrap, Source::EmbeddedSource))
+    Ok(found(paths.bootstrap, Source::Embedded))
 }
 
 /// The mlambda source checkout `dir` is in, if any.
@@ -127,7 +129,7 @@ pub fn checkout(dir: &Path) -> Option<PathBuf> {
 /// from (a dry run refuses instead: it must not spend minutes). `Source::Checkout` is returned as located:
 /// the build command runs cargo in the checkout itself.
 pub fn ensure(printer: &Printer, found: &Located, arch: Architecture, dry_run: bool) -> Result<PathBuf, Error> {
-    if found.source != Source::EmbeddedSource {
+    if found.source != Source::Embedded {
         printer.detail(format!("runtime: `{}` ({})", found.path.display(), found.source));
         return Ok(found.path.clone());
     }
@@ -262,7 +264,7 @@ mod tests {
     fn the_json_shape_is_path_source_exists_key() {
         let l = Located {
             path: "/c/bootstrap".into(),
-            source: Source::EmbeddedSource,
+            source: Source::Embedded,
             exists: false,
             cache_key: "k".into(),
             target: "x86_64-unknown-linux-gnu",
