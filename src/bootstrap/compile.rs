@@ -161,13 +161,27 @@ pub fn elapsed(d: Duration) -> String {
     }
 }
 
-/// Compiles `bootstrap` for `key` into `paths.bootstrap`.
-pub fn compile(printer: &Printer, key: &CacheKey, paths: &CachePaths) -> Result<Compiled, Error> {
+/// Compiles `bootstrap` for `key` into `paths.bootstrap`; without `force`, a binary already there (perhaps
+/// made by another mlambda while this one waited for the lock) is taken as it is.
+pub fn compile(printer: &Printer, key: &CacheKey, paths: &CachePaths, force: bool) -> Result<Compiled, Error> {
     let target = key.target;
     let io = |what: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { what, path, source }
     };
+    // one compile per key at a time: a second mlambda waits, then takes what the first one made
+    let lock_path = paths.source.with_extension("lock");
+    let parent = lock_path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
+    if let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock() {
+        printer
+            .status(format!("waiting for another mlambda that is compiling this runtime (`{}`)", lock_path.display()));
+        lock.lock().map_err(io("lock", &lock_path))?;
+    }
+    if !force && paths.bootstrap.is_file() {
+        return Ok(Compiled { path: paths.bootstrap.clone(), elapsed: Duration::ZERO, crates: 0 });
+    }
     match std::fs::remove_dir_all(&paths.source) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("clear", &paths.source)(e)),
         _ => {}
@@ -300,6 +314,28 @@ mod tests {
         assert_eq!(run.crates, 50);
         assert_eq!(run.tail.len(), TAIL);
         assert_eq!(run.tail.last().map(String::as_str), Some("error: boom"));
+    }
+
+    #[test]
+    fn a_second_compile_waits_for_the_first_and_takes_its_binary() {
+        let root = tempfile::tempdir().unwrap();
+        let key = CacheKey { version: "0.0.0".into(), target: "x86_64-unknown-linux-gnu", source_sha256: "ab".into() };
+        let paths = CachePaths::new(root.path(), &key);
+        std::fs::create_dir_all(paths.source.parent().unwrap()).unwrap();
+        let first = std::fs::File::create(paths.source.with_extension("lock")).unwrap();
+        first.lock().unwrap();
+        let waiter = {
+            let (key, paths) = (key.clone(), paths.clone());
+            std::thread::spawn(move || compile(&Printer::new(OutputFormat::Json, true, 0), &key, &paths, false))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "the second compile waits for the lock");
+        std::fs::create_dir_all(paths.bootstrap.parent().unwrap()).unwrap();
+        std::fs::write(&paths.bootstrap, b"built by the first").unwrap();
+        first.unlock().unwrap();
+        let done = waiter.join().unwrap().unwrap();
+        assert_eq!((done.path, done.crates), (paths.bootstrap.clone(), 0));
+        assert!(!paths.source.exists(), "the waiter extracted nothing");
     }
 
     #[test]

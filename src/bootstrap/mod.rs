@@ -60,9 +60,7 @@ pub struct Located {
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let note = match (self.source, self.exists) {
-            (Source::Embedded, _) => {
-                " (not built yet: `mlambda build` or `mlambda runtime build` compiles it once)"
-            }
+            (Source::Embedded, _) => " (not built yet: `mlambda build` or `mlambda runtime build` compiles it once)",
             (Source::Checkout, false) => " (not built yet: `mlambda build` builds it with cargo)",
             (_, false) => " (missing)",
             _ => "",
@@ -137,7 +135,7 @@ pub fn ensure(printer: &Printer, found: &Located, arch: Architecture, dry_run: b
         return Err(Error::NotBuilt { target: found.target, path: found.path.clone() });
     }
     let (key, paths) = cache_paths(arch)?;
-    Ok(compile::compile(printer, &key, &paths)?.path)
+    Ok(compile::compile(printer, &key, &paths, false)?.path)
 }
 
 /// Why the runtime cannot be found or made, each with what to do.

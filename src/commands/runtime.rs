@@ -80,7 +80,7 @@ fn build(ctx: &Ctx<'_>, args: &RuntimeBuildArgs) -> Result<()> {
         ctx.printer.data(&outcome);
         return Ok(());
     }
-    let done = compile::compile(ctx.printer, &key, &paths)?;
+    let done = compile::compile(ctx.printer, &key, &paths, args.force)?;
     outcome.compiled = true;
     outcome.seconds = Some(done.elapsed.as_secs_f64());
     outcome.crates = Some(done.crates);
