@@ -100,6 +100,9 @@ pub enum Command {
     /// Run the whole flow: build, push, model push, deploy, rollout, alarms; resumes after a failure
     #[command(after_help = "Examples:\n  mlambda up\n  mlambda up --dry-run --output json")]
     Up(UpArgs),
+    /// Find the static `bootstrap` every image carries, or compile it once into the user cache
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
     /// Print shell completions
     #[command(after_help = "Examples:\n  mlambda completions bash > /etc/bash_completion.d/mlambda")]
     Completions {
@@ -132,7 +135,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
-    /// The static `bootstrap` binary to put in the image (default: built from the workspace with cargo)
+    /// The static `bootstrap` binary to put in the image (default: the user cache, this checkout, or compiled
+    /// once from the runtime source inside mlambda; see `mlambda runtime path`)
     #[arg(long, env = "MLAMBDA_RUNTIME", hide_env_values = true)]
     pub runtime: Option<PathBuf>,
     /// Image tag (default: <model version>-<content hash>)
@@ -289,4 +293,43 @@ pub struct UpArgs {
 /// A domain value from its text; its error reaches `main` typed, so the message and exit code match the config's.
 fn parse<T: std::str::FromStr<Err = crate::domain::DomainError>>(s: &str) -> Result<T, crate::domain::DomainError> {
     s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuntimeCommand {
+    /// Compile the runtime into the user cache now (a few minutes, once per mlambda version and architecture)
+    #[command(after_help = "Examples:\n  mlambda runtime build\n  mlambda runtime build --arch arm64 --force")]
+    Build(RuntimeBuildArgs),
+    /// Print where `mlambda build` gets the runtime and which source gave it: flag, env, cache, checkout or
+    /// embedded-source
+    #[command(after_help = "Examples:\n  mlambda runtime path\n  mlambda runtime path --arch arm64 --output json")]
+    Path(RuntimePathArgs),
+}
+
+/// The architecture a runtime is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeArch {
+    #[value(name = "x86_64")]
+    X86_64,
+    Arm64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeBuildArgs {
+    /// Architecture (default: `function.architecture` in mlambda.yaml, else x86_64)
+    #[arg(long, value_enum)]
+    pub arch: Option<RuntimeArch>,
+    /// Compile again even when the cache already has this runtime
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RuntimePathArgs {
+    /// Architecture (default: `function.architecture` in mlambda.yaml, else x86_64)
+    #[arg(long, value_enum)]
+    pub arch: Option<RuntimeArch>,
+    /// A `bootstrap` to use instead, as `mlambda build --runtime` takes it
+    #[arg(long, env = "MLAMBDA_RUNTIME", hide_env_values = true)]
+    pub runtime: Option<PathBuf>,
 }

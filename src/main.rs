@@ -2,6 +2,7 @@
 #![allow(clippy::result_large_err)]
 
 mod aws;
+mod bootstrap;
 mod cli;
 mod commands;
 mod config;

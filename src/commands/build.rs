@@ -104,9 +104,9 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<Report
 fn prepare(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<(BuildOutcome, Vec<u8>)> {
     let c = p.config();
     let arch = c.function.architecture;
-    let runtime = match &s.runtime {
-        Some(path) => path.clone(),
-        None => build_runtime(ctx, arch, s.dry_run)?,
+    let runtime = match crate::bootstrap::locate(s.runtime.clone(), arch)? {
+        found if found.source == crate::bootstrap::Source::Checkout => build_runtime(ctx, arch, s.dry_run)?,
+        found => crate::bootstrap::ensure(ctx.printer, &found, arch, s.dry_run)?,
     };
     let bootstrap = read_bootstrap(&runtime, &c.image.base, arch)?;
     let model_sha256 = model_sha256(&s.model_path)?;

@@ -25,6 +25,7 @@ mod model;
 mod prune;
 mod push;
 mod rollout;
+mod runtime;
 mod status;
 mod up;
 mod warm;
@@ -86,6 +87,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Report> {
             invoke::run(&ctx, &p, &InvokeSettings::resolve(&a, &p)).await
         }
         Command::Up(a) => up::run(&ctx, &ctx.project()?, &UpSettings::resolve(&a)).await,
+        Command::Runtime(c) => runtime::run(&ctx, &c).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mlambda", &mut std::io::stdout());
             Ok(Report::nothing())

@@ -106,3 +106,14 @@ impl LayerBars {
         let _ = self.multi.clear();
     }
 }
+
+/// A spinner that also shows the time since it started, for steps that take minutes; hidden unless
+/// `printer.progress_enabled()` (the caller then prints plain lines).
+pub fn timed_spinner(printer: &Printer, msg: impl Into<String>) -> ProgressBar {
+    let pb = spinner(printer, msg);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb
+}

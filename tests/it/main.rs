@@ -4,6 +4,7 @@ mod alarms;
 mod build_push;
 mod common;
 mod deploy;
+mod install;
 mod model_push;
 mod rollout;
 mod status;

@@ -1,0 +1,102 @@
+//! An installed mlambda in a directory outside this checkout: it finds its runtime in the user cache
+//! (`XDG_CACHE_HOME`), says what to do when it cannot, and builds an image with it. The cache is pre-seeded with
+//! the suite's static `bootstrap`: the real first compile from the embedded source takes minutes.
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use super::common::{self, engine, unwrap_lines};
+
+/// `mlambda` in `dir` with its own cache and no `MLAMBDA_RUNTIME`, as on a user's machine.
+fn mlambda(dir: &Path, cache: &Path) -> Command {
+    let mut c = Command::cargo_bin("mlambda").expect("mlambda binary");
+    c.current_dir(dir)
+        .env("XDG_CACHE_HOME", cache)
+        .env("NO_COLOR", "1")
+        .env_remove("MLAMBDA_RUNTIME")
+        .env_remove("MLAMBDA_CONFIG")
+        .timeout(std::time::Duration::from_secs(300));
+    c
+}
+
+fn json(c: &mut Command, args: &[&str]) -> Value {
+    let out = c.args(args).args(["--output", "json"]).output().expect("run mlambda");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "mlambda {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("mlambda {args:?}: stdout is not json ({e}):\n{stdout}"))
+}
+
+fn fails(c: &mut Command, args: &[&str]) -> String {
+    let out = c.args(args).output().expect("run mlambda");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "mlambda {args:?}: expected exit 1\nstderr:\n{stderr}");
+    unwrap_lines(&stderr)
+}
+
+#[test]
+fn outside_the_checkout_build_takes_the_runtime_from_the_user_cache() {
+    common::require_stack();
+    let seed = common::runtime_binary();
+    let project = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (dir, xdg) = (project.path(), cache.path());
+    assert!(!dir.starts_with(common::repo()), "the project must be outside the checkout: {}", dir.display());
+
+    json(&mut mlambda(dir, xdg), &["init"]);
+    let example = common::repo().join("examples/churn");
+    for f in ["model.onnx", "reference.json", "mlambda.yaml"] {
+        std::fs::copy(example.join(f), dir.join(f)).expect("copy example file");
+    }
+
+    let before = json(&mut mlambda(dir, xdg), &["runtime", "path"]);
+    assert_eq!(before["source"], "embedded-source", "{before}");
+    assert_eq!(before["exists"], false, "{before}");
+    let key = before["cache_key"].as_str().expect("cache_key").to_string();
+    assert!(key.starts_with(&format!("{}-x86_64-unknown-linux-gnu-", env!("CARGO_PKG_VERSION"))), "{key}");
+    let cached = PathBuf::from(before["path"].as_str().expect("path"));
+    assert_eq!(cached, xdg.join("mlambda/runtime").join(&key).join("bootstrap"));
+
+    let err = fails(&mut mlambda(dir, xdg), &["build", "--dry-run"]);
+    assert!(err.contains("is not built yet") && err.contains("mlambda runtime build"), "{err}");
+
+    // no Rust at all: the error says how to install it, before any minutes are spent
+    let err = fails(mlambda(dir, xdg).env("PATH", "/nonexistent").env_remove("CARGO"), &["runtime", "build"]);
+    assert!(err.contains("`cargo` is not on PATH"), "{err}");
+    assert!(err.contains("https://sh.rustup.rs") && err.contains("--runtime PATH"), "{err}");
+
+    std::fs::create_dir_all(cached.parent().expect("parent")).expect("create the cache dir");
+    std::fs::copy(&seed, &cached).expect("seed the cache");
+    let after = json(&mut mlambda(dir, xdg), &["runtime", "path"]);
+    assert_eq!(after["source"], "cache", "{after}");
+    assert_eq!(after["exists"], true, "{after}");
+    assert_eq!(after["path"], before["path"]);
+    let again = json(&mut mlambda(dir, xdg), &["runtime", "build"]);
+    assert_eq!(again["compiled"], false, "a cached runtime is not compiled again: {again}");
+    let flag = json(&mut mlambda(dir, xdg), &["runtime", "path", "--runtime", "/x/bootstrap"]);
+    assert_eq!((flag["source"].as_str(), flag["exists"].as_bool()), (Some("flag"), Some(false)), "{flag}");
+
+    let _engine = engine();
+    let out = mlambda(dir, xdg).args(["build", "--output", "json"]).output().expect("run mlambda");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "mlambda build failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(!stderr.contains("compiling the mlambda runtime"), "nothing is compiled: {stderr}");
+    let built: Value = serde_json::from_str(&stdout).expect("build prints json");
+    assert_eq!(built["runtime"], after["path"], "{built}");
+    assert_eq!(built["platform"], "linux/amd64");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".mlambda/state.json")).expect("state.json"))
+            .expect("json");
+    assert_eq!(state["build"]["image"], built["image"], "{state}");
+    assert!(built["image"].as_str().is_some_and(|i| i.contains(':')), "repository:tag {built}");
+}
+
+#[test]
+fn the_runtime_commands_have_help_with_examples() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["build", "path"] {
+        let out = mlambda(dir.path(), dir.path()).args(["runtime", sub, "--help"]).output().expect("run mlambda");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("Examples:") && text.contains("--arch"), "{text}");
+    }
+}
