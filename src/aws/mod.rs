@@ -13,6 +13,7 @@ pub mod events;
 pub mod iam;
 pub mod invoke;
 pub mod lambda;
+pub mod logs;
 pub mod s3;
 
 /// One SDK client per service, all from the same resolved AWS config.

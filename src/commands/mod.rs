@@ -20,6 +20,7 @@ mod invoke;
 mod model;
 mod prune;
 mod push;
+mod report;
 mod rollout;
 mod status;
 mod up;
@@ -65,6 +66,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Status => status::run(&ctx).await,
         Command::Warm(a) => warm::run(&ctx, &a).await,
         Command::Invoke(a) => invoke::run(&ctx, &a).await,
+        Command::Report(a) => report::run(&ctx, &a).await,
         Command::Up(a) => up::run(&ctx, &a).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mlambda", &mut std::io::stdout());

@@ -150,11 +150,20 @@ pub struct Rollout {
     pub steps: Vec<f64>,
     #[serde(default = "default_interval")]
     pub interval: String,
+    /// How much evidence `mlambda report` needs before it says promote.
+    #[serde(default)]
+    pub evidence: crate::plan::evidence::Thresholds,
 }
 
 impl Default for Rollout {
     fn default() -> Self {
-        Rollout { strategy: default_strategy(), weight: default_weight(), steps: vec![], interval: default_interval() }
+        Rollout {
+            strategy: default_strategy(),
+            weight: default_weight(),
+            steps: vec![],
+            interval: default_interval(),
+            evidence: Default::default(),
+        }
     }
 }
 
@@ -290,6 +299,7 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if humantime::parse_duration(&c.rollout.interval).is_err() {
         return Err(("rollout.interval", format!("`{}` is not a duration like `5m`", c.rollout.interval)));
     }
+    c.rollout.evidence.validate()?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod build_push;
 mod common;
 mod deploy;
 mod model_push;
+mod report;
 mod rollout;
 mod status;
 mod up;
