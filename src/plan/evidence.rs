@@ -114,11 +114,17 @@ pub fn p_text(p: f64) -> String {
     }
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.2}%", x * 100.0)
+/// A share as a percentage, with a third decimal below 1% so a rare error rate does not read as zero.
+pub fn pct(x: f64) -> String {
+    if x.abs() < 0.01 {
+        format!("{:.3}%", x * 100.0)
+    } else {
+        format!("{:.2}%", x * 100.0)
+    }
 }
 
-fn thousands(n: u64) -> String {
+/// `1,234,567`.
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {

@@ -2,7 +2,7 @@
 //! with inline SVG charts (`svg#histogram`, `svg#latency`, `svg#roc`), no scripts and nothing fetched.
 use std::fmt::{self, Write as _};
 
-use crate::plan::evidence::p_text;
+use crate::plan::evidence::{self, p_text, thousands};
 use crate::plan::predlog::BINS;
 use crate::plan::report::{Report, VersionReport};
 use crate::plan::stats;
@@ -12,11 +12,11 @@ fn num(v: Option<f64>, digits: usize) -> String {
 }
 
 fn count(v: Option<u64>) -> String {
-    v.map_or_else(|| "-".into(), |n| n.to_string())
+    v.map_or_else(|| "-".into(), thousands)
 }
 
 fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |x| format!("{:.2}%", x * 100.0))
+    v.map_or_else(|| "-".into(), evidence::pct)
 }
 
 fn auc_text(v: &VersionReport) -> String {
@@ -63,8 +63,8 @@ fn rows(r: &Report) -> Vec<(&'static str, String, String)> {
         push("traffic", (format!("{:.0}%", (1.0 - w) * 100.0), format!("{:.0}%", w * 100.0)));
     }
     push("requests", both(&|v| count(v.invocations)));
-    push("logged requests", both(&|v| v.logged_requests.to_string()));
-    push("rows", both(&|v| v.rows.to_string()));
+    push("logged requests", both(&|v| thousands(v.logged_requests)));
+    push("rows", both(&|v| thousands(v.rows)));
     push("errors", both(&|v| format!("{} ({})", count(v.errors), pct(v.error_rate))));
     push("throttles", both(&|v| count(v.throttles)));
     push("latency p50 ms", both(&|v| num(v.latency_ms.p50, 3)));
@@ -100,12 +100,12 @@ impl fmt::Display for Report {
             let top = sb.iter().chain(&sc).copied().fold(0.0, f64::max).max(1e-9);
             let what = if b.histogram_of == Some("top_probability") { "top probability" } else { "probability" };
             writeln!(f)?;
-            writeln!(f, "{what:10}  {:27}  {}", heads.0, heads.1)?;
+            writeln!(f, "{what:15}  {:27}  {}", heads.0, heads.1)?;
             for i in 0..BINS {
                 let range = format!("{:.1}–{:.1}", i as f64 / 10.0, (i + 1) as f64 / 10.0);
                 writeln!(
                     f,
-                    "{range:10}  {} {:>5.1}%  {} {:>5.1}%",
+                    "{range:15}  {} {:>5.1}%  {} {:>5.1}%",
                     bar(sb[i] / top, 20),
                     sb[i] * 100.0,
                     bar(sc[i] / top, 20),
@@ -118,10 +118,10 @@ impl fmt::Display for Report {
             let empty = Default::default();
             let (xb, xc) = (b.class_shares.as_ref().unwrap_or(&empty), c.class_shares.as_ref().unwrap_or(&empty));
             let classes: std::collections::BTreeSet<&String> = xb.keys().chain(xc.keys()).collect();
-            writeln!(f, "{:10}  {:27}  {}", "class", heads.0, heads.1)?;
+            writeln!(f, "{:15}  {:27}  {}", "class", heads.0, heads.1)?;
             for k in classes {
                 let (x, y) = (xb.get(k).copied().unwrap_or(0.0), xc.get(k).copied().unwrap_or(0.0));
-                writeln!(f, "{k:10}  {} {:>5.1}%  {} {:>5.1}%", bar(x, 20), x * 100.0, bar(y, 20), y * 100.0)?;
+                writeln!(f, "{k:15}  {} {:>5.1}%  {} {:>5.1}%", bar(x, 20), x * 100.0, bar(y, 20), y * 100.0)?;
             }
         }
         writeln!(f)?;
@@ -232,7 +232,7 @@ fn legend(out: &mut String, r: &Report) {
 
 fn svg_open(id: &str, title: &str) -> String {
     format!(
-        r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{}"><title>{}</title>"#,
+        r#"<svg id="{id}" class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{}"><title>{}</title>"#,
         esc(title),
         esc(title)
     )
@@ -260,9 +260,18 @@ fn histogram_svg(r: &Report) -> String {
     let yt: Vec<(f64, String)> =
         (0..=4).map(|i| (ymax * i as f64 / 4.0, format!("{:.0}%", ymax * i as f64 / 4.0 * 100.0))).collect();
     axes(&mut out, &fr, &xt, &yt, "probability", "share of rows");
-    for (s, color, class) in [(&sb, BASE_COLOR, "baseline"), (&sc, CAND_COLOR, "candidate")] {
+    // baseline filled, candidate outlined on top, so both stay readable where they overlap
+    let styles = [
+        (&sb, "baseline", format!(r#"fill="{BASE_COLOR}" fill-opacity="0.45""#)),
+        (
+            &sc,
+            "candidate",
+            format!(r#"fill="{CAND_COLOR}" fill-opacity="0.15" stroke="{CAND_COLOR}" stroke-width="2""#),
+        ),
+    ];
+    for (s, class, style) in styles {
         let Some(s) = s else { continue };
-        let _ = write!(out, r#"<g class="bars {class}" fill="{color}" fill-opacity="0.55">"#);
+        let _ = write!(out, r#"<g class="bars {class}" {style}>"#);
         for (i, v) in s.iter().enumerate() {
             let (x0, x1) = (fr.x(i as f64 / 10.0) + 1.0, fr.x((i + 1) as f64 / 10.0) - 1.0);
             let (y, y0) = (fr.y(*v), fr.y(0.0));
@@ -297,7 +306,7 @@ fn ecdf(sorted: &[f64], points: usize) -> Vec<(f64, f64)> {
 }
 
 fn nice_ticks(max: f64) -> Vec<f64> {
-    let raw = max / 5.0;
+    let raw = max / 8.0;
     let mag = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(raw);
     (0..).map(|i| i as f64 * step).take_while(|v| *v <= max * 1.0001).collect()

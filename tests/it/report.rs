@@ -82,13 +82,13 @@ fn put_log_events(group: &str, stream: &str, messages: &[String], dir: &Path) {
     aws_cli(&["logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", stream]);
     let start =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64 - 600_000;
-    for (k, chunk) in messages.chunks(2000).enumerate() {
+    for (k, chunk) in messages.chunks(5000).enumerate() {
         let events: Vec<Value> = chunk
             .iter()
             .enumerate()
-            .map(|(i, m)| json!({"timestamp": start + (k * 2000 + i) as i64 / 10, "message": m}))
+            .map(|(i, m)| json!({"timestamp": start + (k * 5000 + i) as i64 / 10, "message": m}))
             .collect();
-        let file = dir.join(format!("events-{stream}-{k}.json"));
+        let file = dir.join(format!("events-{}-{k}.json", stream.replace(['/', '[', ']'], "_")));
         std::fs::write(&file, serde_json::to_vec(&events).expect("json")).expect("write events");
         let arg = format!("file://{}", file.display());
         aws_cli(&[
@@ -217,7 +217,9 @@ fn a_clearly_better_candidate_is_promoted_with_figures_equal_to_numpy_and_sklear
     assert_eq!(r["traffic_share"], 0.1);
     check_figures(&r, &expected, [&b, &c]);
     assert!(r["psi"].as_f64().is_some_and(|p| p > 0.0), "{}", r["psi"]);
-    assert!(r["auc_difference"]["difference"].as_f64().is_some_and(|d| d > 0.1), "{}", r["auc_difference"]);
+    let diff = &r["auc_difference"];
+    assert!(diff["difference"].as_f64().is_some_and(|d| d > 0.05), "{diff}");
+    assert!(diff["p_value"].as_f64().is_some_and(|p| p < 0.05), "{diff}");
     assert_eq!(r["verdict"], "promote", "{:#}", r["reasons"]);
     assert_eq!(r["unreadable_lines"], 0);
 
