@@ -149,7 +149,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &ReportArgs) -> Result<()> {
     let read = logs::for_each_message(&logs, &group, FILTER_PATTERN, ms(since), ms(until), |m| {
         collector.add(m);
         seen += 1;
-        if seen % 10_000 == 0 {
+        if seen.is_multiple_of(10_000) {
             spinner.set_message(format!("reading {group}: {seen} events"));
         }
     })

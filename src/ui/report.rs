@@ -32,7 +32,7 @@ fn bar(frac: f64, width: usize) -> String {
     const PARTS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
     let eighths = (frac.clamp(0.0, 1.0) * width as f64 * 8.0).round() as usize;
     let mut s = "█".repeat(eighths / 8) + PARTS[eighths % 8];
-    let cells = eighths / 8 + usize::from(eighths % 8 > 0);
+    let cells = eighths / 8 + usize::from(!eighths.is_multiple_of(8));
     s.push_str(&" ".repeat(width.saturating_sub(cells)));
     s
 }

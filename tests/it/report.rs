@@ -274,6 +274,9 @@ fn too_little_data_continues_and_says_how_many_more_requests() {
 #[test]
 fn without_a_candidate_or_with_a_bad_outcomes_file_report_says_what_to_do() {
     let f = Fixture::new("rep-errors");
+    let help = f.p.cmd().args(["report", "--help"]).output().expect("run mlambda");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Examples:") && help.contains("--outcomes <OUTCOMES>"), "{help}");
     let e = f.p.fails(&["report"], 1);
     assert!(e.contains("alias `production` sends all traffic to version 1") && e.contains("--candidate"), "{e}");
     std::fs::write(f.p.path("bad.csv"), "customer,churned\nC-1,1\n").expect("write");
