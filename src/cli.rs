@@ -97,6 +97,12 @@ pub enum Command {
     #[command(after_help = "Examples:\n  mlambda invoke --payload payloads/one.json\n  \
         mlambda invoke --payload '{\"tenure_months\": 3}' --version 4\n  mlambda invoke --local")]
     Invoke(InvokeArgs),
+    /// Compare the candidate with the baseline from prediction logs, metrics and outcomes: promote, roll back or wait
+    #[command(
+        after_help = "Examples:\n  mlambda report\n  mlambda report --since 6h --outcomes churned.csv --html report.html\n  \
+        mlambda report --baseline 3 --candidate 4 --output json"
+    )]
+    Report(ReportArgs),
     /// Run the whole flow: build, push, model push, deploy, rollout, alarms; resumes after a failure
     #[command(after_help = "Examples:\n  mlambda up\n  mlambda up --dry-run --output json")]
     Up(UpArgs),
@@ -332,4 +338,26 @@ pub struct RuntimePathArgs {
     /// A `bootstrap` to use instead, as `mlambda build --runtime` takes it
     #[arg(long, env = "MLAMBDA_RUNTIME", hide_env_values = true)]
     pub runtime: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Start of the window: a duration ago (`24h`, `90m`) or an RFC 3339 time
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// End of the window: a duration ago or an RFC 3339 time (default: now)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Baseline version (default: the alias's primary version)
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Candidate version (default: the version the alias sends a share of traffic to)
+    #[arg(long)]
+    pub candidate: Option<String>,
+    /// Outcomes CSV `id,label` (did the customer churn?), joined on the prediction lines' `id`
+    #[arg(long)]
+    pub outcomes: Option<PathBuf>,
+    /// Also write a self-contained HTML page with the charts to this file
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }

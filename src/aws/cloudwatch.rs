@@ -102,3 +102,33 @@ pub async fn delete_alarms(aws: &Aws, names: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The `Sum` of one metric over [start, end) (epoch seconds), added up over periods of `period` seconds (a multiple
+/// of 60, at most 1,440 of them per call, which `report` ensures); `None` when CloudWatch has no datapoint.
+pub async fn metric_sum(
+    aws: &Aws,
+    namespace: &str,
+    metric: &str,
+    dimensions: &[(&str, &str)],
+    start: i64,
+    end: i64,
+    period: i32,
+) -> Result<Option<f64>> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    let dims = dimensions.iter().map(|(k, v)| Dimension::builder().name(*k).value(*v).build());
+    let out = aws
+        .cloudwatch
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(metric)
+        .set_dimensions(Some(dims.collect()))
+        .start_time(DateTime::from_secs(start))
+        .end_time(DateTime::from_secs(end))
+        .period(period)
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .map_err(|e| fail(format!("read metric {namespace}/{metric}"), e))?;
+    let points = out.datapoints();
+    Ok((!points.is_empty()).then(|| points.iter().filter_map(|d| d.sum()).sum()))
+}

@@ -12,6 +12,7 @@ pub mod events;
 pub mod iam;
 pub mod invoke;
 pub mod lambda;
+pub mod logs;
 pub mod s3;
 
 /// Which AWS account and region to talk to; `None` leaves it to aws-config's default chain.

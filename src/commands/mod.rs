@@ -24,6 +24,7 @@ mod invoke;
 mod model;
 mod prune;
 mod push;
+mod report;
 mod rollout;
 mod runtime;
 mod status;
@@ -43,7 +44,12 @@ impl Ctx<'_> {
     }
 
     pub async fn aws(&self) -> Result<Aws> {
-        Aws::connect(&Target { profile: self.global.profile.clone(), region: self.global.region.clone() }).await
+        Aws::connect(&self.target()).await
+    }
+
+    /// The AWS account and region the global flags name.
+    pub fn target(&self) -> Target {
+        Target { profile: self.global.profile.clone(), region: self.global.region.clone() }
     }
 
     pub fn state(&self, p: &Project) -> Result<State> {
@@ -88,6 +94,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Report> {
         }
         Command::Up(a) => up::run(&ctx, &ctx.project()?, &UpSettings::resolve(&a)).await,
         Command::Runtime(c) => runtime::run(&ctx, &c).await,
+        Command::Report(a) => report::run(&ctx, &ctx.project()?, &a).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mlambda", &mut std::io::stdout());
             Ok(Report::nothing())

@@ -152,11 +152,20 @@ pub struct Rollout {
     pub steps: Vec<f64>,
     #[serde(default = "default_interval", deserialize_with = "field::interval")]
     pub interval: Duration,
+    /// How much evidence `mlambda report` needs before it says promote.
+    #[serde(default)]
+    pub evidence: crate::plan::evidence::Thresholds,
 }
 
 impl Default for Rollout {
     fn default() -> Self {
-        Rollout { strategy: default_strategy(), weight: default_weight(), steps: vec![], interval: default_interval() }
+        Rollout {
+            strategy: default_strategy(),
+            weight: default_weight(),
+            steps: vec![],
+            interval: default_interval(),
+            evidence: Default::default(),
+        }
     }
 }
 
@@ -327,6 +336,7 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if c.rollout.strategy == RolloutStrategy::Steps && c.rollout.steps.is_empty() {
         return Err(("rollout.steps", "must list the weights to step through, e.g. [0.1, 0.5, 1]".into()));
     }
+    c.rollout.evidence.validate()?;
     Ok(())
 }
 

@@ -2,9 +2,13 @@
 pub mod alarms;
 pub mod alias;
 pub mod deploy;
+pub mod evidence;
 pub mod lambda;
 pub mod model;
 pub mod naming;
 pub mod policy;
+pub mod predlog;
+pub mod report;
 pub mod rollout;
 pub mod up;
+pub mod stats;

@@ -1,6 +1,7 @@
 //! Everything the user sees: the printer, progress bars and tables.
 mod printer;
 pub mod progress;
+pub mod report;
 pub mod table;
 
 pub use indicatif::HumanBytes;

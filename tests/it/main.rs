@@ -6,6 +6,7 @@ mod common;
 mod deploy;
 mod install;
 mod model_push;
+mod report;
 mod rollout;
 mod status;
 mod up;

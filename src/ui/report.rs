@@ -1,0 +1,506 @@
+//! `mlambda report` for people: a side-by-side terminal table with bar histograms, and one self-contained HTML page
+//! with inline SVG charts (`svg#histogram`, `svg#latency`, `svg#roc`), no scripts and nothing fetched.
+use std::fmt::{self, Write as _};
+
+use crate::plan::evidence::{self, p_text, thousands};
+use crate::plan::predlog::BINS;
+use crate::plan::report::{Report, VersionReport};
+use crate::plan::stats;
+
+fn num(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn count(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), thousands)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), evidence::pct)
+}
+
+fn auc_text(v: &VersionReport) -> String {
+    match (v.auc, v.auc_ci) {
+        (Some(a), Some([lo, hi])) => format!("{a:.4} [{lo:.3}, {hi:.3}]"),
+        (Some(a), None) => format!("{a:.4}"),
+        _ => "-".into(),
+    }
+}
+
+/// A bar of `frac` of `width` cells in eighths.
+fn bar(frac: f64, width: usize) -> String {
+    const PARTS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
+    let eighths = (frac.clamp(0.0, 1.0) * width as f64 * 8.0).round() as usize;
+    let mut s = "█".repeat(eighths / 8) + PARTS[eighths % 8];
+    let cells = eighths / 8 + usize::from(!eighths.is_multiple_of(8));
+    s.push_str(&" ".repeat(width.saturating_sub(cells)));
+    s
+}
+
+fn shares(h: &[u64; BINS]) -> Vec<f64> {
+    let total = h.iter().sum::<u64>().max(1) as f64;
+    h.iter().map(|n| *n as f64 / total).collect()
+}
+
+/// What a PSI value usually means for a model's score distribution.
+pub fn psi_meaning(psi: f64) -> &'static str {
+    if psi < 0.1 {
+        "stable"
+    } else if psi < 0.25 {
+        "moderate shift"
+    } else {
+        "large shift"
+    }
+}
+
+fn rows(r: &Report) -> Vec<(&'static str, String, String)> {
+    let (b, c) = (&r.versions[0], &r.versions[1]);
+    let both = |f: &dyn Fn(&VersionReport) -> String| (f(b), f(c));
+    let mut out = Vec::new();
+    let mut push = |label: &'static str, (x, y): (String, String)| out.push((label, x, y));
+    push("model", both(&|v| v.model_version.clone().unwrap_or_else(|| "-".into())));
+    if let Some(w) = r.traffic_share {
+        push("traffic", (format!("{:.0}%", (1.0 - w) * 100.0), format!("{:.0}%", w * 100.0)));
+    }
+    push("requests", both(&|v| count(v.invocations)));
+    push("logged requests", both(&|v| thousands(v.logged_requests)));
+    push("rows", both(&|v| thousands(v.rows)));
+    push("errors", both(&|v| format!("{} ({})", count(v.errors), pct(v.error_rate))));
+    push("throttles", both(&|v| count(v.throttles)));
+    push("latency p50 ms", both(&|v| num(v.latency_ms.p50, 3)));
+    push("latency p90 ms", both(&|v| num(v.latency_ms.p90, 3)));
+    push("latency p99 ms", both(&|v| num(v.latency_ms.p99, 3)));
+    push("positive rate", both(&|v| pct(v.positive_rate)));
+    push("mean probability", both(&|v| num(v.mean_probability, 4)));
+    if b.labeled.is_some() {
+        push("labeled", both(&|v| count(v.labeled)));
+        push("AUC [95% CI]", both(&auc_text));
+        push("log loss", both(&|v| num(v.log_loss, 4)));
+        push("Brier", both(&|v| num(v.brier, 4)));
+        push("accuracy", both(&|v| pct(v.accuracy)));
+    }
+    out
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (b, c) = (&self.versions[0], &self.versions[1]);
+        writeln!(f, "{}:{}  {} → {}", self.function, self.alias, self.since, self.until)?;
+        writeln!(f)?;
+        let heads = (format!("baseline {}", b.version), format!("candidate {}", c.version));
+        let rows = rows(self);
+        let w0 = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+        let w1 = rows.iter().map(|r| r.1.chars().count()).chain([heads.0.chars().count()]).max().unwrap_or(0);
+        writeln!(f, "{:w0$}  {:w1$}  {}", "", heads.0, heads.1)?;
+        for (label, x, y) in &rows {
+            writeln!(f, "{label:w0$}  {x:w1$}  {y}")?;
+        }
+        if let (Some(hb), Some(hc)) = (&b.histogram, &c.histogram) {
+            let (sb, sc) = (shares(hb), shares(hc));
+            let top = sb.iter().chain(&sc).copied().fold(0.0, f64::max).max(1e-9);
+            let what = if b.histogram_of == Some("top_probability") { "top probability" } else { "probability" };
+            writeln!(f)?;
+            writeln!(f, "{what:15}  {:27}  {}", heads.0, heads.1)?;
+            for i in 0..BINS {
+                let range = format!("{:.1}–{:.1}", i as f64 / 10.0, (i + 1) as f64 / 10.0);
+                writeln!(
+                    f,
+                    "{range:15}  {} {:>5.1}%  {} {:>5.1}%",
+                    bar(sb[i] / top, 20),
+                    sb[i] * 100.0,
+                    bar(sc[i] / top, 20),
+                    sc[i] * 100.0
+                )?;
+            }
+        }
+        if b.class_shares.is_some() && b.histogram_of == Some("top_probability") {
+            writeln!(f)?;
+            let empty = Default::default();
+            let (xb, xc) = (b.class_shares.as_ref().unwrap_or(&empty), c.class_shares.as_ref().unwrap_or(&empty));
+            let classes: std::collections::BTreeSet<&String> = xb.keys().chain(xc.keys()).collect();
+            writeln!(f, "{:15}  {:27}  {}", "class", heads.0, heads.1)?;
+            for k in classes {
+                let (x, y) = (xb.get(k).copied().unwrap_or(0.0), xc.get(k).copied().unwrap_or(0.0));
+                writeln!(f, "{k:15}  {} {:>5.1}%  {} {:>5.1}%", bar(x, 20), x * 100.0, bar(y, 20), y * 100.0)?;
+            }
+        }
+        writeln!(f)?;
+        match self.psi {
+            Some(p) => writeln!(f, "PSI {p:.4} ({}), candidate against baseline", psi_meaning(p))?,
+            None => writeln!(f, "PSI -: a version has no scored rows")?,
+        }
+        if let Some(t) = &self.auc_difference {
+            writeln!(f, "AUC difference {:+.4} (z = {:.2}, {})", t.difference, t.z, p_text(t.p_value))?;
+        }
+        if !self.other_versions.is_empty() {
+            writeln!(f, "other versions in the log: {}", self.other_versions.join(", "))?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "verdict: {}",
+            serde_json::to_value(self.verdict).ok().and_then(|v| v.as_str().map(str::to_uppercase)).unwrap_or_default()
+        )?;
+        for r in &self.reasons {
+            writeln!(f, "  - {r}")?;
+        }
+        Ok(())
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+const BASE_COLOR: &str = "#2f6db5";
+const CAND_COLOR: &str = "#e07b1f";
+const W: f64 = 560.0;
+const H: f64 = 300.0;
+const PAD_L: f64 = 56.0;
+const PAD_R: f64 = 16.0;
+const PAD_T: f64 = 30.0;
+const PAD_B: f64 = 44.0;
+
+/// Plot coordinates for x in [x0, x1] and y in [y0, y1].
+struct Frame {
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+}
+
+impl Frame {
+    fn x(&self, v: f64) -> f64 {
+        PAD_L + (v - self.x0) / (self.x1 - self.x0).max(1e-12) * (W - PAD_L - PAD_R)
+    }
+    fn y(&self, v: f64) -> f64 {
+        H - PAD_B - (v - self.y0) / (self.y1 - self.y0).max(1e-12) * (H - PAD_T - PAD_B)
+    }
+}
+
+fn axes(out: &mut String, fr: &Frame, xticks: &[(f64, String)], yticks: &[(f64, String)], xlabel: &str, ylabel: &str) {
+    let (l, r, t, b) = (PAD_L, W - PAD_R, PAD_T, H - PAD_B);
+    let _ = write!(
+        out,
+        r##"<g class="axes" stroke="#888" stroke-width="1"><line x1="{l}" y1="{b}" x2="{r}" y2="{b}"/><line x1="{l}" y1="{t}" x2="{l}" y2="{b}"/></g>"##
+    );
+    for (v, text) in xticks {
+        let x = fr.x(*v);
+        let _ = write!(
+            out,
+            r##"<line x1="{x:.1}" y1="{b}" x2="{x:.1}" y2="{:.1}" stroke="#888"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" class="tick">{}</text>"##,
+            b + 4.0,
+            b + 17.0,
+            esc(text)
+        );
+    }
+    for (v, text) in yticks {
+        let y = fr.y(*v);
+        let _ = write!(
+            out,
+            r##"<line x1="{l}" y1="{y:.1}" x2="{r}" y2="{y:.1}" stroke="#e6e6e6"/><text x="{:.1}" y="{:.1}" text-anchor="end" class="tick">{}</text>"##,
+            l - 6.0,
+            y + 4.0,
+            esc(text)
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="label">{}</text><text x="14" y="{:.1}" text-anchor="middle" class="label" transform="rotate(-90 14 {:.1})">{}</text>"#,
+        (l + r) / 2.0,
+        H - 8.0,
+        esc(xlabel),
+        (t + b) / 2.0,
+        (t + b) / 2.0,
+        esc(ylabel)
+    );
+}
+
+fn legend(out: &mut String, r: &Report) {
+    let (b, c) = (&r.versions[0], &r.versions[1]);
+    let _ = write!(
+        out,
+        r#"<g class="legend"><rect x="{0}" y="8" width="12" height="12" fill="{BASE_COLOR}"/><text x="{1}" y="18">baseline {2}</text><rect x="{3}" y="8" width="12" height="12" fill="{CAND_COLOR}"/><text x="{4}" y="18">candidate {5}</text></g>"#,
+        PAD_L,
+        PAD_L + 16.0,
+        esc(&b.version),
+        PAD_L + 150.0,
+        PAD_L + 166.0,
+        esc(&c.version)
+    );
+}
+
+fn svg_open(id: &str, title: &str) -> String {
+    format!(
+        r#"<svg id="{id}" class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{}"><title>{}</title>"#,
+        esc(title),
+        esc(title)
+    )
+}
+
+fn empty_note(out: &mut String, text: &str) {
+    let _ = write!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="empty">{}</text>"#,
+        W / 2.0,
+        H / 2.0,
+        esc(text)
+    );
+}
+
+fn histogram_svg(r: &Report) -> String {
+    let (b, c) = (&r.versions[0], &r.versions[1]);
+    let mut out = svg_open("histogram", "probability histograms, baseline and candidate overlaid");
+    let sb = b.histogram.as_ref().map(shares);
+    let sc = c.histogram.as_ref().map(shares);
+    let top = sb.iter().chain(&sc).flatten().copied().fold(0.0, f64::max);
+    let ymax = ((top * 10.0).ceil() / 10.0).max(0.1);
+    let fr = Frame { x0: 0.0, x1: 1.0, y0: 0.0, y1: ymax };
+    let xt: Vec<(f64, String)> = (0..=10).map(|i| (i as f64 / 10.0, format!("{:.1}", i as f64 / 10.0))).collect();
+    let yt: Vec<(f64, String)> =
+        (0..=4).map(|i| (ymax * i as f64 / 4.0, format!("{:.0}%", ymax * i as f64 / 4.0 * 100.0))).collect();
+    axes(&mut out, &fr, &xt, &yt, "probability", "share of rows");
+    // baseline filled, candidate outlined on top, so both stay readable where they overlap
+    let styles = [
+        (&sb, "baseline", format!(r#"fill="{BASE_COLOR}" fill-opacity="0.45""#)),
+        (
+            &sc,
+            "candidate",
+            format!(r#"fill="{CAND_COLOR}" fill-opacity="0.15" stroke="{CAND_COLOR}" stroke-width="2""#),
+        ),
+    ];
+    for (s, class, style) in styles {
+        let Some(s) = s else { continue };
+        let _ = write!(out, r#"<g class="bars {class}" {style}>"#);
+        for (i, v) in s.iter().enumerate() {
+            let (x0, x1) = (fr.x(i as f64 / 10.0) + 1.0, fr.x((i + 1) as f64 / 10.0) - 1.0);
+            let (y, y0) = (fr.y(*v), fr.y(0.0));
+            let _ = write!(
+                out,
+                r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}"><title>{class} {:.1}–{:.1}: {:.1}%</title></rect>"#,
+                x1 - x0,
+                y0 - y,
+                i as f64 / 10.0,
+                (i + 1) as f64 / 10.0,
+                v * 100.0
+            );
+        }
+        out.push_str("</g>");
+    }
+    if sb.is_none() && sc.is_none() {
+        empty_note(&mut out, "no probabilities in the log");
+    }
+    legend(&mut out, r);
+    out.push_str("</svg>");
+    out
+}
+
+/// `points` quantiles of ascending data, as (value, cumulative share) pairs.
+fn ecdf(sorted: &[f64], points: usize) -> Vec<(f64, f64)> {
+    (0..=points)
+        .filter_map(|k| {
+            let q = k as f64 / points as f64;
+            stats::quantile_sorted(sorted, q).map(|x| (x, q))
+        })
+        .collect()
+}
+
+fn nice_ticks(max: f64) -> Vec<f64> {
+    let raw = max / 8.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(raw);
+    (0..).map(|i| i as f64 * step).take_while(|v| *v <= max * 1.0001).collect()
+}
+
+fn latency_svg(r: &Report) -> String {
+    let mut out = svg_open("latency", "model latency distributions (cumulative), baseline and candidate");
+    let hi = r.versions.iter().filter_map(|v| stats::quantile_sorted(&v.latencies, 0.999)).fold(0.0, f64::max);
+    let xmax = if hi > 0.0 { hi * 1.05 } else { 1.0 };
+    let fr = Frame { x0: 0.0, x1: xmax, y0: 0.0, y1: 1.0 };
+    let xt: Vec<(f64, String)> =
+        nice_ticks(xmax).into_iter().map(|v| (v, format!("{}", (v * 1000.0).round() / 1000.0))).collect();
+    let yt: Vec<(f64, String)> = (0..=4).map(|i| (i as f64 / 4.0, format!("{}%", i * 25))).collect();
+    axes(&mut out, &fr, &xt, &yt, "model latency (ms)", "requests at or below");
+    for (v, color, class) in [(&r.versions[0], BASE_COLOR, "baseline"), (&r.versions[1], CAND_COLOR, "candidate")] {
+        let pts = ecdf(&v.latencies, 200);
+        if pts.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = pts.iter().map(|(x, y)| format!("{:.1},{:.1}", fr.x(x.min(xmax)), fr.y(*y))).collect();
+        let _ = write!(
+            out,
+            r#"<polyline class="ecdf {class}" fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        if let Some(p99) = v.latency_ms.p99 {
+            let x = fr.x(p99.min(xmax));
+            let _ = write!(
+                out,
+                r#"<line class="p99 {class}" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{color}" stroke-dasharray="4 3"><title>{class} p99 {p99:.3} ms</title></line>"#,
+                fr.y(0.0),
+                fr.y(1.0)
+            );
+        }
+    }
+    if r.versions.iter().all(|v| v.latencies.is_empty()) {
+        empty_note(&mut out, "no latencies in the log");
+    }
+    legend(&mut out, r);
+    out.push_str("</svg>");
+    out
+}
+
+/// At most `n` points of a curve, always keeping the last.
+fn thin(points: &[[f64; 2]], n: usize) -> Vec<[f64; 2]> {
+    if points.len() <= n {
+        return points.to_vec();
+    }
+    let step = points.len() as f64 / n as f64;
+    let mut out: Vec<[f64; 2]> = (0..n).map(|i| points[(i as f64 * step) as usize]).collect();
+    if let Some(last) = points.last() {
+        out.push(*last);
+    }
+    out
+}
+
+fn roc_svg(r: &Report) -> String {
+    let mut out = svg_open("roc", "ROC curves against the outcomes, baseline and candidate");
+    let fr = Frame { x0: 0.0, x1: 1.0, y0: 0.0, y1: 1.0 };
+    let t: Vec<(f64, String)> = (0..=5).map(|i| (i as f64 / 5.0, format!("{:.1}", i as f64 / 5.0))).collect();
+    axes(&mut out, &fr, &t, &t, "false positive rate", "true positive rate");
+    let _ = write!(
+        out,
+        r##"<line class="chance" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#aaa" stroke-dasharray="3 3"/>"##,
+        fr.x(0.0),
+        fr.y(0.0),
+        fr.x(1.0),
+        fr.y(1.0)
+    );
+    for (v, color, class) in [(&r.versions[0], BASE_COLOR, "baseline"), (&r.versions[1], CAND_COLOR, "candidate")] {
+        if v.roc.is_empty() {
+            continue;
+        }
+        let path: Vec<String> =
+            thin(&v.roc, 400).iter().map(|p| format!("{:.1},{:.1}", fr.x(p[0]), fr.y(p[1]))).collect();
+        let _ = write!(
+            out,
+            r#"<polyline class="roc {class}" fill="none" stroke="{color}" stroke-width="2" points="{}"><title>{class} AUC {}</title></polyline>"#,
+            path.join(" "),
+            num(v.auc, 4)
+        );
+    }
+    if r.versions.iter().all(|v| v.roc.is_empty()) {
+        empty_note(&mut out, "no labeled rows of both outcomes");
+    }
+    legend(&mut out, r);
+    out.push_str("</svg>");
+    out
+}
+
+/// The whole report as one HTML page: the verdict, the table, and the charts as inline SVG.
+pub fn html(r: &Report) -> String {
+    let (b, c) = (&r.versions[0], &r.versions[1]);
+    let verdict = serde_json::to_value(r.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let mut out = String::with_capacity(64 * 1024);
+    let title = format!("mlambda report: {}:{}, {} vs {}", r.function, r.alias, b.version, c.version);
+    let _ = write!(
+        out,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{}</title>
+<style>
+body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; margin: 24px auto; max-width: 1180px; padding: 0 16px; }}
+h1 {{ font-size: 20px; margin: 0 0 4px; }} h2 {{ font-size: 16px; margin: 28px 0 8px; }}
+.window {{ color: #666; margin-bottom: 16px; }}
+.verdict {{ border-radius: 6px; padding: 12px 16px; margin: 12px 0 20px; border: 1px solid; }}
+.verdict.promote {{ background: #e8f6ec; border-color: #3c9a5f; }} .verdict.rollback {{ background: #fdecea; border-color: #c9372c; }}
+.verdict.continue {{ background: #fff6e0; border-color: #c98a00; }}
+.verdict strong {{ text-transform: uppercase; letter-spacing: .04em; }} .verdict ul {{ margin: 6px 0 0; padding-left: 20px; }}
+table {{ border-collapse: collapse; }} td, th {{ padding: 4px 14px 4px 0; text-align: left; }} td.n {{ font-variant-numeric: tabular-nums; }}
+th {{ border-bottom: 1px solid #ccc; }} .base {{ color: {BASE_COLOR}; }} .cand {{ color: {CAND_COLOR}; }}
+.charts {{ display: flex; flex-wrap: wrap; gap: 16px; }} figure {{ margin: 0; }} figcaption {{ color: #555; font-size: 13px; }}
+svg.chart {{ background: #fff; border: 1px solid #ddd; border-radius: 4px; max-width: 100%; height: auto; }}
+svg .tick {{ font-size: 11px; fill: #555; }} svg .label {{ font-size: 12px; fill: #333; }} svg .legend text {{ font-size: 12px; fill: #333; }}
+svg .empty {{ font-size: 13px; fill: #999; }}
+</style></head><body>
+<h1>{}</h1><div class="window">{} → {}</div>
+<div class="verdict {verdict}"><strong>{verdict}</strong><ul>"#,
+        esc(&title),
+        esc(&title),
+        esc(&r.since),
+        esc(&r.until)
+    );
+    for reason in &r.reasons {
+        let _ = write!(out, "<li>{}</li>", esc(reason));
+    }
+    out.push_str("</ul></div>\n<table id=\"figures\"><thead><tr><th></th>");
+    let _ = write!(
+        out,
+        r#"<th class="base">baseline {}</th><th class="cand">candidate {}</th></tr></thead><tbody>"#,
+        esc(&b.version),
+        esc(&c.version)
+    );
+    for (label, x, y) in rows(r) {
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+            esc(label),
+            esc(&x),
+            esc(&y)
+        );
+    }
+    out.push_str("</tbody></table>\n<p>");
+    match r.psi {
+        Some(p) => {
+            let _ = write!(out, "PSI {p:.4} ({}), candidate against baseline.", psi_meaning(p));
+        }
+        None => out.push_str("PSI: a version has no scored rows."),
+    }
+    if let Some(t) = &r.auc_difference {
+        let _ = write!(out, " AUC difference {:+.4} (z = {:.2}, {}).", t.difference, t.z, p_text(t.p_value));
+    }
+    out.push_str("</p>\n<div class=\"charts\">\n<figure>");
+    out.push_str(&histogram_svg(r));
+    out.push_str(
+        "<figcaption>Probability histograms (share of rows per bin), overlaid.</figcaption></figure>\n<figure>",
+    );
+    out.push_str(&latency_svg(r));
+    out.push_str("<figcaption>Model latency per request, cumulative; dashed lines mark p99.</figcaption></figure>\n");
+    if b.labeled.is_some() {
+        out.push_str("<figure>");
+        out.push_str(&roc_svg(r));
+        out.push_str("<figcaption>ROC curves on the rows joined to outcomes.</figcaption></figure>\n");
+    }
+    out.push_str("</div>\n</body></html>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_fill_in_eighths_and_pad_to_width() {
+        assert_eq!(bar(0.0, 4), "    ");
+        assert_eq!(bar(1.0, 4), "████");
+        assert_eq!(bar(0.5 + 1.0 / 32.0, 4), "██▏ ");
+    }
+
+    #[test]
+    fn tick_steps_are_round() {
+        assert_eq!(nice_ticks(10.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(nice_ticks(0.9), [0.0, 0.2, 0.4, 0.6000000000000001, 0.8]);
+    }
+
+    #[test]
+    fn thinning_keeps_the_ends() {
+        let pts: Vec<[f64; 2]> = (0..1000).map(|i| [i as f64, i as f64]).collect();
+        let t = thin(&pts, 100);
+        assert_eq!((t.len(), t[0], t[100]), (101, [0.0, 0.0], [999.0, 999.0]));
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(esc(r#"<a href="x">&"#), "&lt;a href=&quot;x&quot;&gt;&amp;");
+    }
+}

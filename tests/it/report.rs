@@ -1,0 +1,343 @@
+//! `mlambda report` against moto: prediction log lines written the way the runtime writes them (through the AWS
+//! CLI, not mlambda), Lambda's per-version metrics put beside them, and the figures checked against numpy and
+//! scikit-learn (`report_expected.py`) on the same lines.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::common::{aws_cli, repo};
+use crate::rollout::Fixture;
+
+/// xorshift64*: the same lines on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unif(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.unif().max(1e-12), self.unif());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// How one version behaves: requests that logged predictions, failed requests, model quality and speed.
+struct Traffic {
+    version: &'static str,
+    model: &'static str,
+    requests: usize,
+    errors: u64,
+    /// Noise added to the customer's true risk before scoring: more noise, lower AUC.
+    noise: f64,
+    latency_ms: f64,
+}
+
+/// Log lines for `t` (batches of one or two rows, ids `C-<version>-<n>`) and the outcomes of 90% of those ids.
+fn lines(t: &Traffic, rng: &mut Rng, outcomes: &mut String) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    for r in 0..t.requests {
+        let request_id = format!("{:08x}-{r:04}-4abc-8def-{:012x}", rng.next() as u32, rng.next() >> 16);
+        out.push(format!("START RequestId: {request_id} Version: {}", t.version));
+        let rows = if rng.unif() < 0.2 { 2 } else { 1 };
+        let latency = (t.latency_ms * (0.3 * rng.normal()).exp() * 1000.0).round() / 1000.0;
+        for row in 0..rows {
+            n += 1;
+            let id = format!("C-{}-{n}", t.version);
+            let risk = 1.5 * rng.normal() - 1.0;
+            let churned = rng.unif() < sigmoid(risk);
+            let p = (sigmoid(risk + t.noise * rng.normal()) * 10_000.0).round() / 10_000.0;
+            let q = ((1.0 - p) * 10_000.0).round() / 10_000.0;
+            let pred = u8::from(p >= 0.5);
+            out.push(format!(
+                r#"{{"mlambda":"prediction","request_id":"{request_id}","function_version":"{}","model_version":"{}","id":"{id}","row":{row},"rows":{rows},"prediction":{pred},"probability":{p},"probabilities":{{"0":{q},"1":{p}}},"latency_ms":{latency}}}"#,
+                t.version, t.model
+            ));
+            if rng.unif() < 0.9 {
+                let _ = writeln!(outcomes, "{id},{}", u8::from(churned));
+            }
+        }
+        out.push(format!(
+            r#"{{"_aws":{{"Timestamp":0,"CloudWatchMetrics":[{{"Namespace":"ChurnModel","Dimensions":[["ModelVersion"]],"Metrics":[{{"Name":"InferenceLatencyMs","Unit":"Milliseconds"}}]}}]}},"ModelVersion":"{}","InferenceLatencyMs":{latency}}}"#,
+            t.model
+        ));
+        out.push(format!("END RequestId: {request_id}"));
+    }
+    out
+}
+
+/// Writes `messages` to a new stream of the function's log group, in chunks as PutLogEvents allows.
+fn put_log_events(group: &str, stream: &str, messages: &[String], dir: &Path) {
+    aws_cli(&["logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", stream]);
+    let start =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64 - 600_000;
+    for (k, chunk) in messages.chunks(5000).enumerate() {
+        let events: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, m)| json!({"timestamp": start + (k * 5000 + i) as i64 / 10, "message": m}))
+            .collect();
+        let file = dir.join(format!("events-{}-{k}.json", stream.replace(['/', '[', ']'], "_")));
+        std::fs::write(&file, serde_json::to_vec(&events).expect("json")).expect("write events");
+        let arg = format!("file://{}", file.display());
+        aws_cli(&[
+            "logs",
+            "put-log-events",
+            "--log-group-name",
+            group,
+            "--log-stream-name",
+            stream,
+            "--log-events",
+            &arg,
+        ]);
+    }
+}
+
+/// Lambda's Invocations and Errors for one version through the alias, as Lambda publishes them.
+fn put_metrics(function: &str, version: &str, invocations: u64, errors: u64, dir: &Path) {
+    let dims = json!([
+        {"Name": "FunctionName", "Value": function},
+        {"Name": "Resource", "Value": format!("{function}:production")},
+        {"Name": "ExecutedVersion", "Value": version},
+    ]);
+    let data = json!([
+        {"MetricName": "Invocations", "Dimensions": dims, "Value": invocations, "Unit": "Count"},
+        {"MetricName": "Errors", "Dimensions": dims, "Value": errors, "Unit": "Count"},
+    ]);
+    let file = dir.join(format!("metrics-{version}.json"));
+    std::fs::write(&file, serde_json::to_vec(&data).expect("json")).expect("write metrics");
+    let arg = format!("file://{}", file.display());
+    aws_cli(&["cloudwatch", "put-metric-data", "--namespace", "AWS/Lambda", "--metric-data", &arg]);
+}
+
+fn python() -> PathBuf {
+    match std::env::var_os("MLAMBDA_VENV") {
+        Some(v) => PathBuf::from(v).join("bin/python"),
+        None => PathBuf::from("python3"),
+    }
+}
+
+/// A function with version 1 (baseline) and 2 (candidate at 10%), their log lines and metrics, and the outcomes
+/// CSV; returns the fixture and numpy/scikit-learn's figures per version.
+fn seeded(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64) -> (Fixture, Value) {
+    let f = Fixture::new(prefix);
+    assert_eq!(f.publish(candidate.model, None), "2");
+    let routing = r#"{"AdditionalVersionWeights":{"2":0.1}}"#;
+    aws_cli(&[
+        "lambda",
+        "update-alias",
+        "--function-name",
+        f.name(),
+        "--name",
+        "production",
+        "--routing-config",
+        routing,
+    ]);
+    let group = format!("/aws/lambda/{}", f.name());
+    aws_cli(&["logs", "create-log-group", "--log-group-name", &group]);
+    let mut rng = Rng(seed);
+    let mut outcomes = String::from("id,label\n");
+    let dir = f.p.root().to_path_buf();
+    let mut all = Vec::new();
+    for t in [baseline, candidate] {
+        let messages = lines(t, &mut rng, &mut outcomes);
+        put_log_events(&group, &format!("2026/12/01/[{}]{:016x}", t.version, rng.next()), &messages, &dir);
+        put_metrics(f.name(), t.version, t.requests as u64 + t.errors, t.errors, &dir);
+        all.extend(messages);
+    }
+    // an id nobody predicted for, which the join must ignore
+    outcomes.push_str("C-nobody,1\n");
+    std::fs::write(f.p.path("outcomes.csv"), outcomes).expect("write outcomes");
+    std::fs::write(f.p.path("lines.txt"), all.join("\n") + "\n").expect("write lines");
+    let script = repo().join("tests/it/report_expected.py");
+    let out = std::process::Command::new(python())
+        .arg(&script)
+        .arg(f.p.path("lines.txt"))
+        .arg(f.p.path("outcomes.csv"))
+        .output()
+        .expect("run report_expected.py with the venv's python");
+    assert!(out.status.success(), "report_expected.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let expected: Value = serde_json::from_slice(&out.stdout).expect("expected values are json");
+    (f, expected)
+}
+
+fn close(got: &Value, want: &Value, what: &str) {
+    let (g, w) = (got.as_f64().unwrap_or(f64::NAN), want.as_f64().unwrap_or(f64::NAN));
+    assert!((g - w).abs() <= 1e-9, "{what}: mlambda says {g}, numpy/scikit-learn say {w}");
+}
+
+/// Every figure of both versions equals what numpy and scikit-learn compute from the same lines.
+fn check_figures(r: &Value, expected: &Value, traffic: [&Traffic; 2]) {
+    for (i, t) in traffic.iter().enumerate() {
+        let v = &r["versions"][i];
+        let e = &expected[t.version];
+        assert_eq!(v["version"], t.version);
+        assert_eq!(v["model_version"], t.model);
+        assert_eq!(v["requests"], json!(t.requests as u64 + t.errors), "version {}", t.version);
+        assert_eq!(v["invocations"], json!(t.requests as u64 + t.errors));
+        assert_eq!(v["errors"], json!(t.errors));
+        assert_eq!(v["logged_requests"], json!(t.requests));
+        assert_eq!(v["logged_requests"], e["logged_requests"]);
+        assert_eq!(v["rows"], e["rows"]);
+        assert_eq!(v["labeled"], e["labeled"]);
+        for q in ["p50", "p90", "p99"] {
+            close(&v["latency_ms"][q], &e[q], &format!("version {} latency {q}", t.version));
+        }
+        for k in ["positive_rate", "mean_probability", "auc", "log_loss", "brier", "accuracy"] {
+            close(&v[k], &e[k], &format!("version {} {k}", t.version));
+        }
+        let ci = v["auc_ci"].as_array().expect("auc_ci");
+        let auc = v["auc"].as_f64().expect("auc");
+        assert!(ci[0].as_f64().expect("lo") < auc && auc < ci[1].as_f64().expect("hi"), "{ci:?} around {auc}");
+        let hist: u64 = v["histogram"].as_array().expect("histogram").iter().map(|n| n.as_u64().expect("count")).sum();
+        assert_eq!(json!(hist), e["rows"]);
+    }
+}
+
+#[test]
+fn a_clearly_better_candidate_is_promoted_with_figures_equal_to_numpy_and_sklearn() {
+    let b = Traffic { version: "1", model: "v1", requests: 1500, errors: 8, noise: 1.5, latency_ms: 2.0 };
+    let c = Traffic { version: "2", model: "v2", requests: 600, errors: 2, noise: 0.3, latency_ms: 1.8 };
+    let (f, expected) = seeded("rep-better", &b, &c, 0x5eed_0001);
+    let html = f.p.path("report.html");
+    let r =
+        f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv", "--html", html.to_str().expect("utf-8")]);
+    assert_eq!((r["baseline"].as_str(), r["candidate"].as_str()), (Some("1"), Some("2")));
+    assert_eq!(r["traffic_share"], 0.1);
+    check_figures(&r, &expected, [&b, &c]);
+    assert!(r["psi"].as_f64().is_some_and(|p| p > 0.0), "{}", r["psi"]);
+    let diff = &r["auc_difference"];
+    assert!(diff["difference"].as_f64().is_some_and(|d| d > 0.05), "{diff}");
+    assert!(diff["p_value"].as_f64().is_some_and(|p| p < 0.05), "{diff}");
+    assert_eq!(r["verdict"], "promote", "{:#}", r["reasons"]);
+    assert_eq!(r["unreadable_lines"], 0);
+
+    let page = std::fs::read_to_string(&html).expect("html written");
+    for id in [r#"<svg id="histogram""#, r#"<svg id="latency""#, r#"<svg id="roc""#] {
+        assert!(page.contains(id), "{id} missing");
+    }
+    assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"), "self-contained");
+
+    let text = f.p.cmd().args(["report", "--since", "1h", "--outcomes", "outcomes.csv"]).output().expect("run");
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("baseline 1") && text.contains("candidate 2"), "{text}");
+    assert!(text.contains("verdict: PROMOTE"), "{text}");
+    assert!(text.contains('█'), "bar histograms:\n{text}");
+}
+
+#[test]
+fn a_clearly_worse_candidate_is_rolled_back_for_errors_latency_and_auc() {
+    let b = Traffic { version: "1", model: "v1", requests: 900, errors: 4, noise: 0.3, latency_ms: 2.0 };
+    let c = Traffic { version: "2", model: "v2", requests: 600, errors: 40, noise: 2.5, latency_ms: 4.0 };
+    let (f, expected) = seeded("rep-worse", &b, &c, 0x5eed_0002);
+    let r = f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv"]);
+    check_figures(&r, &expected, [&b, &c]);
+    assert_eq!(r["verdict"], "rollback");
+    let checks: Vec<(String, String)> = r["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap_or("").into(), c["status"].as_str().unwrap_or("").into()))
+        .collect();
+    let worse = |n: &str| (n.to_string(), "worse".to_string());
+    assert_eq!(checks, [worse("error_rate"), worse("latency_p99"), worse("auc")]);
+    assert_eq!(r["reasons"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn too_little_data_continues_and_says_how_many_more_requests() {
+    let b = Traffic { version: "1", model: "v1", requests: 700, errors: 1, noise: 1.0, latency_ms: 2.0 };
+    let c = Traffic { version: "2", model: "v2", requests: 60, errors: 0, noise: 1.0, latency_ms: 2.0 };
+    let (f, expected) = seeded("rep-little", &b, &c, 0x5eed_0003);
+    let r = f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv"]);
+    check_figures(&r, &expected, [&b, &c]);
+    assert_eq!(r["verdict"], "continue");
+    let reasons = r["reasons"].to_string();
+    // 500 − 60 invocations short; at 10% of the alias's traffic that is 4,400 more alias requests
+    assert!(reasons.contains("candidate 2 needs 440 more requests"), "{reasons}");
+    assert!(reasons.contains("about 4,400 more requests through the alias at 10% candidate traffic"), "{reasons}");
+    assert!(reasons.contains("labeled rows"), "{reasons}");
+}
+
+#[test]
+fn without_a_candidate_or_with_a_bad_outcomes_file_report_says_what_to_do() {
+    let f = Fixture::new("rep-errors");
+    let help = f.p.cmd().args(["report", "--help"]).output().expect("run mlambda");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Examples:") && help.contains("--outcomes <OUTCOMES>"), "{help}");
+    let e = f.p.fails(&["report"], 1);
+    assert!(e.contains("alias `production` sends all traffic to version 1") && e.contains("--candidate"), "{e}");
+    std::fs::write(f.p.path("bad.csv"), "customer,churned\nC-1,1\n").expect("write");
+    let e = f.p.fails(&["report", "--candidate", "1", "--baseline", "1"], 1);
+    assert!(e.contains("baseline and candidate are both version 1"), "{e}");
+    let e = f.p.fails(&["report", "--candidate", "2", "--outcomes", "bad.csv"], 1);
+    assert!(e.contains("outcomes file `bad.csv` line 1") && e.contains("`id` and `label`"), "{e}");
+    let e = f.p.fails(&["report", "--since", "yesterday"], 1);
+    assert!(e.contains("--since `yesterday` is neither a duration"), "{e}");
+
+    // No log group and no metrics yet: a report of nulls that says to keep collecting.
+    let r = f.p.json(&["report", "--candidate", "2"]);
+    assert_eq!(r["verdict"], "continue");
+    assert_eq!(r["versions"][1]["requests"], 0);
+    assert_eq!(r["versions"][1]["latency_ms"]["p99"], Value::Null);
+    assert_eq!(r["versions"][1]["labeled"], Value::Null);
+}
+
+/// Headless Chromium (Debian `chromium`) on a flag-free profile: the page's DOM after rendering, its console
+/// messages on stderr, and a screenshot.
+fn chromium(args: &[&str], page: &Path) -> std::process::Output {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let profile = format!("--user-data-dir={}", profile.path().display());
+    std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr"])
+        .arg(profile)
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium: apt-get install -y chromium")
+}
+
+#[test]
+#[ignore = "needs Debian `chromium` (apt-get install -y chromium); run with `cargo test --test it report -- --ignored`"]
+fn the_html_page_renders_its_three_charts_in_headless_chromium_without_console_errors() {
+    let b = Traffic { version: "1", model: "v1", requests: 400, errors: 2, noise: 1.0, latency_ms: 2.0 };
+    let c = Traffic { version: "2", model: "v2", requests: 150, errors: 1, noise: 0.5, latency_ms: 2.4 };
+    let (f, _) = seeded("rep-html", &b, &c, 0x5eed_0004);
+    let html = f.p.path("report.html");
+    f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv", "--html", html.to_str().expect("utf-8")]);
+
+    let out = chromium(&["--dump-dom"], &html);
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    for id in ["histogram", "latency", "roc"] {
+        assert!(dom.contains(&format!(r#"<svg id="{id}""#)), "svg#{id} missing from the rendered DOM");
+    }
+    // two overlaid histograms of ten bars, two latency curves, two ROC curves
+    assert_eq!(dom.matches("<rect x=").count(), 20 + 3 * 2, "ten bars per version and two legend swatches per chart");
+    assert_eq!(dom.matches(r#"class="ecdf "#).count(), 2);
+    assert_eq!(dom.matches(r#"class="roc "#).count(), 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("CONSOLE"), "console messages:\n{stderr}");
+
+    let shot = f.p.path("report.png");
+    let out = chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1280,1500"], &html);
+    assert!(out.status.success(), "chromium screenshot failed: {}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.len() > 10_000 && png.starts_with(b"\x89PNG"), "a real screenshot");
+    if let Some(keep) = std::env::var_os("MLAMBDA_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).expect("keep the screenshot");
+    }
+}
