@@ -597,15 +597,15 @@ mod tests {
     }
 
     fn binary() -> (Answers, Labels) {
-        let p = 0.723_456_789_012_345_6_f32;
+        let p = 0.723_456_8_f32;
         (Answers::from_int_labels(vec![1, 0], vec![1.0 - p, p, 0.75, 0.25], 2), Labels::Int(vec![0, 1]))
     }
 
     #[test]
     fn responses_keep_full_precision() {
         let (answers, labels) = binary();
-        let p = f64::from(0.723_456_789_012_345_6_f32);
-        let p0 = f64::from(1.0 - 0.723_456_789_012_345_6_f32);
+        let p = f64::from(0.723_456_8_f32);
+        let p0 = f64::from(1.0 - 0.723_456_8_f32);
         let r = single_response(&answers, Some(&labels), "v3");
         assert_eq!(r["statusCode"], 200);
         assert_eq!(r["headers"]["Content-Type"], "application/json");
@@ -701,8 +701,8 @@ mod tests {
         let text = log_lines(&origin(), "req-1", &[Some(json!("C-1001")), None], &answers, Some(&labels), 0.412);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
-        let p = f64::from(0.723_456_789_012_345_6_f32);
-        let p0 = f64::from(1.0 - 0.723_456_789_012_345_6_f32);
+        let p = f64::from(0.723_456_8_f32);
+        let p0 = f64::from(1.0 - 0.723_456_8_f32);
         assert_eq!(
             lines[0],
             format!(

@@ -72,7 +72,9 @@ fn serves_invocations_through_the_runtime_api() {
     assert_eq!(post(port, INVOKE, &payload("one.json")).envelope().0, 200);
     assert!(f.child.try_wait().unwrap().is_none(), "function exited: {}", f.stderr());
     assert!(f.stdout().contains("\"InferenceLatencyMs\""), "no EMF line: {}", f.stdout());
-    // the prediction log carries Lambda's request id and the function version
+    // the prediction log carries Lambda's request id and the function version (stdout comes through a
+    // pipe and a drain thread: give it a moment)
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let stdout = f.stdout();
     let log: Vec<serde_json::Value> = stdout
         .lines()

@@ -99,7 +99,12 @@ fn serves_predictions_refuses_bad_input_and_stops_on_sigterm() {
     // it is still serving after all that
     assert_eq!(invoke(port, &payload("one.json")).0, 200);
 
-    // one EMF line per prediction on stdout
+    // one EMF line per prediction on stdout (which arrives through a pipe and a drain thread, after the
+    // 10,000 prediction log lines of the big batch: wait for the last one)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while p.stdout().matches("\"_aws\"").count() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let stdout = p.stdout();
     let emf: Vec<Value> = stdout
         .lines()

@@ -349,7 +349,7 @@ fn feeds_imputer(graph: &pb::GraphProto, name: &str) -> bool {
         if !seen.insert(tensor.clone()) {
             continue;
         }
-        for node in graph.node.iter().filter(|n| n.input.iter().any(|i| *i == tensor)) {
+        for node in graph.node.iter().filter(|n| n.input.contains(&tensor)) {
             if node.op_type == "Imputer" {
                 return true;
             }
@@ -790,5 +790,73 @@ impl Model {
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn with_attr(mut n: pb::NodeProto, name: &str, ints: &[i64], strings: &[&str]) -> pb::NodeProto {
+        n.attribute.push(pb::AttributeProto {
+            name: name.into(),
+            ints: ints.to_vec(),
+            strings: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn nulls_are_accepted_only_on_inputs_that_reach_an_imputer() {
+        // a ColumnTransformer export: Concat(a, b) -> Imputer; c -> Gather -> OneHotEncoder; d -> Scaler
+        let graph = pb::GraphProto {
+            node: vec![
+                node("Concat", &["a", "b"], &["ab"]),
+                node("Cast", &["ab"], &["ab32"]),
+                node("Imputer", &["ab32"], &["imputed"]),
+                node("Gather", &["c", "c0"], &["c01"]),
+                node("OneHotEncoder", &["c01"], &["hot"]),
+                node("Scaler", &["d"], &["scaled"]),
+                node("Imputer", &["scaled"], &["late"]),
+            ],
+            ..Default::default()
+        };
+        assert!(feeds_imputer(&graph, "a") && feeds_imputer(&graph, "b"));
+        assert!(!feeds_imputer(&graph, "c"));
+        // imputing after a transform does not make a missing value valid before it
+        assert!(!feeds_imputer(&graph, "d"));
+    }
+
+    #[test]
+    fn labels_come_from_zipmap_then_the_classifier_then_the_label_constant() {
+        let zip = with_attr(node("ZipMap", &["p"], &["z"]), "classlabels_strings", &[], &["bronze", "gold"]);
+        let clf = with_attr(node("LinearClassifier", &["x"], &["l", "p"]), "classlabels_ints", &[3, 7], &[]);
+        let mut graph = pb::GraphProto { node: vec![clf.clone(), zip], ..Default::default() };
+        assert_eq!(proto_labels(&graph), Some(Labels::Str(vec!["bronze".into(), "gold".into()])));
+        graph.node.truncate(1);
+        assert_eq!(proto_labels(&graph), Some(Labels::Int(vec![3, 7])));
+        // an MLP: ArgMax indexes an int32 initializer of classes
+        let graph = pb::GraphProto {
+            node: vec![node("ArrayFeatureExtractor", &["classes", "argmax"], &["label"])],
+            initializer: vec![pb::TensorProto {
+                name: "classes".into(),
+                data_type: 6,
+                int32_data: vec![0, 5],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(proto_labels(&graph), Some(Labels::Int(vec![0, 5])));
+        assert_eq!(proto_labels(&pb::GraphProto::default()), None);
     }
 }
