@@ -5,55 +5,54 @@
 //! * the object holds the named features (`MODEL_FEATURES`), or `{"instances": [{...}, ...]}` for a batch
 //!   (at most [`MAX_BATCH`] rows, run as one tensor), or `{"_warmup": true}`.
 //!
-//! Decisions: booleans are accepted as 1/0 (`has_tech_support: true` is 1); unknown extra fields are
-//! ignored; numbers must be finite and fit float32; strings (even numeric ones), null, arrays and objects
-//! are refused naming the field. Python's `NaN`/`Infinity` literals, which are not JSON, are refused
-//! naming the field too. Payloads over [`MAX_BODY_BYTES`] are refused.
+//! Fields are typed as the model's graph declares them ([`crate::rows`] has the decisions: booleans as 1/0,
+//! numbers finite and within float32, strings only for string inputs, `null` only where the graph imputes,
+//! unknown extra fields ignored). Python's `NaN`/`Infinity` literals, which are not JSON, are refused
+//! naming the field. Payloads over [`MAX_BODY_BYTES`] are refused.
+//!
+//! Answers: `prediction` (the label in the model's own type, or the regressor's value), for classifiers
+//! `probabilities` (label written as a string -> probability) and, for binary ones, `probability`
+//! (P of the second class).
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::model::{Output, Task};
+use crate::error::Error;
+use crate::model::{Answers, LabelRef, Labels};
+use crate::rows::{kind, Schema, NON_FINITE_MARK};
 
 /// Rows accepted in one `instances` batch.
 pub const MAX_BATCH: usize = 10_000;
 /// Lambda's synchronous payload limit; bigger bodies are refused before parsing.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
-/// A client mistake, answered with statusCode 400 and `{"error": message}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRequest(pub String);
-
-impl BadRequest {
-    fn new(msg: impl Into<String>) -> BadRequest {
-        BadRequest(msg.into())
-    }
+fn bad(msg: impl Into<String>) -> Error {
+    Error::InvalidInput(msg.into())
 }
 
 /// What a valid request asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Warmup,
-    /// One row, features in `MODEL_FEATURES` order.
-    Single(Vec<f32>),
-    /// `n` rows, row-major.
-    Batch {
-        rows: Vec<f32>,
-        n: usize,
+    Rows {
+        batch: crate::model::Batch,
+        /// Sent as `instances` (answered as a list), even of one row.
+        batched: bool,
+        /// Each row's `MODEL_ID_FIELD` value (string or number), when that field is configured.
+        ids: Vec<Option<Value>>,
     },
 }
 
-/// Python's `json.dumps` writes NaN/Infinity/-Infinity, which are not JSON. They are rewritten into
-/// strings with this prefix (a private-use character no client sends) so the error can name the field.
-const NON_FINITE_MARK: &str = "\u{E000}non-finite:";
 const NON_FINITE: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
 
 /// Parses raw bytes (a Lambda payload or an HTTP body) into JSON.
-pub fn parse_json(bytes: &[u8]) -> Result<Value, BadRequest> {
+pub fn parse_json(bytes: &[u8]) -> Result<Value, Error> {
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(BadRequest::new(format!("request body is {} bytes; the limit is 6 MB", bytes.len())));
+        return Err(bad(format!("request body is {} bytes; the limit is 6 MB", bytes.len())));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| BadRequest::new("request body is not valid UTF-8"))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("request body is not valid UTF-8"))?;
     if text.trim().is_empty() {
-        return Err(BadRequest::new("empty request body: send a JSON object of features"));
+        return Err(bad("empty request body: send a JSON object of features"));
     }
     match serde_json::from_str(text) {
         Ok(v) => Ok(v),
@@ -62,7 +61,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, BadRequest> {
             let quoted = quote_non_finite(text);
             match quoted.as_deref().map(serde_json::from_str::<Value>) {
                 Some(Ok(v)) => Ok(v),
-                _ => Err(BadRequest::new(format!("request body is not valid JSON: {e}"))),
+                _ => Err(bad(format!("request body is not valid JSON: {e}"))),
             }
         }
     }
@@ -100,101 +99,68 @@ fn quote_non_finite(text: &str) -> Option<String> {
 }
 
 /// Unwraps an API Gateway proxy event to the JSON object of features it carries.
-pub fn unwrap_event(event: Value) -> Result<Map<String, Value>, BadRequest> {
+pub fn unwrap_event(event: Value) -> Result<Map<String, Value>, Error> {
     let Value::Object(mut obj) = event else {
-        return Err(BadRequest::new(format!("request must be a JSON object of features, got {}", kind(&event))));
+        return Err(bad(format!("request must be a JSON object of features, got {}", kind(&event))));
     };
     let body = match obj.remove("body") {
         None => return Ok(obj),
         Some(Value::String(s)) => {
             if obj.get("isBase64Encoded") == Some(&Value::Bool(true)) {
-                return Err(BadRequest::new(
-                    "base64-encoded bodies are not supported: send Content-Type: application/json",
-                ));
+                return Err(bad("base64-encoded bodies are not supported: send Content-Type: application/json"));
             }
             parse_json(s.as_bytes())?
         }
-        Some(Value::Null) => return Err(BadRequest::new("empty request body: send a JSON object of features")),
+        Some(Value::Null) => return Err(bad("empty request body: send a JSON object of features")),
         Some(other) => other,
     };
     match body {
         Value::Object(o) => Ok(o),
-        other => Err(BadRequest::new(format!("request body must be a JSON object of features, got {}", kind(&other)))),
+        other => Err(bad(format!("request body must be a JSON object of features, got {}", kind(&other)))),
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// The row's id for the prediction log: the `MODEL_ID_FIELD` value when it is a string or a number.
+fn row_id(obj: &Map<String, Value>, id_field: Option<&str>) -> Option<Value> {
+    match obj.get(id_field?)? {
+        v @ (Value::String(_) | Value::Number(_)) => Some(v.clone()),
+        _ => None,
     }
-}
-
-/// One feature value as float32, or why not.
-fn number(name: &str, v: Option<&Value>) -> Result<f32, String> {
-    let v = v.ok_or_else(|| format!("missing feature {name:?}"))?;
-    let x = match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| format!("feature {name:?} is not a representable number"))?,
-        Value::Bool(b) => f64::from(u8::from(*b)),
-        Value::String(s) if s.starts_with(NON_FINITE_MARK) => {
-            return Err(format!("feature {name:?} is {}; send a finite number", &s[NON_FINITE_MARK.len()..]));
-        }
-        other => return Err(format!("feature {name:?} must be a number, got {}", kind(other))),
-    };
-    let f = x as f32;
-    if !f.is_finite() {
-        return Err(format!("feature {name:?} is {x}, outside the float32 range"));
-    }
-    Ok(f)
-}
-
-/// Appends one row in `features` order, listing every missing feature at once.
-fn push_row(obj: &Map<String, Value>, features: &[String], out: &mut Vec<f32>) -> Result<(), String> {
-    let missing: Vec<&str> = features.iter().filter(|f| !obj.contains_key(*f)).map(String::as_str).collect();
-    if !missing.is_empty() {
-        return Err(format!("missing required features: {}", missing.join(", ")));
-    }
-    for f in features {
-        out.push(number(f, obj.get(f))?);
-    }
-    Ok(())
 }
 
 /// Turns an already-parsed event into a request.
-pub fn parse_request(event: Value, features: &[String]) -> Result<Request, BadRequest> {
+pub fn parse_request(event: Value, schema: &Schema, id_field: Option<&str>) -> Result<Request, Error> {
     let obj = unwrap_event(event)?;
     if obj.get("_warmup") == Some(&Value::Bool(true)) {
         return Ok(Request::Warmup);
     }
     if let Some(instances) = obj.get("instances") {
         let Value::Array(items) = instances else {
-            return Err(BadRequest::new(format!("\"instances\" must be an array of objects, got {}", kind(instances))));
+            return Err(bad(format!("\"instances\" must be an array of objects, got {}", kind(instances))));
         };
         if items.is_empty() {
-            return Err(BadRequest::new("\"instances\" is empty: send at least one row"));
+            return Err(bad("\"instances\" is empty: send at least one row"));
         }
         if items.len() > MAX_BATCH {
-            return Err(BadRequest::new(format!(
-                "\"instances\" has {} rows; the limit is {MAX_BATCH} per request",
-                items.len()
-            )));
+            return Err(bad(format!("\"instances\" has {} rows; the limit is {MAX_BATCH} per request", items.len())));
         }
-        let mut rows = Vec::with_capacity(items.len() * features.len());
+        let mut batch = schema.batch(items.len());
+        let mut ids = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let Value::Object(o) = item else {
-                return Err(BadRequest::new(format!("instance {i} must be an object of features, got {}", kind(item))));
+                return Err(bad(format!("instance {i} must be an object of features, got {}", kind(item))));
             };
-            push_row(o, features, &mut rows).map_err(|e| BadRequest::new(format!("instance {i}: {e}")))?;
+            schema.push_row(o, &mut batch).map_err(|e| bad(format!("instance {i}: {e}")))?;
+            if id_field.is_some() {
+                ids.push(row_id(o, id_field));
+            }
         }
-        return Ok(Request::Batch { rows, n: items.len() });
+        return Ok(Request::Rows { batch, batched: true, ids });
     }
-    let mut row = Vec::with_capacity(features.len());
-    push_row(&obj, features, &mut row).map_err(BadRequest)?;
-    Ok(Request::Single(row))
+    let mut batch = schema.batch(1);
+    schema.push_row(&obj, &mut batch).map_err(bad)?;
+    let ids = if id_field.is_some() { vec![row_id(&obj, id_field)] } else { Vec::new() };
+    Ok(Request::Rows { batch, batched: false, ids })
 }
 
 /// The proxy-integration envelope around a JSON body.
@@ -210,91 +176,291 @@ pub fn error_response(status: u16, message: &str) -> Value {
     envelope(status, &json!({ "error": message }))
 }
 
+/// The envelope for a failed request: the caller's mistake in full, or `internal error`.
+pub fn failure(err: &Error) -> Value {
+    error_response(err.status(), err.public_message())
+}
+
 pub fn warm_response() -> Value {
     envelope(200, &json!({"status": "warm"}))
 }
 
-/// One prediction as JSON: classifiers give an integer label and the unrounded P(class 1).
-fn prediction_json(out: &Output, task: Task) -> Value {
-    match (task, out.probability) {
-        (Task::Classifier, Some(p)) => json!({"prediction": out.prediction as i64, "probability": p}),
-        _ => json!({"prediction": out.prediction}),
+fn label_json(label: LabelRef<'_>) -> Value {
+    match label {
+        LabelRef::Int(i) => Value::from(i),
+        LabelRef::Str(s) => Value::from(s),
     }
 }
 
-pub fn single_response(out: &Output, task: Task, version: &str) -> Value {
-    let mut body = prediction_json(out, task);
-    if let Value::Object(o) = &mut body {
-        o.insert("model_version".into(), Value::String(version.into()));
+/// Row `i` as JSON: classifiers give the label, `probabilities` and (binary) `probability`, all unrounded.
+fn prediction_json(answers: &Answers, i: usize, labels: Option<&Labels>) -> Map<String, Value> {
+    let mut out = Map::new();
+    match (answers.label(i), labels) {
+        (Some(label), Some(labels)) => {
+            out.insert("prediction".into(), label_json(label));
+            if let Some(p) = answers.probability(i) {
+                out.insert("probability".into(), json!(p));
+            }
+            let probs = answers.probabilities(i).unwrap_or_default();
+            let map: Map<String, Value> =
+                probs.iter().enumerate().map(|(j, p)| (labels.key(j), json!(f64::from(*p)))).collect();
+            out.insert("probabilities".into(), Value::Object(map));
+        }
+        _ => {
+            out.insert("prediction".into(), json!(answers.value(i).unwrap_or(f64::NAN)));
+        }
     }
-    envelope(200, &body)
+    out
 }
 
-pub fn batch_response(outs: &[Output], task: Task, version: &str) -> Value {
-    let predictions: Vec<Value> = outs.iter().map(|o| prediction_json(o, task)).collect();
+pub fn single_response(answers: &Answers, labels: Option<&Labels>, version: &str) -> Value {
+    let mut body = prediction_json(answers, 0, labels);
+    body.insert("model_version".into(), Value::String(version.into()));
+    envelope(200, &Value::Object(body))
+}
+
+pub fn batch_response(answers: &Answers, labels: Option<&Labels>, version: &str) -> Value {
+    let predictions: Vec<Value> =
+        (0..answers.len()).map(|i| Value::Object(prediction_json(answers, i, labels))).collect();
     envelope(200, &json!({"predictions": predictions, "model_version": version}))
 }
 
-/// One CloudWatch embedded-metric-format line. For a batch, `PredictionProbability` is the batch mean
-/// (one number per invocation keeps alarms on its average meaningful); regressors emit latency only.
-pub fn emf_line(namespace: &str, version: &str, latency_ms: f64, outs: &[Output], timestamp_ms: u64) -> String {
-    let probs: Vec<f64> = outs.iter().filter_map(|o| o.probability).collect();
+/// Who answered, for metrics and the prediction log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub namespace: String,
+    pub model_version: String,
+    /// `AWS_LAMBDA_FUNCTION_NAME` (`local` when unset).
+    pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION` (`$LATEST` when unset).
+    pub function_version: String,
+}
+
+/// EMF allows 100 metrics per line; the rest of the budget goes to the fixed metrics.
+const MAX_CLASS_METRICS: usize = 90;
+
+/// One CloudWatch embedded-metric-format line, with dimension sets `[ModelVersion]` and
+/// `[FunctionName, FunctionVersion]`. Beside `InferenceLatencyMs`: binary classifiers emit
+/// `PredictionProbability` (the batch mean, so alarms on its average stay meaningful), multiclass ones
+/// `PredictedClass_<label>` (how many rows got each label), regressors `PredictionValue` (the batch mean).
+pub fn emf_line(
+    origin: &Origin,
+    latency_ms: f64,
+    answers: &Answers,
+    labels: Option<&Labels>,
+    timestamp_ms: u64,
+) -> String {
+    let n = answers.len();
     let mut metrics = vec![json!({"Name": "InferenceLatencyMs", "Unit": "Milliseconds"})];
-    let mut line = json!({
-        "ModelVersion": version,
-        "InferenceLatencyMs": latency_ms,
-        "Rows": outs.len(),
-    });
-    if !probs.is_empty() {
-        metrics.push(json!({"Name": "PredictionProbability", "Unit": "None"}));
-        line["PredictionProbability"] = json!(probs.iter().sum::<f64>() / probs.len() as f64);
+    let mut line = Map::new();
+    line.insert("ModelVersion".into(), json!(origin.model_version));
+    line.insert("FunctionName".into(), json!(origin.function_name));
+    line.insert("FunctionVersion".into(), json!(origin.function_version));
+    line.insert("InferenceLatencyMs".into(), json!(latency_ms));
+    line.insert("Rows".into(), json!(n));
+    let mean = |f: &dyn Fn(usize) -> Option<f64>| -> Option<f64> {
+        let values: Vec<f64> = (0..n).filter_map(f).collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    match labels {
+        Some(labels) if labels.len() == 2 => {
+            if let Some(p) = mean(&|i| answers.probability(i)) {
+                metrics.push(json!({"Name": "PredictionProbability", "Unit": "None"}));
+                line.insert("PredictionProbability".into(), json!(p));
+            }
+        }
+        Some(_) => {
+            // counts in order of first appearance, so a line is stable for a given batch
+            let mut counts: Vec<(String, u64)> = Vec::new();
+            for i in 0..n {
+                let Some(label) = answers.label(i) else { continue };
+                let key = match label {
+                    LabelRef::Int(v) => v.to_string(),
+                    LabelRef::Str(s) => s.to_string(),
+                };
+                if let Some((_, c)) = counts.iter_mut().find(|(k, _)| *k == key) {
+                    *c += 1;
+                } else if counts.len() < MAX_CLASS_METRICS {
+                    counts.push((key, 1));
+                }
+            }
+            for (key, count) in counts {
+                let name = format!("PredictedClass_{key}");
+                metrics.push(json!({"Name": name, "Unit": "Count"}));
+                line.insert(name, json!(count));
+            }
+        }
+        None => {
+            if let Some(v) = mean(&|i| answers.value(i)) {
+                metrics.push(json!({"Name": "PredictionValue", "Unit": "None"}));
+                line.insert("PredictionValue".into(), json!(v));
+            }
+        }
     }
-    line["_aws"] = json!({
-        "Timestamp": timestamp_ms,
-        "CloudWatchMetrics": [{
-            "Namespace": namespace,
-            "Dimensions": [["ModelVersion"]],
-            "Metrics": metrics,
-        }],
-    });
-    line.to_string()
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": origin.namespace,
+                "Dimensions": [["ModelVersion"], ["FunctionName", "FunctionVersion"]],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    Value::Object(line).to_string()
+}
+
+/// Probabilities as `{"label": p, ...}` in the model's label order (a JSON map would sort its keys).
+struct Probabilities<'a> {
+    labels: &'a Labels,
+    probs: &'a [f32],
+}
+
+impl Serialize for Probabilities<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.probs.len()))?;
+        for (j, p) in self.probs.iter().enumerate() {
+            match self.labels {
+                Labels::Int(v) => map.serialize_entry(&v[j].to_string(), &f64::from(*p))?,
+                Labels::Str(v) => map.serialize_entry(&v[j], &f64::from(*p))?,
+            }
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LoggedPrediction<'a> {
+    Int(i64),
+    Str(&'a str),
+    Value(f64),
+}
+
+/// One prediction log line; fields serialize in this order (the report helper's format).
+#[derive(Serialize)]
+struct LogLine<'a> {
+    mlambda: &'static str,
+    request_id: &'a str,
+    function_version: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    row: usize,
+    rows: usize,
+    prediction: LoggedPrediction<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probability: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probabilities: Option<Probabilities<'a>>,
+    latency_ms: f64,
+}
+
+/// The prediction log: one JSON line per row answered, never a feature value.
+pub fn log_lines(
+    origin: &Origin,
+    request_id: &str,
+    ids: &[Option<Value>],
+    answers: &Answers,
+    labels: Option<&Labels>,
+    latency_ms: f64,
+) -> String {
+    let mut out = String::with_capacity(answers.len() * 160);
+    for i in 0..answers.len() {
+        let prediction = match answers.label(i) {
+            Some(LabelRef::Int(v)) => LoggedPrediction::Int(v),
+            Some(LabelRef::Str(s)) => LoggedPrediction::Str(s),
+            None => LoggedPrediction::Value(answers.value(i).unwrap_or(f64::NAN)),
+        };
+        let line = LogLine {
+            mlambda: "prediction",
+            request_id,
+            function_version: &origin.function_version,
+            model_version: &origin.model_version,
+            id: ids.get(i).and_then(Option::as_ref),
+            row: i,
+            rows: answers.len(),
+            prediction,
+            probability: answers.probability(i),
+            probabilities: labels.zip(answers.probabilities(i)).map(|(labels, probs)| Probabilities { labels, probs }),
+            latency_ms,
+        };
+        // serializing plain strings and numbers cannot fail
+        if let Ok(text) = serde_json::to_string(&line) {
+            out.push_str(&text);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Batch, Column, Field, InputKind};
 
-    fn feats() -> Vec<String> {
-        ["a", "b", "c"].iter().map(|s| s.to_string()).collect()
+    fn field(name: &str, input: usize, column: usize, kind: InputKind, nullable: bool) -> Field {
+        Field { name: name.into(), input, column, width: 1, kind, nullable }
     }
 
-    fn parse(text: &str) -> Result<Request, BadRequest> {
-        parse_request(parse_json(text.as_bytes())?, &feats())
+    /// `MODEL_FEATURES=a,b,c` over one float input.
+    fn floats() -> Schema {
+        let fields = ["a", "b", "c"].iter().enumerate().map(|(i, n)| field(n, 0, i, InputKind::F32, false)).collect();
+        Schema::from_parts(fields, vec![(InputKind::F32, 3)])
+    }
+
+    /// A `ColumnTransformer` export: imputed float `age`, string `plan`, int64 `seats`, float pair `xy`.
+    fn named() -> Schema {
+        let mut xy = field("xy", 3, 0, InputKind::F32, false);
+        xy.width = 2;
+        let fields = vec![
+            field("age", 0, 0, InputKind::F32, true),
+            field("plan", 1, 0, InputKind::Str, false),
+            field("seats", 2, 0, InputKind::I64, false),
+            xy,
+        ];
+        Schema::from_parts(
+            fields,
+            vec![(InputKind::F32, 1), (InputKind::Str, 1), (InputKind::I64, 1), (InputKind::F32, 2)],
+        )
+    }
+
+    fn parse_with(schema: &Schema, text: &str) -> Result<Request, Error> {
+        parse_request(parse_json(text.as_bytes())?, schema, None)
+    }
+
+    fn parse(text: &str) -> Result<Request, Error> {
+        parse_with(&floats(), text)
+    }
+
+    fn single(values: Vec<f32>) -> Request {
+        Request::Rows { batch: Batch { n: 1, columns: vec![Column::F32(values)] }, batched: false, ids: vec![] }
     }
 
     fn err(text: &str) -> String {
-        parse(text).unwrap_err().0
+        parse(text).unwrap_err().to_string()
     }
 
     #[test]
     fn direct_object_in_feature_order() {
-        assert_eq!(parse(r#"{"c": 3, "a": 1.5, "b": -2}"#), Ok(Request::Single(vec![1.5, -2.0, 3.0])));
+        assert_eq!(parse(r#"{"c": 3, "a": 1.5, "b": -2}"#).unwrap(), single(vec![1.5, -2.0, 3.0]));
     }
 
     #[test]
     fn proxy_event_with_string_body() {
         let ev = json!({"httpMethod": "POST", "body": "{\"a\":1,\"b\":2,\"c\":3}", "isBase64Encoded": false});
-        assert_eq!(parse(&ev.to_string()), Ok(Request::Single(vec![1.0, 2.0, 3.0])));
+        assert_eq!(parse(&ev.to_string()).unwrap(), single(vec![1.0, 2.0, 3.0]));
     }
 
     #[test]
     fn proxy_event_with_object_body() {
-        assert_eq!(parse(r#"{"body": {"a":1,"b":2,"c":3}}"#), Ok(Request::Single(vec![1.0, 2.0, 3.0])));
+        assert_eq!(parse(r#"{"body": {"a":1,"b":2,"c":3}}"#).unwrap(), single(vec![1.0, 2.0, 3.0]));
     }
 
     #[test]
     fn booleans_are_one_and_zero_and_extras_ignored() {
-        assert_eq!(parse(r#"{"a": true, "b": false, "c": 0, "zzz": "x"}"#), Ok(Request::Single(vec![1.0, 0.0, 0.0])));
+        assert_eq!(parse(r#"{"a": true, "b": false, "c": 0, "zzz": "x"}"#).unwrap(), single(vec![1.0, 0.0, 0.0]));
     }
 
     #[test]
@@ -339,26 +505,28 @@ mod tests {
         assert!(err(r#"{"body": "[1]"}"#).contains("got an array"));
         assert!(err(r#"{"body": "{", "x": 1}"#).starts_with("request body is not valid JSON"));
         assert!(err(r#"{"body": "e30=", "isBase64Encoded": true}"#).contains("base64"));
+        assert_eq!(parse("[1]").unwrap_err().status(), 400);
     }
 
     #[test]
     fn oversized_body_is_refused() {
         let big = vec![b' '; MAX_BODY_BYTES + 1];
-        assert!(parse_json(&big).unwrap_err().0.contains("6 MB"));
+        assert!(parse_json(&big).unwrap_err().to_string().contains("6 MB"));
     }
 
     #[test]
     fn warmup_skips_features() {
-        assert_eq!(parse(r#"{"_warmup": true}"#), Ok(Request::Warmup));
-        assert_eq!(parse(&json!({"body": "{\"_warmup\": true}"}).to_string()), Ok(Request::Warmup));
+        assert_eq!(parse(r#"{"_warmup": true}"#).unwrap(), Request::Warmup);
+        assert_eq!(parse(&json!({"body": "{\"_warmup\": true}"}).to_string()).unwrap(), Request::Warmup);
         // only `true` warms; anything else is an ordinary (here incomplete) request
         assert!(err(r#"{"_warmup": 1}"#).starts_with("missing"));
     }
 
     #[test]
     fn batches() {
-        let r = parse(r#"{"instances": [{"a":1,"b":2,"c":3},{"a":4,"b":5,"c":6}]}"#);
-        assert_eq!(r, Ok(Request::Batch { rows: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], n: 2 }));
+        let r = parse(r#"{"instances": [{"a":1,"b":2,"c":3},{"a":4,"b":5,"c":6}]}"#).unwrap();
+        let want = Batch { n: 2, columns: vec![Column::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])] };
+        assert_eq!(r, Request::Rows { batch: want, batched: true, ids: vec![] });
         assert!(err(r#"{"instances": []}"#).contains("empty"));
         assert!(err(r#"{"instances": {}}"#).contains("must be an array"));
         assert_eq!(
@@ -376,54 +544,178 @@ mod tests {
         let too_many = json!({"instances": vec![json!({"a":1,"b":2,"c":3}); MAX_BATCH + 1]});
         assert!(err(&too_many.to_string()).contains("limit is 10000"));
         let max = json!({"instances": vec![json!({"a":1,"b":2,"c":3}); MAX_BATCH]});
-        assert!(matches!(parse(&max.to_string()), Ok(Request::Batch { n: MAX_BATCH, .. })));
+        assert!(matches!(parse(&max.to_string()), Ok(Request::Rows { batch: Batch { n: MAX_BATCH, .. }, .. })));
+    }
+
+    #[test]
+    fn named_inputs_take_strings_ints_and_imputed_nulls() {
+        let s = named();
+        let r = parse_with(&s, r#"{"age": null, "plan": "gold", "seats": 3, "xy": [1.5, true]}"#).unwrap();
+        let Request::Rows { batch, .. } = r else { panic!("{r:?}") };
+        assert_eq!(batch.n, 1);
+        assert!(matches!(&batch.columns[0], Column::F32(v) if v[0].is_nan()));
+        assert_eq!(batch.columns[1], Column::Str(vec!["gold".into()]));
+        assert_eq!(batch.columns[2], Column::I64(vec![3]));
+        assert_eq!(batch.columns[3], Column::F32(vec![1.5, 1.0]));
+        let err = |text: &str| parse_with(&s, text).unwrap_err().to_string();
+        let row = |over: Value| {
+            let mut base = json!({"age": 40, "plan": "gold", "seats": 3, "xy": [1, 2]});
+            for (k, v) in over.as_object().unwrap() {
+                base[k] = v.clone();
+            }
+            base.to_string()
+        };
+        assert_eq!(err(&row(json!({"plan": 7}))), "feature \"plan\" must be a string, got a number");
+        assert_eq!(err(&row(json!({"plan": null}))), "feature \"plan\" must be a string, got null");
+        assert_eq!(err(&row(json!({"age": "40"}))), "feature \"age\" must be a number, got a string");
+        assert_eq!(err(&row(json!({"seats": 2.5}))), "feature \"seats\" must be an integer, got a fractional number");
+        assert_eq!(err(&row(json!({"seats": null}))), "feature \"seats\" must be an integer, got null");
+        assert_eq!(err(&row(json!({"xy": [1]}))), "feature \"xy\" must be an array of 2 numbers, got 1 values");
+        assert_eq!(err(&row(json!({"xy": 1}))), "feature \"xy\" must be an array of 2 numbers, got a number");
+        assert_eq!(err(&row(json!({"xy": [1, "a"]}))), "feature \"xy[1]\" must be a number, got a string");
+        assert_eq!(
+            err(&row(json!({"seats": 2.0})).replace("\"seats\":2.0", "\"seats\":NaN")),
+            "feature \"seats\" is NaN; send a finite number"
+        );
+        assert_eq!(err(r#"{"plan": "x"}"#), "missing required features: age, seats, xy");
+        // integral floats are integers
+        assert!(parse_with(&s, &row(json!({"seats": 4.0}))).is_ok());
+    }
+
+    #[test]
+    fn ids_are_taken_from_the_id_field() {
+        let ev = parse_json(
+            br#"{"instances": [{"a":1,"b":2,"c":3,"id":"C-1"},{"a":1,"b":2,"c":3,"id":7},{"a":1,"b":2,"c":3}]}"#,
+        )
+        .unwrap();
+        let Request::Rows { ids, .. } = parse_request(ev, &floats(), Some("id")).unwrap() else { panic!() };
+        assert_eq!(ids, vec![Some(json!("C-1")), Some(json!(7)), None]);
     }
 
     fn body(envelope: &Value) -> Value {
         serde_json::from_str(envelope["body"].as_str().unwrap()).unwrap()
     }
 
+    fn binary() -> (Answers, Labels) {
+        let p = 0.723_456_8_f32;
+        (Answers::from_int_labels(vec![1, 0], vec![1.0 - p, p, 0.75, 0.25], 2), Labels::Int(vec![0, 1]))
+    }
+
     #[test]
     fn responses_keep_full_precision() {
-        let out = Output { prediction: 1.0, probability: Some(0.723_456_789_012_345_6) };
-        let r = single_response(&out, Task::Classifier, "v3");
+        let (answers, labels) = binary();
+        let p = f64::from(0.723_456_8_f32);
+        let p0 = f64::from(1.0 - 0.723_456_8_f32);
+        let r = single_response(&answers, Some(&labels), "v3");
         assert_eq!(r["statusCode"], 200);
         assert_eq!(r["headers"]["Content-Type"], "application/json");
-        assert_eq!(body(&r), json!({"prediction": 1, "probability": 0.723_456_789_012_345_6, "model_version": "v3"}));
-        let reg = single_response(&Output { prediction: 12.5, probability: None }, Task::Regressor, "v");
+        assert_eq!(
+            body(&r),
+            json!({"prediction": 1, "probability": p, "probabilities": {"0": p0, "1": p}, "model_version": "v3"})
+        );
+        let reg = single_response(&Answers::from_values(vec![12.5]), None, "v");
         assert_eq!(body(&reg), json!({"prediction": 12.5, "model_version": "v"}));
-        let b = batch_response(&[out, Output { prediction: 0.0, probability: Some(0.25) }], Task::Classifier, "v3");
+        let b = batch_response(&answers, Some(&labels), "v3");
         assert_eq!(
             body(&b),
-            json!({"predictions": [{"prediction": 1, "probability": 0.723_456_789_012_345_6},
-                                   {"prediction": 0, "probability": 0.25}], "model_version": "v3"})
+            json!({"predictions": [{"prediction": 1, "probability": p, "probabilities": {"0": p0, "1": p}},
+                                   {"prediction": 0, "probability": 0.25, "probabilities": {"0": 0.75, "1": 0.25}}],
+                   "model_version": "v3"})
         );
         assert_eq!(body(&warm_response()), json!({"status": "warm"}));
         let e = error_response(400, "nope");
         assert_eq!((e["statusCode"].as_u64(), body(&e)), (Some(400), json!({"error": "nope"})));
+        let internal = failure(&Error::Model(crate::model::ModelError::Run("secret detail".into())));
+        assert_eq!((internal["statusCode"].as_u64(), body(&internal)), (Some(500), json!({"error": "internal error"})));
+    }
+
+    #[test]
+    fn multiclass_string_labels_answer_in_their_type() {
+        let labels = Labels::Str(vec!["bronze".into(), "gold".into(), "silver".into()]);
+        let answers = Answers::from_str_labels(vec!["gold".into()], vec![0.25, 0.5, 0.25], 3);
+        let r = body(&single_response(&answers, Some(&labels), "v"));
+        assert_eq!(
+            r,
+            json!({"prediction": "gold", "probabilities": {"bronze": 0.25, "gold": 0.5, "silver": 0.25}, "model_version": "v"})
+        );
+        assert!(r.get("probability").is_none());
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            namespace: "mlambda".into(),
+            model_version: "v7".into(),
+            function_name: "churn".into(),
+            function_version: "3".into(),
+        }
     }
 
     #[test]
     fn emf_line_is_valid_embedded_metric_format() {
-        let outs =
-            [Output { prediction: 1.0, probability: Some(0.8) }, Output { prediction: 0.0, probability: Some(0.2) }];
-        let line: Value = serde_json::from_str(&emf_line("mlambda", "v7", 0.25, &outs, 1_700_000_000_000)).unwrap();
+        let answers = Answers::from_int_labels(vec![1, 0], vec![0.2, 0.8, 0.8, 0.2], 2);
+        let labels = Labels::Int(vec![0, 1]);
+        let line: Value =
+            serde_json::from_str(&emf_line(&origin(), 0.25, &answers, Some(&labels), 1_700_000_000_000)).unwrap();
         assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
         let cw = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "mlambda");
-        assert_eq!(cw["Dimensions"], json!([["ModelVersion"]]));
+        assert_eq!(cw["Dimensions"], json!([["ModelVersion"], ["FunctionName", "FunctionVersion"]]));
         assert_eq!(
             cw["Metrics"],
             json!([{"Name": "InferenceLatencyMs", "Unit": "Milliseconds"}, {"Name": "PredictionProbability", "Unit": "None"}])
         );
-        assert_eq!(line["ModelVersion"], "v7");
+        assert_eq!((line["ModelVersion"].as_str(), line["FunctionName"].as_str()), (Some("v7"), Some("churn")));
+        assert_eq!(line["FunctionVersion"], "3");
         assert_eq!(line["InferenceLatencyMs"], 0.25);
-        assert!((line["PredictionProbability"].as_f64().unwrap() - 0.5).abs() < 1e-12);
-        // regressors: latency only
+        assert!((line["PredictionProbability"].as_f64().unwrap() - 0.5).abs() < 1e-7);
+        // regressors: the mean prediction
         let reg: Value =
-            serde_json::from_str(&emf_line("ns", "v", 1.0, &[Output { prediction: 3.0, probability: None }], 0))
-                .unwrap();
-        assert_eq!(reg["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 1);
+            serde_json::from_str(&emf_line(&origin(), 1.0, &Answers::from_values(vec![3.0, 5.0]), None, 0)).unwrap();
+        assert_eq!(
+            reg["_aws"]["CloudWatchMetrics"][0]["Metrics"][1],
+            json!({"Name": "PredictionValue", "Unit": "None"})
+        );
+        assert_eq!(reg["PredictionValue"], 4.0);
         assert!(reg.get("PredictionProbability").is_none());
+        // multiclass: how many rows got each label
+        let labels = Labels::Str(vec!["a".into(), "b".into(), "c".into()]);
+        let answers = Answers::from_str_labels(
+            vec!["c".into(), "a".into(), "c".into()],
+            vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+            3,
+        );
+        let multi: Value = serde_json::from_str(&emf_line(&origin(), 1.0, &answers, Some(&labels), 0)).unwrap();
+        let names: Vec<&str> = multi["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["InferenceLatencyMs", "PredictedClass_c", "PredictedClass_a"]);
+        assert_eq!((multi["PredictedClass_c"].as_u64(), multi["PredictedClass_a"].as_u64()), (Some(2), Some(1)));
+    }
+
+    #[test]
+    fn prediction_log_lines_keep_their_key_order() {
+        let (answers, labels) = binary();
+        let text = log_lines(&origin(), "req-1", &[Some(json!("C-1001")), None], &answers, Some(&labels), 0.412);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let p = f64::from(0.723_456_8_f32);
+        let p0 = f64::from(1.0 - 0.723_456_8_f32);
+        assert_eq!(
+            lines[0],
+            format!(
+                r#"{{"mlambda":"prediction","request_id":"req-1","function_version":"3","model_version":"v7","id":"C-1001","row":0,"rows":2,"prediction":1,"probability":{p},"probabilities":{{"0":{p0},"1":{p}}},"latency_ms":0.412}}"#
+            )
+        );
+        assert!(lines[1].contains(r#""model_version":"v7","row":1,"rows":2,"prediction":0,"#), "{}", lines[1]);
+        // regressors: the value, no probabilities; multiclass: no `probability`, labels in model order
+        let reg = log_lines(&origin(), "r", &[], &Answers::from_values(vec![2.5]), None, 1.0);
+        assert!(reg.contains(r#""rows":1,"prediction":2.5,"latency_ms":1.0}"#), "{reg}");
+        let labels = Labels::Str(vec!["z".into(), "a".into(), "m".into()]);
+        let answers = Answers::from_str_labels(vec!["a".into()], vec![0.25, 0.5, 0.25], 3);
+        let multi = log_lines(&origin(), "r", &[], &answers, Some(&labels), 1.0);
+        assert!(multi.contains(r#""prediction":"a","probabilities":{"z":0.25,"a":0.5,"m":0.25},"#), "{multi}");
     }
 }

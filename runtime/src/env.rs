@@ -24,3 +24,19 @@ pub const MLAMBDA_LISTEN: &str = "MLAMBDA_LISTEN";
 pub const AWS_LAMBDA_FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
 /// Set by Lambda: the function's name.
 pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+/// Set by Lambda: the Runtime API address; selects Lambda mode.
+pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// Set by Lambda: the region (the S3 model source's).
+pub const AWS_REGION: &str = "AWS_REGION";
+/// The region when [`AWS_REGION`] is unset (local runs).
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+/// Set by Lambda from the function's role.
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+/// Set by Lambda from the function's role.
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// Set by Lambda from the function's role.
+pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+/// An S3 endpoint override (moto, MinIO), before [`AWS_ENDPOINT_URL`].
+pub const AWS_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
+/// An endpoint override for every AWS service.
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";

@@ -11,6 +11,7 @@ use std::time::Duration;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
+use crate::error::Error;
 use crate::handler::App;
 
 /// Serves invocations until the Runtime API goes away.
@@ -18,7 +19,7 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         // the handler answers every event itself (400/500 envelopes), so this never reports an error
-        async move { Ok::<Value, lambda_runtime::Error>(app.handle(event.payload)) }
+        async move { Ok::<Value, lambda_runtime::Error>(app.handle_request(event.payload, &event.context.request_id)) }
     }))
     .await
 }
@@ -33,8 +34,9 @@ pub fn split_api(api: &str) -> (&str, &str) {
     }
 }
 
-/// Posts the init error; returns the Runtime API's HTTP status.
-pub fn report_init_error(api: &str, message: &str) -> Result<u16, String> {
+/// Posts the init error with its `errorType`; returns the Runtime API's HTTP status.
+pub fn report_init_error(api: &str, error: &Error) -> Result<u16, String> {
+    let (message, error_type) = (error.to_string(), error.error_type());
     let (host, prefix) = split_api(api);
     let addr: SocketAddr = match host.parse() {
         Ok(a) => a,
@@ -44,10 +46,10 @@ pub fn report_init_error(api: &str, message: &str) -> Result<u16, String> {
             .next()
             .ok_or_else(|| format!("the runtime api {host} resolves to nothing"))?,
     };
-    let body = serde_json::json!({"errorMessage": message, "errorType": "Runtime.InitError"}).to_string();
+    let body = serde_json::json!({"errorMessage": message, "errorType": error_type}).to_string();
     let request = format!(
         "POST {prefix}/2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Lambda-Runtime-Function-Error-Type: Runtime.InitError\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Lambda-Runtime-Function-Error-Type: {error_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let io = |e: std::io::Error| format!("cannot report the init error to {host}: {e}");

@@ -1,11 +1,15 @@
-//! mlambda's function body as a library: the CLI reuses `model` to check models before upload.
+//! mlambda's function body as a library: the CLI reuses `model` (and `rows`) to check models before upload.
+//!
+//! Modules depend one way: `model` (tract) <- `error` <- `rows` <- `contract` <- `handler` <- `lambda`/`local`;
+//! `env` <- `config` <- `source`.
+pub mod contract;
 pub mod env;
+pub mod error;
 pub mod model;
+pub mod rows;
 
 #[cfg(feature = "server")]
 pub mod config;
-#[cfg(feature = "server")]
-pub mod contract;
 #[cfg(feature = "server")]
 pub mod handler;
 #[cfg(feature = "server")]
@@ -15,24 +19,17 @@ pub mod local;
 #[cfg(feature = "server")]
 pub mod source;
 
+pub use error::Error;
+
 /// Loads, verifies and checks the model against the configuration: everything INIT must prove.
 #[cfg(feature = "server")]
-pub async fn init(cfg: &config::Config) -> Result<handler::App, String> {
-    let fetched = source::fetch(cfg).await?;
-    source::verify(&fetched, cfg.sha256.as_deref())?;
-    let model = model::Model::from_bytes(&fetched.bytes).map_err(|e| format!("model {}: {e}", fetched.origin))?;
-    if model.n_features() != cfg.features.len() {
-        return Err(format!(
-            "MODEL_FEATURES lists {} features but the model {} takes {} inputs: list exactly the model's columns",
-            cfg.features.len(),
-            fetched.origin,
-            model.n_features()
-        ));
-    }
-    Ok(handler::App {
-        model,
-        features: cfg.features.clone(),
-        version: cfg.version.clone(),
-        namespace: cfg.namespace.clone(),
+pub async fn init(cfg: &config::Config) -> Result<handler::App, Error> {
+    let fetched = source::fetch(cfg).await.map_err(Error::Source)?;
+    source::verify(&fetched, cfg.sha256.as_deref()).map_err(Error::Source)?;
+    let model = model::Model::from_bytes(&fetched.bytes)
+        .map_err(|e| model::ModelError::Load(format!("model {}: {e}", fetched.origin)))?;
+    handler::App::new(model, cfg).map_err(|e| match e {
+        Error::Config(m) => Error::Config(format!("model {}: {m}", fetched.origin)),
+        other => other,
     })
 }

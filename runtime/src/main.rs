@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mlambda_runtime::{config::Config, lambda, local};
+use mlambda_runtime::{config::Config, env, lambda, local};
 
 fn main() -> ExitCode {
     // one thread is plenty: Lambda sends one event at a time and inference is synchronous
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API").ok().filter(|v| !v.is_empty());
+    let runtime_api = std::env::var(env::AWS_LAMBDA_RUNTIME_API).ok().filter(|v| !v.is_empty());
     let app = match Config::from_env() {
         Ok(cfg) => mlambda_runtime::init(&cfg).await.map(|app| (app, cfg)),
         Err(e) => Err(e),
@@ -25,7 +25,7 @@ async fn run() -> ExitCode {
     let (app, cfg) = match app {
         Ok(ok) => ok,
         Err(e) => {
-            eprintln!("error: init failed: {e}");
+            eprintln!("error: init failed ({}): {e}", e.error_type());
             if let Some(api) = &runtime_api {
                 match lambda::report_init_error(api, &e) {
                     Ok(status) => eprintln!("reported the init error to the runtime api (http {status})"),
@@ -35,12 +35,11 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!(
-        "mlambda runtime: model {} ({:?}, {} features) ready",
-        cfg.version,
-        app.model.task(),
-        app.model.n_features()
-    );
+    let kind = match app.model().labels() {
+        Some(labels) => format!("classifier, {} classes", labels.len()),
+        None => "regressor".to_string(),
+    };
+    eprintln!("mlambda runtime: model {} ({kind}; fields {}) ready", cfg.version, app.feature_names().join(","));
     let app = Arc::new(app);
     let result = match runtime_api {
         Some(_) => lambda::run(app).await.map_err(|e| format!("lambda runtime stopped: {e}")),

@@ -4,6 +4,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, ModelSource};
+use crate::env;
 
 /// Model bytes plus the sha256 the S3 object declared in its user metadata, if any.
 pub struct Fetched {
@@ -71,10 +72,10 @@ pub struct S3Target {
 impl S3Target {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<S3Target, String> {
         let get = crate::config::non_empty(get);
-        let region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).ok_or(
+        let region = get(env::AWS_REGION).or_else(|| get(env::AWS_DEFAULT_REGION)).ok_or(
             "MODEL_BUCKET is set but AWS_REGION is not: Lambda sets it; locally pass AWS_REGION=<the bucket's region>",
         )?;
-        let (key_id, secret) = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+        let (key_id, secret) = match (get(env::AWS_ACCESS_KEY_ID), get(env::AWS_SECRET_ACCESS_KEY)) {
             (Some(k), Some(s)) => (k, s),
             _ => {
                 return Err("MODEL_BUCKET is set but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not: Lambda sets \
@@ -83,10 +84,10 @@ impl S3Target {
                     .into())
             }
         };
-        let custom = get("AWS_ENDPOINT_URL_S3").or_else(|| get("AWS_ENDPOINT_URL"));
+        let custom = get(env::AWS_ENDPOINT_URL_S3).or_else(|| get(env::AWS_ENDPOINT_URL));
         let path_style = custom.is_some();
         let endpoint = custom.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        Ok(S3Target { endpoint, region, path_style, key_id, secret, token: get("AWS_SESSION_TOKEN") })
+        Ok(S3Target { endpoint, region, path_style, key_id, secret, token: get(env::AWS_SESSION_TOKEN) })
     }
 
     /// A presigned GetObject URL, valid for a few minutes.

@@ -72,6 +72,19 @@ fn serves_invocations_through_the_runtime_api() {
     assert_eq!(post(port, INVOKE, &payload("one.json")).envelope().0, 200);
     assert!(f.child.try_wait().unwrap().is_none(), "function exited: {}", f.stderr());
     assert!(f.stdout().contains("\"InferenceLatencyMs\""), "no EMF line: {}", f.stdout());
+    // the prediction log carries Lambda's request id and the function version (stdout comes through a
+    // pipe and a drain thread: give it a moment)
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let stdout = f.stdout();
+    let log: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"mlambda\":\"prediction\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(log.len(), 1 + 1 + 5 + 1, "one line per row answered:\n{stdout}");
+    assert!(log.iter().all(|l| l["function_version"] == "1" && l["model_version"] == "v-lambda"), "{stdout}");
+    assert!(log[0]["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{stdout}");
+    assert_ne!(log[0]["request_id"], log[1]["request_id"]);
 }
 
 #[test]

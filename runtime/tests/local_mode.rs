@@ -99,7 +99,12 @@ fn serves_predictions_refuses_bad_input_and_stops_on_sigterm() {
     // it is still serving after all that
     assert_eq!(invoke(port, &payload("one.json")).0, 200);
 
-    // one EMF line per prediction on stdout
+    // one EMF line per prediction on stdout (which arrives through a pipe and a drain thread, after the
+    // 10,000 prediction log lines of the big batch: wait for the last one)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while p.stdout().matches("\"_aws\"").count() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let stdout = p.stdout();
     let emf: Vec<Value> = stdout
         .lines()
@@ -116,6 +121,119 @@ fn serves_predictions_refuses_bad_input_and_stops_on_sigterm() {
     p.sigterm();
     let status = p.wait_exit(Duration::from_secs(10)).expect("bootstrap did not stop on SIGTERM");
     assert!(status.success(), "exit {status}: {}", p.stderr());
+}
+
+/// Lines of a JSON-lines stdout that are prediction log lines.
+fn log_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"mlambda\":\"prediction\""))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn named_inputs_multiclass_answers_and_the_prediction_log() {
+    let port = free_port();
+    let mut cmd = bootstrap();
+    // no MODEL_FEATURES: the graph's input names are the fields
+    cmd.env("MODEL_PATH", tabular("ct_mlp_multi_int.onnx"))
+        .env("MODEL_VERSION", "v4")
+        .env("MODEL_ID_FIELD", "customer_id")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "3")
+        .env("MLAMBDA_LISTEN", format!("127.0.0.1:{port}"));
+    let mut p = Proc::spawn(cmd, "bootstrap (local mode)");
+    p.wait_port(port, Duration::from_secs(30));
+
+    let row = json!({"tenure": 12.5, "charges": 70.25, "products": 2, "customer_id": "C-1001"});
+    let (status, body) = invoke(port, row.to_string().as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let label = body["prediction"].as_i64().expect("an integer label");
+    assert!([2, 5, 8].contains(&label), "{body}");
+    let probs = body["probabilities"].as_object().unwrap();
+    assert_eq!(probs.keys().collect::<Vec<_>>(), ["2", "5", "8"]);
+    assert!((probs.values().map(|p| p.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-5);
+    assert!(body.get("probability").is_none(), "multiclass: no `probability`: {body}");
+
+    let batch = json!({"instances": [row, {"tenure": 70, "charges": 20, "products": 5, "customer_id": 42}, {"tenure": 1, "charges": 110, "products": 1}]});
+    let (status, body) = invoke(port, batch.to_string().as_bytes());
+    assert_eq!((status, body["predictions"].as_array().unwrap().len()), (200, 3), "{body}");
+
+    // the type each input needs, named
+    let bad = json!({"tenure": 12.5, "charges": "high", "products": 2});
+    assert_eq!(error_of(port, bad.to_string().as_bytes()), "feature \"charges\" must be a number, got a string");
+    let bad = json!({"tenure": 12.5, "charges": 1, "products": 2.5});
+    assert!(error_of(port, bad.to_string().as_bytes()).contains("\"products\" must be an integer"));
+    let bad = json!({"tenure": null, "charges": 1, "products": 2});
+    assert!(error_of(port, bad.to_string().as_bytes()).contains("\"tenure\" must be a number, got null"));
+
+    // stdout arrives through a pipe and a drain thread: give it a moment
+    std::thread::sleep(Duration::from_millis(300));
+    let stdout = p.stdout();
+    let log = log_lines(&stdout);
+    assert_eq!(log.len(), 4, "one line per row answered (1 + 3):\n{stdout}");
+    let first = &log[0];
+    // keys in the agreed order (checked on the raw line: a parsed map may sort them)
+    let raw = stdout.lines().find(|l| l.starts_with("{\"mlambda\":\"prediction\"")).unwrap();
+    let keys = [
+        "mlambda",
+        "request_id",
+        "function_version",
+        "model_version",
+        "id",
+        "row",
+        "rows",
+        "prediction",
+        "probabilities",
+        "latency_ms",
+    ];
+    let at: Vec<usize> =
+        keys.iter().map(|k| raw.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k}: {raw}"))).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{raw}");
+    assert_eq!(first.as_object().unwrap().len(), keys.len(), "{raw}");
+    assert_eq!((first["function_version"].as_str(), first["model_version"].as_str()), (Some("3"), Some("v4")));
+    assert_eq!(
+        (first["id"].as_str(), first["row"].as_u64(), first["rows"].as_u64()),
+        (Some("C-1001"), Some(0), Some(1))
+    );
+    assert_eq!(first["prediction"], label);
+    assert!(!stdout.contains("70.25"), "feature values are never logged:\n{stdout}");
+    // a batch: one request id, rows numbered, the same latency, ids only where the row has one
+    let rows = &log[1..];
+    assert!(rows.iter().all(|l| l["request_id"] == rows[0]["request_id"] && l["latency_ms"] == rows[0]["latency_ms"]));
+    assert_ne!(rows[0]["request_id"], first["request_id"]);
+    assert_eq!(rows.iter().map(|l| l["row"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!((rows[1]["id"].as_u64(), rows[2].get("id")), (Some(42), None));
+    // EMF: predicted-class counts and both dimension sets
+    let emf: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 2, "{stdout}");
+    assert_eq!(
+        emf[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["ModelVersion"], ["FunctionName", "FunctionVersion"]])
+    );
+    assert_eq!((emf[0]["FunctionName"].as_str(), emf[0]["FunctionVersion"].as_str()), (Some("local"), Some("3")));
+    assert_eq!(emf[0][format!("PredictedClass_{label}")], 1, "{}", emf[0]);
+
+    p.sigterm();
+    assert!(p.wait_exit(Duration::from_secs(10)).expect("bootstrap did not stop").success());
+
+    // LOG_PREDICTIONS=none: answers and metrics, no log
+    let port = free_port();
+    let mut cmd = bootstrap();
+    cmd.env("MODEL_PATH", tabular("ct_mlp_multi_int.onnx"))
+        .env("LOG_PREDICTIONS", "none")
+        .env("MLAMBDA_LISTEN", format!("127.0.0.1:{port}"));
+    let mut p = Proc::spawn(cmd, "bootstrap (local mode)");
+    p.wait_port(port, Duration::from_secs(30));
+    let (status, _) = invoke(port, br#"{"tenure": 1, "charges": 2, "products": 3}"#);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(log_lines(&p.stdout()).is_empty(), "{}", p.stdout());
+    assert!(p.stdout().contains("\"_aws\""), "{}", p.stdout());
 }
 
 #[test]
@@ -140,6 +258,13 @@ fn init_errors_name_the_problem_and_exit_nonzero() {
     let mut p = Proc::spawn(cmd, "bootstrap");
     assert!(!p.wait_exit(Duration::from_secs(30)).expect("still running").success());
     assert!(p.stderr().contains("junk.onnx"), "{}", p.stderr());
+
+    // MODEL_FEATURES that disagree with a named-input graph
+    let mut cmd = bootstrap();
+    cmd.env("MODEL_PATH", tabular("ct_mlp_multi_int.onnx")).env("MODEL_FEATURES", "charges,tenure,products");
+    let mut p = Proc::spawn(cmd, "bootstrap");
+    assert!(!p.wait_exit(Duration::from_secs(30)).expect("still running").success());
+    assert!(p.stderr().contains("the model's inputs are tenure,charges,products"), "{}", p.stderr());
 
     // a sha256 that does not match
     let mut cmd = bootstrap();

@@ -3,6 +3,11 @@
 //! Models are parsed with tract-onnx plus our own `ai.onnx.ml` ops (see [`ml`]) and run as a plain typed
 //! graph: no declutter/optimize passes, because those rewrite `Div(x, c)` into `Mul(x, 1/c)` and move
 //! predictions away from onnxruntime's and scikit-learn's.
+//!
+//! A model takes its inputs as the graph declares them: one float `[rows, k]` tensor, or several named
+//! inputs (what a `ColumnTransformer` export looks like), each float32, int64 or string. It answers as a
+//! classifier (the graph's label output plus `[rows, classes]` probabilities, labels read from the ONNX
+//! file) or as a single-target regressor.
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,15 +15,26 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::DimLike;
 
+mod expansions;
 pub mod ml;
 pub mod ops;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The file is not a model this runtime serves; the message says why and what to do.
     #[error("{0}")]
     Load(String),
+    /// A prediction failed (a bug or a batch the graph cannot take), never a client mistake.
     #[error("{0}")]
     Run(String),
+}
+
+fn load_err(msg: impl std::fmt::Display) -> ModelError {
+    ModelError::Load(msg.to_string())
+}
+
+fn run_err(msg: impl std::fmt::Display) -> ModelError {
+    ModelError::Run(msg.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,73 +44,463 @@ pub enum Task {
     Regressor,
 }
 
+/// One prediction of a single-float-input binary classifier or regressor (the original API).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Output {
     /// The class label (classifiers) or the predicted value (regressors).
     pub prediction: f64,
-    /// P(class 1) for classifiers; `None` for regressors.
+    /// P(second class) for binary classifiers; `None` for regressors and multiclass models.
     pub probability: Option<f64>,
 }
 
+/// The element type of a graph input, and so the JSON type its request field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    F32,
+    I64,
+    Str,
+}
+
+impl InputKind {
+    /// The JSON type a request field of this kind needs, for messages.
+    pub fn json_type(self) -> &'static str {
+        match self {
+            InputKind::F32 => "a number",
+            InputKind::I64 => "an integer",
+            InputKind::Str => "a string",
+        }
+    }
+}
+
+/// A graph input: `[rows, width]` (or `[rows]`, width 1) of one element kind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InputSpec {
+    pub name: String,
+    pub kind: InputKind,
+    pub width: usize,
+    /// The input feeds an `Imputer` (through Cast/Concat/FeatureVectorizer/...): a missing value (JSON
+    /// `null`) becomes NaN and is imputed. Only float inputs.
+    pub imputed: bool,
+    #[serde(skip)]
+    rank: usize,
+}
+
+/// A classifier's labels, in the model's own type and in the order of its probability columns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Labels {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl Labels {
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::Int(v) => v.len(),
+            Labels::Str(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Label `i` written as a string: the key of the `probabilities` object.
+    pub fn key(&self, i: usize) -> String {
+        match self {
+            Labels::Int(v) => v[i].to_string(),
+            Labels::Str(v) => v[i].clone(),
+        }
+    }
+}
+
+/// What the model predicts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Classifier { labels: Labels },
+    Regressor,
+}
+
+/// One predicted class label in the model's own type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(untagged)]
+pub enum Label {
+    Int(i64),
+    Str(String),
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Int(i) => write!(f, "{i}"),
+            Label::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A borrowed [`Label`], as [`Answers`] hands them out without cloning strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LabelRef<'a> {
+    Int(i64),
+    Str(&'a str),
+}
+
+impl LabelRef<'_> {
+    pub fn to_owned(self) -> Label {
+        match self {
+            LabelRef::Int(i) => Label::Int(i),
+            LabelRef::Str(s) => Label::Str(s.to_string()),
+        }
+    }
+}
+
+/// One graph input's values for a batch, row-major (`rows × width`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl Column {
+    pub fn with_capacity(kind: InputKind, n: usize) -> Column {
+        match kind {
+            InputKind::F32 => Column::F32(Vec::with_capacity(n)),
+            InputKind::I64 => Column::I64(Vec::with_capacity(n)),
+            InputKind::Str => Column::Str(Vec::with_capacity(n)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Column::F32(v) => v.len(),
+            Column::I64(v) => v.len(),
+            Column::Str(v) => v.len(),
+        }
+    }
+
+    fn kind(&self) -> InputKind {
+        match self {
+            Column::F32(_) => InputKind::F32,
+            Column::I64(_) => InputKind::I64,
+            Column::Str(_) => InputKind::Str,
+        }
+    }
+}
+
+/// `n` rows for the model: one [`Column`] per graph input, in [`Model::inputs`] order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub n: usize,
+    pub columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum LabelColumn {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+/// A batch's predictions, read row by row without copying.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answers {
+    n: usize,
+    labels: Option<LabelColumn>,
+    /// `n × width`: probabilities (classifiers) or the value (regressors, width 1).
+    values: Vec<f32>,
+    width: usize,
+}
+
+impl Answers {
+    /// A regressor's answers (tests and tools; models make them with [`Model::run`]).
+    pub fn from_values(values: Vec<f32>) -> Answers {
+        Answers { n: values.len(), labels: None, values, width: 1 }
+    }
+
+    /// A classifier's answers: one label per row and `classes` probabilities per row.
+    pub fn from_int_labels(labels: Vec<i64>, probabilities: Vec<f32>, classes: usize) -> Answers {
+        Answers { n: labels.len(), labels: Some(LabelColumn::Int(labels)), values: probabilities, width: classes }
+    }
+
+    /// [`Answers::from_int_labels`] for string labels.
+    pub fn from_str_labels(labels: Vec<String>, probabilities: Vec<f32>, classes: usize) -> Answers {
+        Answers { n: labels.len(), labels: Some(LabelColumn::Str(labels)), values: probabilities, width: classes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The predicted label of row `i` (classifiers).
+    pub fn label(&self, i: usize) -> Option<LabelRef<'_>> {
+        match self.labels.as_ref()? {
+            LabelColumn::Int(v) => Some(LabelRef::Int(v[i])),
+            LabelColumn::Str(v) => Some(LabelRef::Str(&v[i])),
+        }
+    }
+
+    /// Row `i`'s probabilities in label order (classifiers).
+    pub fn probabilities(&self, i: usize) -> Option<&[f32]> {
+        self.labels.as_ref().map(|_| &self.values[i * self.width..(i + 1) * self.width])
+    }
+
+    /// P(second class) of row `i` (binary classifiers).
+    pub fn probability(&self, i: usize) -> Option<f64> {
+        (self.labels.is_some() && self.width == 2).then(|| f64::from(self.values[i * 2 + 1]))
+    }
+
+    /// The predicted value of row `i` (regressors).
+    pub fn value(&self, i: usize) -> Option<f64> {
+        self.labels.is_none().then(|| f64::from(self.values[i]))
+    }
+
+    /// Row `i` as an owned value.
+    pub fn row(&self, i: usize) -> RowAnswer {
+        match self.label(i) {
+            Some(label) => RowAnswer {
+                prediction: Prediction::Label(label.to_owned()),
+                probability: self.probability(i),
+                probabilities: self.probabilities(i).map(|p| p.iter().map(|x| f64::from(*x)).collect()),
+            },
+            None => RowAnswer {
+                prediction: Prediction::Value(f64::from(self.values[i])),
+                probability: None,
+                probabilities: None,
+            },
+        }
+    }
+}
+
+/// A classifier's label or a regressor's value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Prediction {
+    Label(Label),
+    Value(f64),
+}
+
+/// One row's answer: `probabilities` in the order of the model's labels ([`Model::kind`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RowAnswer {
+    pub prediction: Prediction,
+    /// P(second class), binary classifiers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<f64>>,
+}
+
+/// A request field: a column of the single float input (named by `MODEL_FEATURES`), or a whole named input
+/// (a scalar when its width is 1, else an array of `width` values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    /// Index into [`Model::inputs`].
+    pub input: usize,
+    /// First column this field fills in that input.
+    pub column: usize,
+    /// 1 for a scalar field; the input's width for an array field.
+    pub width: usize,
+    pub kind: InputKind,
+    /// `null` accepted (becomes NaN for the graph's `Imputer`).
+    pub nullable: bool,
+}
+
 pub struct Model {
-    n_features: usize,
-    task: Task,
+    inputs: Vec<InputSpec>,
+    kind: Kind,
     plan: Arc<TypedSimplePlan>,
     /// Run states kept between calls: spawning one per call costs about as much as a small model's inference.
     states: std::sync::Mutex<Vec<TypedSimpleState>>,
+    /// Which graph output holds the labels (classifiers).
+    label_output: Option<usize>,
     /// Which graph output holds the probabilities (classifier) or values (regressor).
     values_output: usize,
+    /// Columns of `values_output` per row.
+    width: usize,
 }
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("n_features", &self.n_features).field("task", &self.task).finish()
+        f.debug_struct("Model").field("inputs", &self.inputs).field("kind", &self.kind).finish()
     }
 }
 
-fn load_err(msg: impl std::fmt::Display) -> ModelError {
-    ModelError::Load(msg.to_string())
+/// ONNX `TensorProto.DataType` codes.
+const ONNX_FLOAT: i32 = 1;
+const ONNX_STRING: i32 = 8;
+const ONNX_INT64: i32 = 7;
+
+/// Ops a missing value passes through unchanged on its way to an `Imputer`.
+const PASS_THROUGH: &[&str] =
+    &["Cast", "Concat", "FeatureVectorizer", "Identity", "Reshape", "Flatten", "Gather", "ArrayFeatureExtractor"];
+
+/// True when `name` reaches an `Imputer` node through [`PASS_THROUGH`] ops only.
+fn feeds_imputer(graph: &pb::GraphProto, name: &str) -> bool {
+    let mut frontier = vec![name.to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(tensor) = frontier.pop() {
+        if !seen.insert(tensor.clone()) {
+            continue;
+        }
+        for node in graph.node.iter().filter(|n| n.input.contains(&tensor)) {
+            if node.op_type == "Imputer" {
+                return true;
+            }
+            if PASS_THROUGH.contains(&node.op_type.as_str()) {
+                frontier.extend(node.output.iter().cloned());
+            }
+        }
+    }
+    false
 }
 
-/// ONNX `TensorProto.DataType.FLOAT`.
-const ONNX_FLOAT: i32 = 1;
-
-/// The width of the graph's only real input, which must be float32 `[rows, features]`.
-fn input_width(proto: &pb::ModelProto) -> Result<usize, ModelError> {
-    let graph = proto.graph.as_ref().ok_or_else(|| load_err("onnx file has no graph"))?;
+/// The graph's real inputs (initializers excluded), each `[rows, width]` or `[rows]`.
+fn graph_inputs(graph: &pb::GraphProto) -> Result<Vec<InputSpec>, ModelError> {
     let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs: Vec<&pb::ValueInfoProto> =
         graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
-    let [input] = inputs.as_slice() else {
-        return Err(load_err(format!(
-            "model has {} inputs; mlambda serves models with exactly one float input of shape [rows, features]",
-            inputs.len()
-        )));
-    };
-    let Some(pb::type_proto::Value::TensorType(tensor)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
-        return Err(load_err(format!("model input {:?} is not a tensor", input.name)));
-    };
-    if tensor.elem_type != ONNX_FLOAT {
-        return Err(load_err(format!(
-            "model input {:?} has onnx element type {}, not float32: export with FloatTensorType",
-            input.name, tensor.elem_type
-        )));
+    if inputs.is_empty() {
+        return Err(load_err("model has no inputs"));
     }
-    let dims = tensor.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
-    let width = match dims {
-        [_, last] => match last.value {
-            Some(pb::tensor_shape_proto::dimension::Value::DimValue(w)) if w > 0 => usize::try_from(w).ok(),
-            _ => None,
-        },
-        _ => None,
+    inputs
+        .into_iter()
+        .map(|input| {
+            let Some(pb::type_proto::Value::TensorType(tensor)) = input.r#type.as_ref().and_then(|t| t.value.as_ref())
+            else {
+                return Err(load_err(format!("model input {:?} is not a tensor", input.name)));
+            };
+            let kind = match tensor.elem_type {
+                ONNX_FLOAT => InputKind::F32,
+                ONNX_INT64 => InputKind::I64,
+                ONNX_STRING => InputKind::Str,
+                other => {
+                    return Err(load_err(format!(
+                        "model input {:?} has onnx element type {other}; mlambda serves float32, int64 and string \
+                         inputs: export with FloatTensorType, Int64TensorType or StringTensorType",
+                        input.name
+                    )))
+                }
+            };
+            let dims = tensor.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+            let fixed = |d: &pb::tensor_shape_proto::Dimension| match d.value {
+                Some(pb::tensor_shape_proto::dimension::Value::DimValue(w)) if w > 0 => usize::try_from(w).ok(),
+                _ => None,
+            };
+            let (rank, width) = match dims {
+                [_] => (1, Some(1)),
+                [_, last] => (2, fixed(last)),
+                _ => (dims.len(), None),
+            };
+            let width = width.ok_or_else(|| {
+                load_err(format!(
+                    "model input {:?} must have shape [rows, features] with a fixed feature count: export with \
+                     FloatTensorType([None, n_features]) (or [None, 1] per column)",
+                    input.name
+                ))
+            })?;
+            let imputed = kind == InputKind::F32 && feeds_imputer(graph, &input.name);
+            Ok(InputSpec { name: input.name.clone(), kind, width, imputed, rank })
+        })
+        .collect()
+}
+
+fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn strings(raw: &[Vec<u8>]) -> Vec<String> {
+    raw.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+}
+
+/// A classifier's labels as the ONNX file states them: ZipMap's, else the classifier node's, else (MLP
+/// exports) the constant `ArrayFeatureExtractor` indexes to make the label output.
+fn proto_labels(graph: &pb::GraphProto) -> Option<Labels> {
+    let from_attrs = |node: &pb::NodeProto| -> Option<Labels> {
+        for name in ["classlabels_int64s", "classlabels_ints"] {
+            if let Some(a) = attr(node, name).filter(|a| !a.ints.is_empty()) {
+                return Some(Labels::Int(a.ints.clone()));
+            }
+        }
+        attr(node, "classlabels_strings").filter(|a| !a.strings.is_empty()).map(|a| Labels::Str(strings(&a.strings)))
     };
-    width.ok_or_else(|| {
-        load_err(format!(
-            "model input {:?} must have shape [rows, features] with a fixed feature count: export with \
-             FloatTensorType([None, n_features])",
-            input.name
-        ))
+    let by_op = |op: &'static str| graph.node.iter().filter(move |n| n.op_type == op);
+    if let Some(labels) = by_op("ZipMap").find_map(from_attrs) {
+        return Some(labels);
+    }
+    for op in ["TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier", "TreeEnsemble"] {
+        if let Some(labels) = by_op(op).find_map(from_attrs) {
+            return Some(labels);
+        }
+    }
+    by_op("ArrayFeatureExtractor").find_map(|n| {
+        let source = n.input.first()?;
+        let tensor = graph.initializer.iter().find(|t| &t.name == source).or_else(|| {
+            let node = graph.node.iter().find(|c| c.op_type == "Constant" && c.output.first() == Some(source))?;
+            attr(node, "value")?.t.as_ref()
+        })?;
+        tensor_labels(tensor)
     })
+}
+
+fn tensor_labels(t: &pb::TensorProto) -> Option<Labels> {
+    const INT32: i32 = 6;
+    if !t.string_data.is_empty() {
+        return Some(Labels::Str(strings(&t.string_data)));
+    }
+    if !t.int64_data.is_empty() {
+        return Some(Labels::Int(t.int64_data.clone()));
+    }
+    if !t.int32_data.is_empty() {
+        return Some(Labels::Int(t.int32_data.iter().map(|i| i64::from(*i)).collect()));
+    }
+    match t.data_type {
+        ONNX_INT64 if !t.raw_data.is_empty() => Some(Labels::Int(
+            t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
+        )),
+        INT32 if !t.raw_data.is_empty() => Some(Labels::Int(
+            t.raw_data.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect(),
+        )),
+        _ => None,
+    }
+}
+
+/// A value each input's encoder knows (the probe must not trip a `handle_unknown='error'` encoder).
+fn probe_batch(graph: &pb::GraphProto, inputs: &[InputSpec]) -> Batch {
+    let known = |name: &str, attr_names: &[&str]| -> Option<pb::AttributeProto> {
+        let mut tensor = name.to_string();
+        // follow the input through shape-only ops to the node that reads its values
+        for _ in 0..8 {
+            let node = graph.node.iter().find(|n| n.input.first() == Some(&tensor))?;
+            if let Some(a) = attr_names.iter().find_map(|a| attr(node, a)) {
+                return Some(a.clone());
+            }
+            tensor = node.output.first()?.clone();
+        }
+        None
+    };
+    let columns = inputs
+        .iter()
+        .map(|spec| match spec.kind {
+            InputKind::F32 => Column::F32(vec![0.0; spec.width]),
+            InputKind::I64 => {
+                let v = known(&spec.name, &["cats_int64s", "keys_int64s"]).and_then(|a| a.ints.first().copied());
+                Column::I64(vec![v.unwrap_or(0); spec.width])
+            }
+            InputKind::Str => {
+                let v = known(&spec.name, &["cats_strings", "keys_strings", "classes_strings"])
+                    .and_then(|a| a.strings.first().map(|s| String::from_utf8_lossy(s).into_owned()));
+                Column::Str(vec![v.unwrap_or_default(); spec.width])
+            }
+        })
+        .collect();
+    Batch { n: 1, columns }
 }
 
 impl Model {
@@ -112,50 +518,44 @@ impl Model {
         let proto = onnx
             .proto_model_for_read(&mut &*bytes)
             .map_err(|e| load_err(format!("not a readable onnx model ({e:#}); is this the .onnx file?")))?;
-        if let Some(graph) = &proto.graph {
-            ops::check_supported(&onnx, graph).map_err(load_err)?;
-        }
-        let n_features = input_width(&proto)?;
+        let graph = proto.graph.as_ref().ok_or_else(|| load_err("onnx file has no graph"))?;
+        ops::check_supported(&onnx, graph).map_err(load_err)?;
+        let inputs = graph_inputs(graph)?;
+        let labels = proto_labels(graph);
+        let probe = probe_batch(graph, &inputs);
         let mut model =
             onnx.model_for_proto_model(&proto).map_err(|e| load_err(format!("unsupported onnx graph: {e:#}")))?;
         let batch = model.symbols.sym("N");
-        model
-            .set_input_fact(0, f32::fact([batch.to_dim(), n_features.to_dim()]).into())
-            .map_err(|e| load_err(format!("cannot set the model input to [rows, {n_features}]: {e:#}")))?;
+        for (ix, spec) in inputs.iter().enumerate() {
+            let shape: TVec<TDim> =
+                if spec.rank == 1 { tvec![batch.to_dim()] } else { tvec![batch.to_dim(), spec.width.to_dim()] };
+            let fact = match spec.kind {
+                InputKind::F32 => f32::fact(shape),
+                InputKind::I64 => i64::fact(shape),
+                InputKind::Str => String::fact(shape),
+            };
+            model
+                .set_input_fact(ix, fact.into())
+                .map_err(|e| load_err(format!("cannot set model input {:?} to {spec:?}: {e:#}", spec.name)))?;
+        }
         // analyse + translate only: declutter/optimize would trade exactness for speed (see module docs)
         let typed = model.into_typed().map_err(|e| load_err(format!("unsupported onnx graph: {e:#}")))?;
-        let (task, values_output) = Model::outputs(&typed)?;
+        let (kind, label_output, values_output, width) = Model::outputs(&typed, labels)?;
         let plan = typed.into_runnable().map_err(|e| load_err(format!("cannot plan the onnx graph: {e:#}")))?;
-        let model = Model { n_features, task, plan, values_output, states: Default::default() };
+        let model = Model { inputs, kind, plan, states: Default::default(), label_output, values_output, width };
         // prove the graph evaluates before anyone relies on it (init must fail, not the first request)
-        model
-            .predict(&vec![0.0; n_features])
-            .map_err(|e| load_err(format!("model loaded but fails on a probe row of zeros: {e}")))?;
+        model.run(probe).map_err(|e| load_err(format!("model loaded but fails on a probe row of zeros: {e}")))?;
         Ok(model)
     }
 
-    /// Runs the plan on a pooled state; a state whose run failed is dropped, not reused.
-    fn run_graph(&self, input: Tensor) -> TractResult<TVec<TValue>> {
-        let pooled = self.states.lock().ok().and_then(|mut pool| pool.pop());
-        let mut state = match pooled {
-            Some(state) => state,
-            None => self.plan.spawn()?,
-        };
-        let outputs = state.run(tvec!(input.into_tvalue()))?;
-        if let Ok(mut pool) = self.states.lock() {
-            pool.push(state);
-        }
-        Ok(outputs)
-    }
-
-    /// Classifier: an integer label output plus float `[N, 2]` probabilities. Regressor: one float output.
-    fn outputs(typed: &TypedModel) -> Result<(Task, usize), ModelError> {
+    /// Classifier: a non-float label output plus float `[N, classes]` probabilities. Regressor: one float output.
+    fn outputs(typed: &TypedModel, labels: Option<Labels>) -> Result<(Kind, Option<usize>, usize, usize), ModelError> {
         let facts = typed
             .output_outlets()
             .and_then(|o| o.iter().map(|o| typed.outlet_fact(*o).cloned()).collect::<TractResult<Vec<_>>>())
             .map_err(|e| load_err(format!("cannot read the graph outputs: {e:#}")))?;
-        // labels are int64, or TDim after tract's Cast-to-int64: anything not float is the label
-        let has_label = facts.iter().any(|f| !f.datum_type.is_float());
+        // labels are int64 or strings (TDim after some casts): anything not float is the label
+        let label_output = facts.iter().position(|f| !f.datum_type.is_float());
         let floats: Vec<usize> = (0..facts.len()).filter(|&i| facts[i].datum_type == f32::datum_type()).collect();
         let [ix] = floats.as_slice() else {
             return Err(load_err(format!(
@@ -165,66 +565,298 @@ impl Model {
         };
         let shape = &facts[*ix].shape;
         let width = if shape.rank() == 2 { shape[1].to_usize().ok() } else { Some(1) };
-        if has_label {
-            match width {
-                Some(2) => Ok((Task::Classifier, *ix)),
-                other => Err(load_err(format!(
-                    "classifier has {} classes; mlambda serves binary classifiers (labels 0/1)",
-                    other.map_or("an unknown number of".to_string(), |w| w.to_string())
-                ))),
+        match (label_output, width) {
+            (Some(_), Some(classes)) if classes >= 2 => {
+                let labels = labels.unwrap_or_else(|| Labels::Int((0..classes as i64).collect()));
+                if labels.len() != classes {
+                    return Err(load_err(format!(
+                        "the model lists {} class labels but outputs {classes} probability columns",
+                        labels.len()
+                    )));
+                }
+                Ok((Kind::Classifier { labels }, label_output, *ix, classes))
             }
-        } else if shape.rank() <= 2 && width == Some(1) {
-            Ok((Task::Regressor, *ix))
-        } else {
-            Err(load_err(format!("regressor output has shape {shape:?}; mlambda serves single-target regressors")))
+            (Some(_), other) => Err(load_err(format!(
+                "classifier outputs {} probability columns; expected one per class (at least 2)",
+                other.map_or("an unknown number of".to_string(), |w| w.to_string())
+            ))),
+            (None, Some(1)) if shape.rank() <= 2 => Ok((Kind::Regressor, None, *ix, 1)),
+            (None, _) => {
+                Err(load_err(format!("regressor output has shape {shape:?}; mlambda serves single-target regressors")))
+            }
         }
     }
 
-    pub fn n_features(&self) -> usize {
-        self.n_features
+    /// The graph's inputs, in the order a [`Batch`] carries them.
+    pub fn inputs(&self) -> &[InputSpec] {
+        &self.inputs
+    }
+
+    pub fn kind(&self) -> &Kind {
+        &self.kind
     }
 
     pub fn task(&self) -> Task {
-        self.task
+        match self.kind {
+            Kind::Classifier { .. } => Task::Classifier,
+            Kind::Regressor => Task::Regressor,
+        }
     }
 
-    /// `rows` is row-major, `n_features()` values per row.
+    /// The class labels (classifiers).
+    pub fn labels(&self) -> Option<&Labels> {
+        match &self.kind {
+            Kind::Classifier { labels } => Some(labels),
+            Kind::Regressor => None,
+        }
+    }
+
+    /// True for a classifier with exactly two classes.
+    pub fn is_binary(&self) -> bool {
+        self.labels().is_some_and(|l| l.len() == 2)
+    }
+
+    /// How many request fields a row has: the columns of a single float input, else one per named input.
+    pub fn n_features(&self) -> usize {
+        match self.inputs.as_slice() {
+            [only] if only.kind == InputKind::F32 => only.width,
+            many => many.len(),
+        }
+    }
+
+    /// The request fields, resolved against `MODEL_FEATURES` (`features`).
     ///
-    /// Classifiers: `prediction` is 1 when P(class 1) > P(class 0), else 0 (ties go to class 0, like
-    /// scikit-learn's `predict`). The whole batch runs as one tensor.
-    pub fn predict(&self, rows: &[f32]) -> Result<Vec<Output>, ModelError> {
-        let nf = self.n_features;
-        if !rows.len().is_multiple_of(nf) {
-            return Err(ModelError::Run(format!(
-                "got {} values, not a multiple of the model's {nf} features",
-                rows.len()
+    /// One float `[rows, k]` input: `features` names its k columns (optional when k is 1: the input's
+    /// name). Otherwise the fields are the graph's input names, and `features`, when given, must list
+    /// exactly those names in order.
+    pub fn fields(&self, features: Option<&[String]>) -> Result<Vec<Field>, String> {
+        let names: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+        match (self.inputs.as_slice(), features) {
+            ([only], Some(features)) if only.kind == InputKind::F32 => {
+                if features.len() != only.width {
+                    return Err(format!(
+                        "MODEL_FEATURES lists {} features but the model takes {} inputs: list exactly the model's \
+                         columns, in order",
+                        features.len(),
+                        only.width
+                    ));
+                }
+                Ok(features
+                    .iter()
+                    .enumerate()
+                    .map(|(column, name)| Field {
+                        name: name.clone(),
+                        input: 0,
+                        column,
+                        width: 1,
+                        kind: InputKind::F32,
+                        nullable: only.imputed,
+                    })
+                    .collect())
+            }
+            ([only], None) if only.kind == InputKind::F32 && only.width > 1 => Err(format!(
+                "MODEL_FEATURES is not set: the model takes one float input {:?} of {} columns; list their names in \
+                 order, comma-separated",
+                only.name, only.width
+            )),
+            (_, Some(features)) if features.iter().map(String::as_str).ne(names.iter().copied()) => Err(format!(
+                "MODEL_FEATURES lists {} but the model's inputs are {} (in this order): list the model's input names \
+                 in order, or leave MODEL_FEATURES unset",
+                features.join(","),
+                names.join(",")
+            )),
+            _ => Ok(self
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(input, spec)| Field {
+                    name: spec.name.clone(),
+                    input,
+                    column: 0,
+                    width: spec.width,
+                    kind: spec.kind,
+                    nullable: spec.imputed,
+                })
+                .collect()),
+        }
+    }
+
+    /// Runs the plan on a pooled state; a state whose run failed is dropped, not reused.
+    fn run_graph(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let pooled = self.states.lock().ok().and_then(|mut pool| pool.pop());
+        let mut state = match pooled {
+            Some(state) => state,
+            None => self.plan.spawn()?,
+        };
+        let outputs = state.run(inputs)?;
+        if let Ok(mut pool) = self.states.lock() {
+            pool.push(state);
+        }
+        Ok(outputs)
+    }
+
+    /// Runs a batch as one set of tensors. The batch's buffers become the tensors (no copy).
+    pub fn run(&self, batch: Batch) -> Result<Answers, ModelError> {
+        let n = batch.n;
+        if n == 0 {
+            return Ok(Answers { n: 0, labels: None, values: Vec::new(), width: self.width });
+        }
+        if batch.columns.len() != self.inputs.len() {
+            return Err(run_err(format!(
+                "got {} input columns for a model with {} inputs",
+                batch.columns.len(),
+                self.inputs.len()
             )));
         }
-        let n = rows.len() / nf;
-        if n == 0 {
-            return Ok(Vec::new());
+        let run = |e: TractError| run_err(format!("inference failed: {e:#}"));
+        let mut tensors: TVec<TValue> = TVec::with_capacity(self.inputs.len());
+        for (spec, column) in self.inputs.iter().zip(batch.columns) {
+            if column.kind() != spec.kind || column.len() != n * spec.width {
+                return Err(run_err(format!(
+                    "input {:?} got {} {:?} values for {n} rows of width {}",
+                    spec.name,
+                    column.len(),
+                    column.kind(),
+                    spec.width
+                )));
+            }
+            let shape =
+                if spec.rank == 1 { tract_ndarray::IxDyn(&[n]) } else { tract_ndarray::IxDyn(&[n, spec.width]) };
+            let tensor = match column {
+                Column::F32(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map(Tensor::from),
+                Column::I64(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map(Tensor::from),
+                Column::Str(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map(Tensor::from),
+            }
+            .map_err(|e| run_err(format!("input {:?}: {e}", spec.name)))?;
+            tensors.push(tensor.into_tvalue());
         }
-        let run = |e: TractError| ModelError::Run(format!("inference failed: {e:#}"));
-        let input = Tensor::from_shape(&[n, nf], rows).map_err(run)?;
-        let outputs = self.run_graph(input).map_err(run)?;
-        let values = outputs
-            .get(self.values_output)
-            .ok_or_else(|| ModelError::Run("the graph produced fewer outputs than planned".into()))?;
-        let view = values.to_plain_array_view::<f32>().map_err(run)?;
-        let flat: Vec<f32> = view.iter().copied().collect();
-        let width = flat.len() / n;
-        if flat.len() != n * width || width == 0 {
-            return Err(ModelError::Run(format!("the graph produced {} values for {n} rows", flat.len())));
+        let outputs = self.run_graph(tensors).map_err(run)?;
+        let output =
+            |ix: usize| outputs.get(ix).ok_or_else(|| run_err("the graph produced fewer outputs than planned"));
+        let view = output(self.values_output)?.to_plain_array_view::<f32>().map_err(run)?;
+        let values: Vec<f32> = view.iter().copied().collect();
+        if values.len() != n * self.width {
+            return Err(run_err(format!("the graph produced {} values for {n} rows", values.len())));
         }
-        Ok(flat
-            .chunks_exact(width)
-            .map(|row| match self.task {
-                Task::Classifier => {
-                    let (p0, p1) = (row[0] as f64, row[width - 1] as f64);
-                    Output { prediction: if p1 > p0 { 1.0 } else { 0.0 }, probability: Some(p1) }
+        let labels = match self.label_output {
+            None => None,
+            Some(ix) => {
+                let t = output(ix)?;
+                let column = if t.datum_type() == String::datum_type() {
+                    LabelColumn::Str(t.to_plain_array_view::<String>().map_err(run)?.iter().cloned().collect())
+                } else if t.datum_type() == i64::datum_type() {
+                    LabelColumn::Int(t.to_plain_array_view::<i64>().map_err(run)?.iter().copied().collect())
+                } else {
+                    let cast = t.cast_to::<i64>().map_err(run)?;
+                    LabelColumn::Int(cast.to_plain_array_view::<i64>().map_err(run)?.iter().copied().collect())
+                };
+                let len = match &column {
+                    LabelColumn::Int(v) => v.len(),
+                    LabelColumn::Str(v) => v.len(),
+                };
+                if len != n {
+                    return Err(run_err(format!("the graph produced {len} labels for {n} rows")));
                 }
-                Task::Regressor => Output { prediction: row[0] as f64, probability: None },
+                Some(column)
+            }
+        };
+        Ok(Answers { n, labels, values, width: self.width })
+    }
+
+    /// The original API for models with one float input: `rows` is row-major, `n_features()` values per
+    /// row. Binary classifiers answer their label (integer labels only) and P(second class); multiclass
+    /// classifiers their label and no probability; regressors their value.
+    pub fn predict(&self, rows: &[f32]) -> Result<Vec<Output>, ModelError> {
+        let [spec] = self.inputs.as_slice() else {
+            return Err(run_err("this model has several inputs: use Model::predict_rows"));
+        };
+        if spec.kind != InputKind::F32 {
+            return Err(run_err("this model's input is not float: use Model::predict_rows"));
+        }
+        if matches!(self.labels(), Some(Labels::Str(_))) {
+            return Err(run_err("this model has string labels: use Model::predict_rows"));
+        }
+        let nf = spec.width;
+        if !rows.len().is_multiple_of(nf) {
+            return Err(run_err(format!("got {} values, not a multiple of the model's {nf} features", rows.len())));
+        }
+        let answers = self.run(Batch { n: rows.len() / nf, columns: vec![Column::F32(rows.to_vec())] })?;
+        Ok((0..answers.len())
+            .map(|i| match answers.label(i) {
+                Some(LabelRef::Int(label)) => Output { prediction: label as f64, probability: answers.probability(i) },
+                // string labels were refused above
+                Some(LabelRef::Str(_)) | None => {
+                    Output { prediction: answers.value(i).unwrap_or(f64::NAN), probability: None }
+                }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn with_attr(mut n: pb::NodeProto, name: &str, ints: &[i64], strings: &[&str]) -> pb::NodeProto {
+        n.attribute.push(pb::AttributeProto {
+            name: name.into(),
+            ints: ints.to_vec(),
+            strings: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn nulls_are_accepted_only_on_inputs_that_reach_an_imputer() {
+        // a ColumnTransformer export: Concat(a, b) -> Imputer; c -> Gather -> OneHotEncoder; d -> Scaler
+        let graph = pb::GraphProto {
+            node: vec![
+                node("Concat", &["a", "b"], &["ab"]),
+                node("Cast", &["ab"], &["ab32"]),
+                node("Imputer", &["ab32"], &["imputed"]),
+                node("Gather", &["c", "c0"], &["c01"]),
+                node("OneHotEncoder", &["c01"], &["hot"]),
+                node("Scaler", &["d"], &["scaled"]),
+                node("Imputer", &["scaled"], &["late"]),
+            ],
+            ..Default::default()
+        };
+        assert!(feeds_imputer(&graph, "a") && feeds_imputer(&graph, "b"));
+        assert!(!feeds_imputer(&graph, "c"));
+        // imputing after a transform does not make a missing value valid before it
+        assert!(!feeds_imputer(&graph, "d"));
+    }
+
+    #[test]
+    fn labels_come_from_zipmap_then_the_classifier_then_the_label_constant() {
+        let zip = with_attr(node("ZipMap", &["p"], &["z"]), "classlabels_strings", &[], &["bronze", "gold"]);
+        let clf = with_attr(node("LinearClassifier", &["x"], &["l", "p"]), "classlabels_ints", &[3, 7], &[]);
+        let mut graph = pb::GraphProto { node: vec![clf.clone(), zip], ..Default::default() };
+        assert_eq!(proto_labels(&graph), Some(Labels::Str(vec!["bronze".into(), "gold".into()])));
+        graph.node.truncate(1);
+        assert_eq!(proto_labels(&graph), Some(Labels::Int(vec![3, 7])));
+        // an MLP: ArgMax indexes an int32 initializer of classes
+        let graph = pb::GraphProto {
+            node: vec![node("ArrayFeatureExtractor", &["classes", "argmax"], &["label"])],
+            initializer: vec![pb::TensorProto {
+                name: "classes".into(),
+                data_type: 6,
+                int32_data: vec![0, 5],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(proto_labels(&graph), Some(Labels::Int(vec![0, 5])));
+        assert_eq!(proto_labels(&pb::GraphProto::default()), None);
     }
 }

@@ -26,6 +26,11 @@ pub fn reference() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(repo().join("examples/churn/reference.json")).unwrap()).unwrap()
 }
 
+/// A model of `tests/fixtures/tabular/`.
+pub fn tabular(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tabular").join(name)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -113,7 +118,19 @@ impl Drop for Proc {
 pub fn bootstrap() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
     // start from a clean slate: nothing from the developer's shell may change the mode or the model
-    for var in ["AWS_LAMBDA_RUNTIME_API", "MODEL_PATH", "MODEL_BUCKET", "MODEL_KEY", "MODEL_SHA256", "MODEL_VERSION"] {
+    for var in [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "MODEL_PATH",
+        "MODEL_BUCKET",
+        "MODEL_KEY",
+        "MODEL_SHA256",
+        "MODEL_VERSION",
+        "MODEL_FEATURES",
+        "MODEL_ID_FIELD",
+        "LOG_PREDICTIONS",
+    ] {
         cmd.env_remove(var);
     }
     cmd
