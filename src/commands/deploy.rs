@@ -157,7 +157,7 @@ async fn gather(ctx: &Ctx<'_>, aws: &Aws, p: &Project, s: &DeploySettings) -> Re
         memory: c.function.memory,
         timeout: c.function.timeout,
         architecture: c.function.architecture.as_str().to_string(),
-        env: function_env(&c.model.bucket, &key, &s.model_version, &sha256, &c.model.features, &c.alarms.namespace),
+        env: function_env(&c.model.bucket, &key, &s.model_version, &sha256, c.model.features.as_deref(), &c.alarms.namespace),
         description: version_description(&s.model_version, &push.digest),
     };
     let current = read_current(aws, &spec.name, &c.function.alias).await?;

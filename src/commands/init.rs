@@ -108,6 +108,6 @@ mod tests {
         let text = FILES[0].1.replace("{{name}}", "churn");
         let c = crate::config::parse(&text, Path::new("mlambda.yaml")).unwrap();
         assert_eq!(c.function.name, "churn");
-        assert_eq!(c.model.features, ["feature_a", "feature_b"]);
+        assert_eq!(c.model.features.as_deref(), Some(&["feature_a".to_string(), "feature_b".to_string()][..]));
     }
 }

@@ -111,12 +111,15 @@ async fn remote(ctx: &Ctx<'_>, p: &Project, qualifier: &str, version: bool, payl
 /// The env the runtime reads, from the config; the model comes from the local file.
 pub fn runtime_env(p: &Project, model_path: &str) -> Vec<(String, String)> {
     let c = p.config();
-    vec![
+    let mut vars = vec![
         (env::MODEL_PATH.into(), model_path.into()),
-        (env::MODEL_FEATURES.into(), c.model.features.join(",")),
         (env::MODEL_VERSION.into(), p.model_version(None).to_string()),
         (env::METRICS_NAMESPACE.into(), c.alarms.namespace.clone()),
-    ]
+    ];
+    if let Some(features) = &c.model.features {
+        vars.insert(1, (env::MODEL_FEATURES.into(), features.join(",")));
+    }
+    vars
 }
 
 /// A free loopback port for the runtime's local mode.

@@ -3,21 +3,31 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use mlambda_runtime::model::Model;
+use mlambda_runtime::model::{
+    Label as RuntimeLabel, Labels, Model, Prediction as RuntimePrediction, RowAnswer,
+};
 use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::{lambda, s3};
 use crate::error::{io_error, Error, Result};
 use crate::plan::lambda::{Alias, FunctionInfo};
-use crate::plan::model::{compare, decide, describe_mismatches, Manifest, Parity, Prediction, PushDecision, Reference};
+use crate::plan::model::{
+    compare, decide, describe_mismatches, Label, Manifest, Parity, Prediction, PushDecision, Reference,
+};
 use crate::plan::naming;
 use crate::report::Report;
 use crate::settings::{ModelPushSettings, Project};
 use crate::ui::{progress, table, HumanBytes};
 
+/// What the runtime's loader found: the request fields and, when reference rows were given, their parity.
+struct Checked {
+    fields: Vec<String>,
+    parity: Option<Parity>,
+}
+
 /// Loads the model with the runtime's own loader and checks inputs and reference parity.
-fn check_model(path: &Path, features: &[String], reference: Option<&Path>, tolerance: f64) -> Result<Option<Parity>> {
+fn check_model(path: &Path, features: Option<&[String]>, reference: Option<&Path>, tolerance: f64) -> Result<Checked> {
     if !path.is_file() {
         return Err(Error::user(format!("model file `{}` does not exist", path.display()))
             .help("pass the ONNX file as `mlambda model push PATH`, or set `model.path` in mlambda.yaml"));
@@ -26,31 +36,32 @@ fn check_model(path: &Path, features: &[String], reference: Option<&Path>, toler
         Error::user(format!("`{}` is not an ONNX model the runtime can load: {e}", path.display()))
             .help("export the model to ONNX (skl2onnx, torch.onnx.export); the runtime serves ONNX only")
     })?;
-    if model.n_features() != features.len() {
-        return Err(Error::user(format!(
-            "model `{}` takes {} input features but `model.features` lists {}",
-            path.display(),
-            model.n_features(),
-            features.len()
-        ))
-        .help("make `model.features` in mlambda.yaml list the model's inputs, in order"));
-    }
-    let Some(reference) = reference else { return Ok(None) };
+    let fields: Vec<String> = model
+        .fields(features)
+        .map_err(|why| {
+            Error::user(format!("model `{}` does not fit `model.features`: {why}", path.display())).help(
+                "list the columns of a single float input in `model.features`, in order; for a model with named \
+                 inputs (a ColumnTransformer export) leave `model.features` out or list its input names",
+            )
+        })?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let Some(reference) = reference else { return Ok(Checked { fields, parity: None }) };
     let text = std::fs::read_to_string(reference).map_err(|e| io_error(reference, "read the reference file", e))?;
     let r: Reference = serde_json::from_str(&text).map_err(|e| {
-        Error::user(format!("cannot parse reference `{}`: {e}", reference.display()))
-            .help("the format is {\"features\":[…],\"rows\":[[…]],\"expected\":[{\"prediction\":…,\"probability\":…}]}")
+        Error::user(format!("cannot parse reference `{}`: {e}", reference.display())).help(
+            "the format is {\"features\":[…],\"rows\":[[…]],\"expected\":[{\"prediction\":…,\"probability\":…,\"probabilities\":{…}}]}",
+        )
     })?;
-    r.check(features).map_err(|why| {
-        Error::user(format!("reference `{}` does not fit the config: {why}", reference.display()))
+    r.check(&fields).map_err(|why| {
+        Error::user(format!("reference `{}` does not fit the model: {why}", reference.display()))
             .help("regenerate the reference rows with the model's export script")
     })?;
-    let outputs = model.predict(&r.flat()).map_err(|e| {
+    let answers = model.predict_rows(&r.objects(), features).map_err(|e| {
         Error::user(format!("model `{}` cannot run the rows of `{}`: {e}", path.display(), reference.display()))
     })?;
-    let got: Vec<Prediction> =
-        outputs.iter().map(|o| Prediction { prediction: o.prediction, probability: o.probability }).collect();
-    let (parity, mismatches) = compare(&r.expected, &got, tolerance);
+    let got: Vec<Prediction> = answers.iter().map(|a| prediction(&model, a)).collect();
     if got.len() != r.expected.len() {
         return Err(Error::user(format!(
             "model `{}` returned {} outputs for {} reference rows",
@@ -59,6 +70,7 @@ fn check_model(path: &Path, features: &[String], reference: Option<&Path>, toler
             r.expected.len()
         )));
     }
+    let (parity, mismatches) = compare(&r.expected, &got, tolerance);
     if !mismatches.is_empty() {
         return Err(Error::user(format!(
             "model `{}` does not reproduce `{}`: {} of {} rows differ by more than {tolerance}: {}",
@@ -70,7 +82,23 @@ fn check_model(path: &Path, features: &[String], reference: Option<&Path>, toler
         ))
         .help("regenerate the reference outputs with this model, or raise `model.tolerance` if the difference is expected"));
     }
-    Ok(Some(parity))
+    Ok(Checked { fields, parity: Some(parity) })
+}
+
+/// The runtime's answer in the reference file's terms: labels in the model's type, probabilities by label.
+fn prediction(model: &Model, a: &RowAnswer) -> Prediction {
+    let label = match &a.prediction {
+        RuntimePrediction::Label(RuntimeLabel::Int(i)) => Label::Number(*i as f64),
+        RuntimePrediction::Label(RuntimeLabel::Str(s)) => Label::Text(s.clone()),
+        RuntimePrediction::Value(v) => Label::Number(*v),
+    };
+    let names: Vec<String> = match model.labels() {
+        Some(Labels::Int(l)) => l.iter().map(i64::to_string).collect(),
+        Some(Labels::Str(l)) => l.clone(),
+        None => Vec::new(),
+    };
+    let probabilities = a.probabilities.as_ref().map(|p| names.iter().cloned().zip(p.iter().copied()).collect());
+    Prediction { prediction: label, probability: a.probability, probabilities }
 }
 
 #[derive(Debug, Serialize)]
@@ -112,7 +140,8 @@ impl fmt::Display for PushOutcome {
 pub async fn push(ctx: &Ctx<'_>, p: &Project, s: &ModelPushSettings) -> Result<Report> {
     let c = p.config();
     ctx.printer.status(format!("checking `{}` with the runtime's loader", s.path.display()));
-    let parity = check_model(&s.path, &c.model.features, s.reference.as_deref(), c.model.tolerance)?;
+    let Checked { fields, parity } =
+        check_model(&s.path, c.model.features.as_deref(), s.reference.as_deref(), c.model.tolerance)?;
     let (sha256, size) = crate::hash::file_sha256(&s.path).map_err(|e| io_error(&s.path, "read", e))?;
     let aws = ctx.aws().await?;
     let (mut outcome, decision) = plan_push(&aws, p, s, &sha256, size, parity.clone()).await?;
@@ -131,7 +160,7 @@ pub async fn push(ctx: &Ctx<'_>, p: &Project, s: &ModelPushSettings) -> Result<R
     let manifest = Manifest {
         name: c.model.name.clone(),
         version: s.version.to_string(),
-        features: c.model.features.clone(),
+        features: fields,
         sha256,
         size,
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),

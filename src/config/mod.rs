@@ -96,8 +96,10 @@ pub struct Model {
     pub bucket: String,
     #[serde(default = "default_prefix")]
     pub prefix: String,
-    /// Input features, in the order the model expects them.
-    pub features: Vec<String>,
+    /// Column names of a model with one float `[rows, k]` input, in order; left out for a model with
+    /// named inputs (a `ColumnTransformer` export), whose input names are the request's fields.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
     /// Put the model in the image instead of fetching it from S3 at cold start.
     #[serde(default)]
     pub bake: bool,
@@ -318,11 +320,18 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if c.image.repository.is_empty() || c.image.repository != c.image.repository.to_lowercase() {
         return Err(("image.repository", "must be a non-empty lowercase ECR repository name".into()));
     }
-    if c.model.features.is_empty() {
-        return Err(("model.features", "must list the model's input features in order".into()));
-    }
-    if let Some(dup) = c.model.features.iter().enumerate().find(|(i, f)| c.model.features[..*i].contains(f)) {
-        return Err(("model.features", format!("lists `{}` twice", dup.1)));
+    if let Some(features) = &c.model.features {
+        if features.is_empty() {
+            return Err((
+                "model.features",
+                "is empty: list the model's input columns in order, or leave the key out for a model with named \
+                 inputs"
+                    .into(),
+            ));
+        }
+        if let Some(dup) = features.iter().enumerate().find(|(i, f)| features[..*i].contains(f)) {
+            return Err(("model.features", format!("lists `{}` twice", dup.1)));
+        }
     }
     if c.model.name.is_empty() || c.model.name.contains('/') {
         return Err(("model.name", "must be non-empty and contain no `/`".into()));

@@ -67,7 +67,7 @@ pub fn assemble(entries: &[Entry]) -> std::io::Result<Context> {
 pub struct DockerfileSpec {
     pub base: String,
     pub bake_model: bool,
-    pub features: Vec<String>,
+    pub features: Option<Vec<String>>,
     pub model_version: String,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
@@ -78,10 +78,12 @@ pub struct DockerfileSpec {
 pub fn render_dockerfile(spec: &DockerfileSpec) -> String {
     // One ENV and one LABEL instruction: every instruction is a container commit, slow on vfs.
     let mut env = vec![
-        format!("{}={}", env::MODEL_FEATURES, quote(&spec.features.join(","))),
         format!("{}={}", env::MODEL_VERSION, quote(&spec.model_version)),
         format!("{}={}", env::METRICS_NAMESPACE, quote(&spec.namespace)),
     ];
+    if let Some(features) = &spec.features {
+        env.insert(0, format!("{}={}", env::MODEL_FEATURES, quote(&features.join(","))));
+    }
     let model = if spec.bake_model {
         env.insert(0, format!("{}={BAKED_MODEL_PATH}", env::MODEL_PATH));
         format!("COPY model.onnx {BAKED_MODEL_PATH}\n")
@@ -197,7 +199,7 @@ mod tests {
         DockerfileSpec {
             base: "scratch".into(),
             bake_model: bake,
-            features: vec!["a".into(), "b".into()],
+            features: Some(vec!["a".into(), "b".into()]),
             model_version: "v1".into(),
             namespace: "ChurnModel".into(),
             labels: BTreeMap::from([("org.mlambda.model.version".to_string(), "v1".to_string())]),

@@ -20,17 +20,21 @@ pub fn function_env(
     key: &str,
     model_version: &ModelVersion,
     sha256: &str,
-    features: &[String],
+    features: Option<&[String]>,
     namespace: &str,
 ) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut vars = BTreeMap::from([
         (env::MODEL_BUCKET.to_string(), bucket.to_string()),
         (env::MODEL_KEY.to_string(), key.to_string()),
         (env::MODEL_VERSION.to_string(), model_version.to_string()),
         (env::MODEL_SHA256.to_string(), sha256.to_string()),
-        (env::MODEL_FEATURES.to_string(), features.join(",")),
         (env::METRICS_NAMESPACE.to_string(), namespace.to_string()),
-    ])
+    ]);
+    // a model with named inputs takes its field names from the graph
+    if let Some(features) = features {
+        vars.insert(env::MODEL_FEATURES.to_string(), features.join(","));
+    }
+    vars
 }
 
 /// What the cloud holds now.
@@ -244,7 +248,7 @@ mod tests {
             memory: 512,
             timeout: 10,
             architecture: "x86_64".into(),
-            env: function_env("b", "models/churn/v1/model.onnx", &mv("v1"), "ff", &["a".into(), "b".into()], "ns"),
+            env: function_env("b", "models/churn/v1/model.onnx", &mv("v1"), "ff", Some(&["a".into(), "b".into()]), "ns"),
             description: version_description(&mv("v1"), &ImageDigest::parse(DIGEST).unwrap()),
         }
     }

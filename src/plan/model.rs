@@ -1,33 +1,57 @@
 //! Model checks before upload: reference-row parity, the manifest, and whether a version may be (re)written.
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A prediction: a number (a regressor's value, an integer class label) or a string class label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Label {
+    Number(f64),
+    Text(String),
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Label::Number(n) => write!(f, "{n}"),
+            Label::Text(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
 /// One output, as the reference file and the runtime give it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
-    pub prediction: f64,
+    pub prediction: Label,
+    /// P(second class), binary classifiers.
     #[serde(default)]
     pub probability: Option<f64>,
+    /// Each class label, written as a string, to its probability: classifiers of any class count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<BTreeMap<String, f64>>,
 }
 
 /// `reference.json`: rows the model must reproduce, with the outputs it gave when it was exported.
-/// Other keys (the export script's own provenance, e.g. `sklearn`) are ignored.
+/// Rows hold the request's values in `features` order: numbers, strings for string inputs, `null` for a
+/// value the graph imputes. Other keys (the export script's own provenance, e.g. `sklearn`) are ignored.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Reference {
     pub features: Vec<String>,
-    pub rows: Vec<Vec<f32>>,
+    pub rows: Vec<Vec<serde_json::Value>>,
     pub expected: Vec<Prediction>,
 }
 
 impl Reference {
-    /// Shape rules: features match the config, every row has one value per feature, one expectation per row.
-    pub fn check(&self, config_features: &[String]) -> Result<(), String> {
-        if self.features != config_features {
+    /// Shape rules: features are the model's request fields, every row has one value per feature, one
+    /// expectation per row.
+    pub fn check(&self, model_fields: &[String]) -> Result<(), String> {
+        if self.features != model_fields {
             return Err(format!(
-                "its features [{}] differ from `model.features` [{}]",
+                "its features [{}] differ from the model's fields [{}] (`model.features`, or the graph's input names)",
                 self.features.join(", "),
-                config_features.join(", ")
+                model_fields.join(", ")
             ));
         }
         if self.rows.len() != self.expected.len() {
@@ -39,9 +63,9 @@ impl Reference {
         Ok(())
     }
 
-    /// Row-major values, the layout `Model::predict` takes.
-    pub fn flat(&self) -> Vec<f32> {
-        self.rows.iter().flatten().copied().collect()
+    /// The rows as the JSON objects a client would send.
+    pub fn objects(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        self.rows.iter().map(|r| self.features.iter().cloned().zip(r.iter().cloned()).collect()).collect()
     }
 }
 
@@ -51,7 +75,8 @@ pub struct Mismatch {
     pub row: usize,
     pub expected: Prediction,
     pub got: Prediction,
-    /// The largest absolute difference over prediction and probability (infinite when one side lacks a probability).
+    /// The largest absolute difference over prediction and probabilities (infinite for another label, or
+    /// when one side lacks a probability the other has).
     pub diff: f64,
 }
 
@@ -63,18 +88,32 @@ pub struct Parity {
     pub tolerance: f64,
 }
 
+fn label_diff(expected: &Label, got: &Label) -> f64 {
+    match (expected, got) {
+        (Label::Number(a), Label::Number(b)) => (a - b).abs(),
+        (Label::Text(a), Label::Text(b)) if a == b => 0.0,
+        _ => f64::INFINITY,
+    }
+}
+
 fn diff(expected: &Prediction, got: &Prediction) -> f64 {
-    let p = (expected.prediction - got.prediction).abs();
+    let p = label_diff(&expected.prediction, &got.prediction);
     let q = match (expected.probability, got.probability) {
         (Some(a), Some(b)) => (a - b).abs(),
         (None, None) => 0.0,
         _ => f64::INFINITY,
     };
+    // only what the reference holds is compared: references written before multiclass have no map
+    let r = match (&expected.probabilities, &got.probabilities) {
+        (None, _) => 0.0,
+        (Some(e), Some(g)) => e.iter().map(|(k, a)| g.get(k).map_or(f64::INFINITY, |b| (a - b).abs())).fold(0.0, f64::max),
+        (Some(_), None) => f64::INFINITY,
+    };
     // NaN anywhere is a mismatch, never a silent pass.
-    if p.is_nan() || q.is_nan() {
+    if p.is_nan() || q.is_nan() || r.is_nan() {
         f64::INFINITY
     } else {
-        p.max(q)
+        p.max(q).max(r)
     }
 }
 
@@ -86,7 +125,7 @@ pub fn compare(expected: &[Prediction], got: &[Prediction], tolerance: f64) -> (
         let d = diff(e, g);
         max_diff = max_diff.max(d);
         if d > tolerance {
-            mismatches.push(Mismatch { row, expected: *e, got: *g, diff: d });
+            mismatches.push(Mismatch { row, expected: e.clone(), got: g.clone(), diff: d });
         }
     }
     if got.len() != expected.len() {
@@ -166,7 +205,28 @@ mod tests {
     use super::*;
 
     fn p(prediction: f64, probability: Option<f64>) -> Prediction {
-        Prediction { prediction, probability }
+        Prediction { prediction: Label::Number(prediction), probability, probabilities: None }
+    }
+
+    fn classes(label: &str, probs: &[(&str, f64)]) -> Prediction {
+        Prediction {
+            prediction: Label::Text(label.into()),
+            probability: None,
+            probabilities: Some(probs.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+        }
+    }
+
+    #[test]
+    fn string_labels_and_class_maps_are_compared_key_by_key() {
+        let e = [classes("gold", &[("gold", 0.7), ("silver", 0.3)])];
+        let (parity, m) = compare(&e, &[classes("gold", &[("gold", 0.7000001), ("silver", 0.2999999)])], 1e-5);
+        assert!(m.is_empty() && parity.max_diff < 1e-6, "{m:?}");
+        let (_, m) = compare(&e, &[classes("silver", &[("gold", 0.7), ("silver", 0.3)])], 1.0);
+        assert_eq!(m.len(), 1, "another label never passes");
+        let (_, m) = compare(&e, &[classes("gold", &[("gold", 0.7)])], 1.0);
+        assert_eq!(m.len(), 1, "a missing class never passes");
+        let text = describe_mismatches(&m, 1);
+        assert!(text.contains("prediction \"gold\""), "{text}");
     }
 
     #[test]
@@ -207,14 +267,14 @@ mod tests {
             r#"{"features":["a","b"],"rows":[[1,2],[3]],"expected":[{"prediction":1},{"prediction":0}]}"#,
         )
         .unwrap();
-        assert!(r.check(&["a".into(), "c".into()]).unwrap_err().contains("differ from `model.features`"));
+        assert!(r.check(&["a".into(), "c".into()]).unwrap_err().contains("differ from the model's fields"));
         assert!(r.check(&["a".into(), "b".into()]).unwrap_err().contains("row 1 has 1 values"));
         let ok: Reference = serde_json::from_str(
             r#"{"features":["a"],"rows":[[1],[2]],"expected":[{"prediction":1,"probability":0.5},{"prediction":0}]}"#,
         )
         .unwrap();
         assert!(ok.check(&["a".into()]).is_ok());
-        assert_eq!(ok.flat(), vec![1.0, 2.0]);
+        assert_eq!(ok.objects()[1]["a"], serde_json::json!(2));
     }
 
     #[test]
