@@ -9,4 +9,5 @@ mod model_push;
 mod report;
 mod rollout;
 mod status;
+mod tabular;
 mod up;
