@@ -311,7 +311,6 @@ fn chromium(args: &[&str], page: &Path) -> std::process::Output {
 }
 
 #[test]
-#[ignore = "needs Debian `chromium` (apt-get install -y chromium); run with `cargo test --test it report -- --ignored`"]
 fn the_html_page_renders_its_three_charts_in_headless_chromium_without_console_errors() {
     let b = Traffic { version: "1", model: "v1", requests: 400, errors: 2, noise: 1.0, latency_ms: 2.0 };
     let c = Traffic { version: "2", model: "v2", requests: 150, errors: 1, noise: 0.5, latency_ms: 2.4 };
