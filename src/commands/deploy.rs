@@ -12,7 +12,8 @@ use crate::domain::{ImageDigest, ModelVersion, Version};
 use crate::error::{Error, Result};
 use crate::plan::alias::AliasRouting;
 use crate::plan::deploy::{
-    function_env, plan, version_description, AliasStep, Current, DeployPlan, FunctionStep, PublishStep,
+    function_env, plan, prediction_log_env, version_description, AliasStep, Current, DeployPlan, FunctionStep,
+    PublishStep,
 };
 use crate::plan::lambda::FunctionSpec;
 use crate::plan::{naming, policy};
@@ -157,7 +158,17 @@ async fn gather(ctx: &Ctx<'_>, aws: &Aws, p: &Project, s: &DeploySettings) -> Re
         memory: c.function.memory,
         timeout: c.function.timeout,
         architecture: c.function.architecture.as_str().to_string(),
-        env: function_env(&c.model.bucket, &key, &s.model_version, &sha256, c.model.features.as_deref(), &c.alarms.namespace),
+        env: function_env(
+            &c.model.bucket,
+            &key,
+            &s.model_version,
+            &sha256,
+            c.model.features.as_deref(),
+            &c.alarms.namespace,
+        )
+        .into_iter()
+        .chain(prediction_log_env(&c.model))
+        .collect(),
         description: version_description(&s.model_version, &push.digest),
     };
     let current = read_current(aws, &spec.name, &c.function.alias).await?;

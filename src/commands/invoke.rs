@@ -119,6 +119,7 @@ pub fn runtime_env(p: &Project, model_path: &str) -> Vec<(String, String)> {
     if let Some(features) = &c.model.features {
         vars.insert(1, (env::MODEL_FEATURES.into(), features.join(",")));
     }
+    vars.extend(crate::plan::deploy::prediction_log_env(&c.model));
     vars
 }
 

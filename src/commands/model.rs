@@ -3,9 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use mlambda_runtime::model::{
-    Label as RuntimeLabel, Labels, Model, Prediction as RuntimePrediction, RowAnswer,
-};
+use mlambda_runtime::model::{Label as RuntimeLabel, Labels, Model, Prediction as RuntimePrediction, RowAnswer};
 use serde::Serialize;
 
 use super::Ctx;

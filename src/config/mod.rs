@@ -108,6 +108,31 @@ pub struct Model {
     pub reference: Option<PathBuf>,
     #[serde(default = "default_tolerance")]
     pub tolerance: f64,
+    /// The request field whose value each prediction log line carries as `id` (e.g. `customer_id`), so
+    /// `mlambda report --outcomes` can join predictions with what happened.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// Which invocations write prediction log lines: `all` (the runtime's default), `none`, or a fraction.
+    #[serde(default)]
+    pub log_predictions: Option<LogPredictions>,
+}
+
+/// `model.log_predictions`: a word or a sampling fraction in [0, 1].
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum LogPredictions {
+    Fraction(f64),
+    Word(String),
+}
+
+impl LogPredictions {
+    /// The value of the runtime's `LOG_PREDICTIONS`.
+    pub fn env_value(&self) -> String {
+        match self {
+            LogPredictions::Fraction(f) => f.to_string(),
+            LogPredictions::Word(w) => w.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -333,6 +358,21 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
             return Err(("model.features", format!("lists `{}` twice", dup.1)));
         }
     }
+    match &c.model.log_predictions {
+        Some(LogPredictions::Fraction(f)) if !(0.0..=1.0).contains(f) => {
+            return Err(("model.log_predictions", format!("is {f}; use all, none or a fraction between 0 and 1")));
+        }
+        Some(LogPredictions::Word(w)) if w != "all" && w != "none" => {
+            return Err(("model.log_predictions", format!("is `{w}`; use all, none or a fraction between 0 and 1")));
+        }
+        _ => {}
+    }
+    if c.model.id_field.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        return Err((
+            "model.id_field",
+            "is empty: name the request field that identifies a row, or leave it out".into(),
+        ));
+    }
     if c.model.name.is_empty() || c.model.name.contains('/') {
         return Err(("model.name", "must be non-empty and contain no `/`".into()));
     }
@@ -354,6 +394,24 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "function:\n  name: churn\nimage:\n  repository: churn\nmodel:\n  path: model.onnx\n  name: churn\n  version: v1\n  bucket: b\n  features: [a, b]\n";
+
+    #[test]
+    fn the_prediction_log_settings_are_checked_and_become_the_runtimes_env() {
+        let bad = GOOD.to_string() + "  log_predictions: 1.5\n";
+        let e = Error::from(parse(&bad, Path::new("m.yaml")).unwrap_err());
+        assert!(e.message.contains("`model.log_predictions`") && e.message.contains("1.5"), "{}", e.message);
+        let bad = GOOD.to_string() + "  log_predictions: some\n";
+        assert!(parse(&bad, Path::new("m.yaml")).is_err());
+        let ok = GOOD.to_string() + "  id_field: customer_id\n  log_predictions: 0.25\n";
+        let c = parse(&ok, Path::new("m.yaml")).unwrap();
+        let env = crate::plan::deploy::prediction_log_env(&c.model);
+        assert_eq!(
+            env,
+            [("MODEL_ID_FIELD".to_string(), "customer_id".to_string()), ("LOG_PREDICTIONS".into(), "0.25".into())]
+        );
+        let none = parse(&(GOOD.to_string() + "  log_predictions: none\n"), Path::new("m.yaml")).unwrap();
+        assert_eq!(crate::plan::deploy::prediction_log_env(&none.model)[0].1, "none");
+    }
 
     #[test]
     fn a_minimal_config_gets_the_documented_defaults() {

@@ -14,6 +14,18 @@ pub fn version_description(model_version: &ModelVersion, image_digest: &ImageDig
     format!("model {model_version} image {image_digest}")
 }
 
+/// The prediction log settings the runtime reads (`MODEL_ID_FIELD`, `LOG_PREDICTIONS`), from `model.*`.
+pub fn prediction_log_env(model: &crate::config::Model) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    if let Some(field) = &model.id_field {
+        vars.push((env::MODEL_ID_FIELD.to_string(), field.clone()));
+    }
+    if let Some(log) = &model.log_predictions {
+        vars.push((env::LOG_PREDICTIONS.to_string(), log.env_value()));
+    }
+    vars
+}
+
 /// The environment the runtime reads at cold start.
 pub fn function_env(
     bucket: &str,
@@ -248,7 +260,14 @@ mod tests {
             memory: 512,
             timeout: 10,
             architecture: "x86_64".into(),
-            env: function_env("b", "models/churn/v1/model.onnx", &mv("v1"), "ff", Some(&["a".into(), "b".into()]), "ns"),
+            env: function_env(
+                "b",
+                "models/churn/v1/model.onnx",
+                &mv("v1"),
+                "ff",
+                Some(&["a".into(), "b".into()]),
+                "ns",
+            ),
             description: version_description(&mv("v1"), &ImageDigest::parse(DIGEST).unwrap()),
         }
     }

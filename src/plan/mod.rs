@@ -10,5 +10,5 @@ pub mod policy;
 pub mod predlog;
 pub mod report;
 pub mod rollout;
-pub mod up;
 pub mod stats;
+pub mod up;

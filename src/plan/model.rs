@@ -106,7 +106,9 @@ fn diff(expected: &Prediction, got: &Prediction) -> f64 {
     // only what the reference holds is compared: references written before multiclass have no map
     let r = match (&expected.probabilities, &got.probabilities) {
         (None, _) => 0.0,
-        (Some(e), Some(g)) => e.iter().map(|(k, a)| g.get(k).map_or(f64::INFINITY, |b| (a - b).abs())).fold(0.0, f64::max),
+        (Some(e), Some(g)) => {
+            e.iter().map(|(k, a)| g.get(k).map_or(f64::INFINITY, |b| (a - b).abs())).fold(0.0, f64::max)
+        }
         (Some(_), None) => f64::INFINITY,
     };
     // NaN anywhere is a mismatch, never a silent pass.

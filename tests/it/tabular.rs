@@ -142,7 +142,10 @@ fn model_push_checks_multiclass_string_label_references() {
         .default_config()
         .replace("path: model.onnx", "path: multi.onnx")
         .replace("reference: reference.json", "reference: multi.json")
-        .replace(&format!("features: [{}]", common::CHURN_FEATURES.join(", ")), &format!("features: [{}]", features.join(", ")));
+        .replace(
+            &format!("features: [{}]", common::CHURN_FEATURES.join(", ")),
+            &format!("features: [{}]", features.join(", ")),
+        );
     p.write_config(&config);
 
     let out = p.json(&["model", "push", "--dry-run", "--create-bucket"]);
