@@ -3,7 +3,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use mlambda_runtime::model::{Label as RuntimeLabel, Labels, Model, Prediction as RuntimePrediction, RowAnswer};
+use mlambda_runtime::model::{
+    InputKind, Label as RuntimeLabel, Labels, Model, Prediction as RuntimePrediction, RowAnswer,
+};
 use serde::Serialize;
 
 use super::Ctx;
@@ -34,9 +36,21 @@ fn check_model(path: &Path, features: Option<&[String]>, reference: Option<&Path
         Error::user(format!("`{}` is not an ONNX model the runtime can load: {e}", path.display()))
             .help("export the model to ONNX (skl2onnx, torch.onnx.export); the runtime serves ONNX only")
     })?;
+    if let (Some(listed), [only]) = (features, model.inputs()) {
+        if only.kind == InputKind::F32 && only.width != listed.len() {
+            return Err(Error::user(format!(
+                "model `{}` takes {} input features but `model.features` lists {}",
+                path.display(),
+                only.width,
+                listed.len()
+            ))
+            .help("make `model.features` in mlambda.yaml list the model's inputs, in order"));
+        }
+    }
     let fields: Vec<String> = model
         .fields(features)
         .map_err(|why| {
+            let why = why.replace("MODEL_FEATURES", "`model.features`");
             Error::user(format!("model `{}` does not fit `model.features`: {why}", path.display())).help(
                 "list the columns of a single float input in `model.features`, in order; for a model with named \
                  inputs (a ColumnTransformer export) leave `model.features` out or list its input names",
