@@ -503,6 +503,23 @@ fn probe_batch(graph: &pb::GraphProto, inputs: &[InputSpec]) -> Batch {
     Batch { n: 1, columns }
 }
 
+/// Optimizes graphs with matrix products (MLPs): an unoptimized tract plan re-plans every `MatMul` on every
+/// call (`EinSum::eval`), which costs ~0.5 ms a row. Other graphs stay unoptimized, because the passes trade
+/// exactness for speed (see module docs); `tests/tabular.rs` holds the optimized MLPs to 1e-5 of onnxruntime.
+/// A graph the optimizer cannot take runs unoptimized, as before.
+fn optimize_matmuls(typed: TypedModel) -> TypedModel {
+    if !typed.nodes().iter().any(|n| n.op.name().starts_with("EinSum")) {
+        return typed;
+    }
+    match typed.clone().into_optimized() {
+        Ok(optimized) => optimized,
+        Err(e) => {
+            eprintln!("note: the graph runs unoptimized ({e:#})");
+            typed
+        }
+    }
+}
+
 impl Model {
     pub fn from_path(path: &Path) -> Result<Model, ModelError> {
         let bytes = std::fs::read(path)
@@ -541,6 +558,7 @@ impl Model {
         // analyse + translate only: declutter/optimize would trade exactness for speed (see module docs)
         let typed = model.into_typed().map_err(|e| load_err(format!("unsupported onnx graph: {e:#}")))?;
         let (kind, label_output, values_output, width) = Model::outputs(&typed, labels)?;
+        let typed = optimize_matmuls(typed);
         let plan = typed.into_runnable().map_err(|e| load_err(format!("cannot plan the onnx graph: {e:#}")))?;
         let model = Model { inputs, kind, plan, states: Default::default(), label_output, values_output, width };
         // prove the graph evaluates before anyone relies on it (init must fail, not the first request)
