@@ -279,6 +279,13 @@ fn promote_is_refused_on_a_rollback_verdict_unless_forced() {
     assert!(stderr.contains("`--promote --force`"), "{stderr}");
     assert_eq!(f.routing(), ("1".to_string(), json!({"2": 0.1})), "a refused promote changes nothing");
     assert_eq!(f.p.state()["verdict"]["verdict"], "rollback");
+    let status = f.p.json(&["status"]);
+    assert_eq!(status["last_verdict"]["verdict"], "rollback");
+    assert_eq!((&status["last_verdict"]["baseline"], &status["last_verdict"]["candidate"]), (&json!("1"), &json!("2")));
+    assert!(status["last_verdict"]["reasons"].as_array().is_some_and(|r| !r.is_empty()));
+    let text = f.p.cmd().arg("status").output().expect("run mlambda status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("last verdict: rollback for version 2 against 1"), "{text}");
 
     let out = f.p.cmd().args(["rollout", "--promote", "--force"]).output().expect("run mlambda");
     let stderr = crate::common::unwrap_lines(&String::from_utf8_lossy(&out.stderr));
