@@ -234,6 +234,9 @@ pub struct RolloutArgs {
     /// Candidate version (default: the newest published version)
     #[arg(long, value_parser = parse::<Version>)]
     pub version: Option<Version>,
+    /// Promote even when the report's verdict is `rollback`
+    #[arg(long, requires = "promote")]
+    pub force: bool,
     #[command(flatten)]
     pub dry: DryRun,
 }

@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod domain;
 mod error;
+mod gather;
 mod hash;
 mod image;
 mod plan;

@@ -161,6 +161,8 @@ pub struct RolloutSettings {
     pub action: RolloutAction,
     /// `--version`: the candidate; `None` picks the routed or newest version.
     pub version: Option<Version>,
+    /// `--force`: promote over a `rollback` verdict.
+    pub force: bool,
     pub dry_run: bool,
 }
 
@@ -183,7 +185,7 @@ impl RolloutSettings {
                 ))
             }
         };
-        Ok(RolloutSettings { action, version: args.version, dry_run: args.dry.dry_run })
+        Ok(RolloutSettings { action, version: args.version, force: args.force, dry_run: args.dry.dry_run })
     }
 
     /// What `up` does with a newly deployed `version`: `rollout.strategy` from mlambda.yaml.
@@ -199,7 +201,7 @@ impl RolloutSettings {
                 RolloutAction::Steps { steps, interval }
             }
         };
-        Ok(RolloutSettings { action, version: Some(version), dry_run })
+        Ok(RolloutSettings { action, version: Some(version), force: false, dry_run })
     }
 }
 
@@ -351,6 +353,7 @@ mod tests {
             promote: false,
             rollback: false,
             version: None,
+            force: false,
             dry: DryRun { dry_run: false },
         }
     }

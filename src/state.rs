@@ -18,6 +18,19 @@ pub struct State {
     pub rollout: Option<Rollout>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub up: Option<Up>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<LastVerdict>,
+}
+
+/// The last verdict `report` or a rollout computed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LastVerdict {
+    pub verdict: crate::plan::evidence::Decision,
+    pub baseline: String,
+    pub candidate: String,
+    /// RFC 3339, when it was computed.
+    pub time: String,
+    pub reasons: Vec<String>,
 }
 
 /// The last image `mlambda build` made.

@@ -1,17 +1,19 @@
 //! `mlambda rollout`: shift the alias's traffic to a candidate version, step by step under its alarms, or undo it.
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::watch;
 
 use super::Ctx;
 use crate::aws::lambda::{self, AliasWrite};
-use crate::aws::{cloudwatch, Aws};
+use crate::aws::{cloudwatch, Aws, Target};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::gather;
 use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
 use crate::plan::alias::VersionFacts;
+use crate::plan::evidence::Decision;
 use crate::plan::lambda::{Alias, FunctionInfo};
 use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
 use crate::report::Report;
@@ -31,6 +33,9 @@ impl fmt::Display for Outcome {
         write!(f, "{}", self.plan)
     }
 }
+
+/// The evidence `--promote` weighs: the report's default window (its error message says 24 hours).
+const PROMOTE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Set once Ctrl-C arrives; the rollout stops at the next boundary between API calls.
 struct Interrupt(watch::Receiver<bool>);
@@ -66,6 +71,7 @@ struct Run<'a> {
     aws: &'a Aws,
     printer: &'a Printer,
     config: &'a Config,
+    target: Target,
     state_dir: std::path::PathBuf,
     /// `--steps` as the user gave them (for the resume hint).
     steps_flag: String,
@@ -91,6 +97,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
         aws: &aws,
         printer: ctx.printer,
         config,
+        target: ctx.target(),
         state_dir: p.state_dir.clone(),
         steps_flag: match &s.action {
             RolloutAction::Steps { steps, .. } => steps_flag(steps),
@@ -100,6 +107,9 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
     if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
         let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);
         run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
+    }
+    if plan.action == Action::Promote {
+        run.check_promote(&plan, &alias, s.force).await?;
     }
     run.execute(&plan, alias.revision_id.clone()).await?;
     Ok(Report::done(Outcome { dry_run: false, plan }))
@@ -224,6 +234,7 @@ impl Run<'_> {
                 return Err(self.interrupted(plan, &at));
             }
             revision = self.write(step, &revision).await?;
+            let step_began = SystemTime::now();
             at = step.routing();
             self.record(plan, step)?;
             self.printer.status(format!("{}: {at}", self.alias()));
@@ -241,7 +252,14 @@ impl Run<'_> {
                 return Err(self.interrupted(plan, &at));
             }
             if let Some(alarm) = self.firing(&candidate).await? {
-                return Err(self.roll_back_on_alarm(plan, step, &revision, alarm).await);
+                let why = format!("alarm `{}` of version {candidate} is in ALARM: {}", alarm.spec.name, alarm.reason);
+                return Err(self.roll_back(plan, step, &revision, why).await);
+            }
+            let share = step.target.additional.map(|(_, w)| w.get());
+            let report = self.verdict(&step.target.primary.to_string(), &candidate, share, step_began).await;
+            if let Some(r) = report.filter(|r| r.verdict == Decision::Rollback) {
+                let why = format!("the report's verdict on version {candidate} is rollback: {}", r.reasons.join("; "));
+                return Err(self.roll_back(plan, step, &revision, why).await);
             }
         }
         Ok(())
@@ -258,13 +276,82 @@ impl Run<'_> {
         Ok(all.into_iter().find(|a| a.state == AlarmState::Alarm))
     }
 
-    async fn roll_back_on_alarm(&self, plan: &RolloutPlan, step: &Step, revision: &str, alarm: Alarm) -> Error {
+    /// The report's evidence on `candidate` against `baseline` since `since`, recorded for `status`. Reading it
+    /// failing is a warning: only alarms and a `rollback` verdict stop a rollout.
+    async fn verdict(
+        &self,
+        baseline: &str,
+        candidate: &str,
+        traffic_share: Option<f64>,
+        since: SystemTime,
+    ) -> Option<crate::plan::report::Report> {
+        let req = gather::Request {
+            baseline: baseline.to_string(),
+            candidate: candidate.to_string(),
+            traffic_share,
+            since,
+            until: SystemTime::now(),
+            outcomes: None,
+        };
+        match gather::evidence(self.aws, &self.target, self.printer, self.config, req).await {
+            Ok(r) => {
+                if let Err(e) = gather::record(&self.state_dir, &r) {
+                    self.printer.warn(format!("could not record the verdict: {}", e.message));
+                }
+                self.printer.status(format!("verdict on version {candidate}: {}", r.verdict.as_str()));
+                Some(r)
+            }
+            Err(e) => {
+                self.printer
+                    .warn(format!("could not compute the report's verdict on version {candidate}: {}", e.message));
+                None
+            }
+        }
+    }
+
+    /// `--promote` over the report's verdict of the last day: refused on `rollback` unless forced, warned on
+    /// `continue`.
+    async fn check_promote(&self, plan: &RolloutPlan, alias: &Alias, force: bool) -> Result<()> {
+        let Some(candidate) = plan.candidate.map(|c| c.to_string()).filter(|c| *c != plan.from_primary) else {
+            return Ok(());
+        };
+        let share = alias.routing.get(&candidate).copied();
+        let since = SystemTime::now() - PROMOTE_WINDOW;
+        let Some(r) = self.verdict(&plan.from_primary, &candidate, share, since).await else {
+            return Ok(());
+        };
+        match r.verdict {
+            Decision::Rollback if force => {
+                self.printer.warn(format!(
+                    "promoting version {candidate} over a rollback verdict (--force): {}",
+                    r.reasons.join("; ")
+                ));
+                Ok(())
+            }
+            Decision::Rollback => Err(Error::user(format!(
+                "refusing to promote version {candidate}: the report's verdict over the last 24 hours is rollback: {}",
+                r.reasons.join("; ")
+            ))
+            .help(
+                "run `mlambda report` to see the evidence, then `mlambda rollout --rollback`; \
+                 to promote anyway, pass `--promote --force`",
+            )),
+            Decision::Continue => {
+                self.printer.warn(format!(
+                    "the report cannot tell yet whether version {candidate} is better (verdict: continue); promoting anyway"
+                ));
+                Ok(())
+            }
+            Decision::Promote => Ok(()),
+        }
+    }
+
+    async fn roll_back(&self, plan: &RolloutPlan, step: &Step, revision: &str, why: String) -> Error {
         let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
         let back = Step {
             target: crate::plan::alias::AliasRouting::all(step.target.primary),
             description: step.description.clone(),
         };
-        let why = format!("alarm `{}` of version {candidate} is in ALARM: {}", alarm.spec.name, alarm.reason);
         match self.write(&back, revision).await {
             Ok(_) => {
                 let _ = state::update(&self.state_dir, |s| {
@@ -340,6 +427,7 @@ mod tests {
             aws: &aws,
             printer: &printer,
             config: &config,
+            target: Target { profile: None, region: None },
             state_dir: dir.path().into(),
             steps_flag: String::new(),
         };

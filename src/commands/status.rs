@@ -54,6 +54,8 @@ pub struct Outcome {
     pub alarms: Vec<AlarmRow>,
     /// What the state file says about the last rollout.
     pub rollout: Option<state::Rollout>,
+    /// The last verdict `report` or a rollout computed.
+    pub last_verdict: Option<state::LastVerdict>,
 }
 
 impl fmt::Display for Outcome {
@@ -113,6 +115,19 @@ impl fmt::Display for Outcome {
                 writeln!(f, "previous primary: {p} (`mlambda rollout --rollback` returns to it)")?;
             }
         }
+        if let Some(v) = &self.last_verdict {
+            writeln!(
+                f,
+                "\nlast verdict: {} for version {} against {} ({})",
+                v.verdict.as_str(),
+                v.candidate,
+                v.baseline,
+                v.time
+            )?;
+            for r in &v.reasons {
+                writeln!(f, "  - {r}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -161,5 +176,6 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
         aliases,
         alarms,
         rollout: st.rollout,
+        last_verdict: st.verdict,
     }))
 }

@@ -67,12 +67,23 @@ pub struct Evidence {
     pub window_hours: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Promote,
     Rollback,
     Continue,
+}
+
+impl Decision {
+    /// The word JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Promote => "promote",
+            Decision::Rollback => "rollback",
+            Decision::Continue => "continue",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

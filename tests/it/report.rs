@@ -78,10 +78,8 @@ fn lines(t: &Traffic, rng: &mut Rng, outcomes: &mut String) -> Vec<String> {
 }
 
 /// Writes `messages` to a new stream of the function's log group, in chunks as PutLogEvents allows.
-fn put_log_events(group: &str, stream: &str, messages: &[String], dir: &Path) {
+fn put_log_events(group: &str, stream: &str, messages: &[String], dir: &Path, start: i64) {
     aws_cli(&["logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", stream]);
-    let start =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64 - 600_000;
     for (k, chunk) in messages.chunks(5000).enumerate() {
         let events: Vec<Value> = chunk
             .iter()
@@ -105,15 +103,15 @@ fn put_log_events(group: &str, stream: &str, messages: &[String], dir: &Path) {
 }
 
 /// Lambda's Invocations and Errors for one version through the alias, as Lambda publishes them.
-fn put_metrics(function: &str, version: &str, invocations: u64, errors: u64, dir: &Path) {
+fn put_metrics(function: &str, version: &str, invocations: u64, errors: u64, dir: &Path, at_ms: i64) {
     let dims = json!([
         {"Name": "FunctionName", "Value": function},
         {"Name": "Resource", "Value": format!("{function}:production")},
         {"Name": "ExecutedVersion", "Value": version},
     ]);
     let data = json!([
-        {"MetricName": "Invocations", "Dimensions": dims, "Value": invocations, "Unit": "Count"},
-        {"MetricName": "Errors", "Dimensions": dims, "Value": errors, "Unit": "Count"},
+        {"MetricName": "Invocations", "Dimensions": dims, "Value": invocations, "Unit": "Count", "Timestamp": at_ms / 1000},
+        {"MetricName": "Errors", "Dimensions": dims, "Value": errors, "Unit": "Count", "Timestamp": at_ms / 1000},
     ]);
     let file = dir.join(format!("metrics-{version}.json"));
     std::fs::write(&file, serde_json::to_vec(&data).expect("json")).expect("write metrics");
@@ -131,6 +129,15 @@ fn python() -> PathBuf {
 /// A function with version 1 (baseline) and 2 (candidate at 10%), their log lines and metrics, and the outcomes
 /// CSV; returns the fixture and numpy/scikit-learn's figures per version.
 fn seeded(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64) -> (Fixture, Value) {
+    seeded_at(prefix, baseline, candidate, seed, -600_000)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+}
+
+/// `seeded`, with the log lines and metrics from `offset_ms` after the function is set up on.
+fn seeded_at(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64, offset_ms: i64) -> (Fixture, Value) {
     let f = Fixture::new(prefix);
     assert_eq!(f.publish(candidate.model, None), "2");
     let routing = r#"{"AdditionalVersionWeights":{"2":0.1}}"#;
@@ -144,6 +151,7 @@ fn seeded(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64) -> (
         "--routing-config",
         routing,
     ]);
+    let start = now_ms() + offset_ms;
     let group = format!("/aws/lambda/{}", f.name());
     aws_cli(&["logs", "create-log-group", "--log-group-name", &group]);
     let mut rng = Rng(seed);
@@ -152,8 +160,8 @@ fn seeded(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64) -> (
     let mut all = Vec::new();
     for t in [baseline, candidate] {
         let messages = lines(t, &mut rng, &mut outcomes);
-        put_log_events(&group, &format!("2026/12/01/[{}]{:016x}", t.version, rng.next()), &messages, &dir);
-        put_metrics(f.name(), t.version, t.requests as u64 + t.errors, t.errors, &dir);
+        put_log_events(&group, &format!("2026/12/01/[{}]{:016x}", t.version, rng.next()), &messages, &dir, start);
+        put_metrics(f.name(), t.version, t.requests as u64 + t.errors, t.errors, &dir, start);
         all.extend(messages);
     }
     // an id nobody predicted for, which the join must ignore
@@ -254,6 +262,53 @@ fn a_clearly_worse_candidate_is_rolled_back_for_errors_latency_and_auc() {
     let worse = |n: &str| (n.to_string(), "worse".to_string());
     assert_eq!(checks, [worse("error_rate"), worse("latency_p99"), worse("auc")]);
     assert_eq!(r["reasons"].as_array().map(Vec::len), Some(3));
+}
+
+const WORSE: [Traffic; 2] = [
+    Traffic { version: "1", model: "v1", requests: 900, errors: 4, noise: 0.3, latency_ms: 2.0 },
+    Traffic { version: "2", model: "v2", requests: 600, errors: 40, noise: 2.5, latency_ms: 4.0 },
+];
+
+#[test]
+fn promote_is_refused_on_a_rollback_verdict_unless_forced() {
+    let (f, _) = seeded("rep-promote", &WORSE[0], &WORSE[1], 0x5eed_0005);
+    let stderr = crate::common::unwrap_lines(&f.p.fails(&["rollout", "--promote"], 1));
+    assert!(stderr.contains("refusing to promote version 2"), "{stderr}");
+    assert!(stderr.contains("verdict over the last 24 hours is rollback"), "{stderr}");
+    assert!(stderr.contains("error rate"), "the reasons are named: {stderr}");
+    assert!(stderr.contains("`--promote --force`"), "{stderr}");
+    assert_eq!(f.routing(), ("1".to_string(), json!({"2": 0.1})), "a refused promote changes nothing");
+    assert_eq!(f.p.state()["verdict"]["verdict"], "rollback");
+    let status = f.p.json(&["status"]);
+    assert_eq!(status["last_verdict"]["verdict"], "rollback");
+    assert_eq!((&status["last_verdict"]["baseline"], &status["last_verdict"]["candidate"]), (&json!("1"), &json!("2")));
+    assert!(status["last_verdict"]["reasons"].as_array().is_some_and(|r| !r.is_empty()));
+    let text = f.p.cmd().arg("status").output().expect("run mlambda status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("last verdict: rollback for version 2 against 1"), "{text}");
+
+    let out = f.p.cmd().args(["rollout", "--promote", "--force"]).output().expect("run mlambda");
+    let stderr = crate::common::unwrap_lines(&String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("promoting version 2 over a rollback verdict (--force)"), "{stderr}");
+    assert_eq!(f.routing(), ("2".to_string(), json!({})));
+}
+
+#[test]
+fn a_step_with_a_rollback_verdict_rolls_back_and_exits_2() {
+    // The lines land 15 s ahead, after seeding ends and inside the window of the step the rollout begins.
+    let (f, _) = seeded_at("rep-step", &WORSE[0], &WORSE[1], 0x5eed_0006, 15_000);
+    let out =
+        f.p.cmd()
+            .args(["rollout", "--steps", "0.2,1", "--interval", "25s"])
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .expect("run mlambda");
+    let stderr = crate::common::unwrap_lines(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("the report's verdict on version 2 is rollback"), "{stderr}");
+    assert!(stderr.contains("rolled back: production: 1 100%"), "{stderr}");
+    assert_eq!(f.routing(), ("1".to_string(), json!({})));
 }
 
 #[test]

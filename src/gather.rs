@@ -1,0 +1,156 @@
+//! A report's evidence for two versions over a window, gathered from AWS (the versions' models, Lambda's metrics,
+//! the prediction log) and computed: `report` shows it and `rollout` acts on its verdict.
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::aws::logs::{self, Logs};
+use crate::aws::{cloudwatch, lambda, Aws, Target};
+use crate::config::Config;
+use crate::error::Result;
+use crate::plan::predlog::{Collector, Outcomes};
+use crate::plan::report::{self, Inputs, Metrics};
+use crate::state;
+use crate::ui::{progress, Printer};
+
+/// Server-side filter on the prediction lines; lines it lets through are still checked one by one.
+pub const FILTER_PATTERN: &str = r#"{ $.mlambda = "prediction" }"#;
+
+/// GetMetricStatistics' period for a window: at most 1,440 datapoints per call, and the coarser minimums
+/// CloudWatch enforces for data older than 15 and 63 days.
+pub fn metric_period(window_secs: i64, start_age_secs: i64) -> i32 {
+    let floor = if start_age_secs > 63 * 86_400 {
+        3600
+    } else if start_age_secs > 15 * 86_400 {
+        300
+    } else {
+        60
+    };
+    let needed = (window_secs + 1439) / 1440;
+    let period = needed.max(floor);
+    let period = (period + floor - 1) / floor * floor;
+    i32::try_from(period).unwrap_or(i32::MAX / 3600 * 3600)
+}
+
+fn epoch_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Lambda's Invocations, Errors and Throttles for one version through the alias.
+async fn version_metrics(aws: &Aws, function: &str, alias: &str, version: &str, window: (i64, i64)) -> Result<Metrics> {
+    let resource = format!("{function}:{alias}");
+    let dims = [("FunctionName", function), ("Resource", resource.as_str()), ("ExecutedVersion", version)];
+    let now = epoch_secs(SystemTime::now());
+    let period = metric_period(window.1 - window.0, now - window.0);
+    let mut sums = [None; 3];
+    for (sum, metric) in sums.iter_mut().zip(["Invocations", "Errors", "Throttles"]) {
+        let v = cloudwatch::metric_sum(aws, "AWS/Lambda", metric, &dims, window.0, window.1, period).await?;
+        *sum = v.map(|x| x.round().max(0.0) as u64);
+    }
+    let [invocations, errors, throttles] = sums;
+    Ok(Metrics { invocations, errors, throttles })
+}
+
+/// Which two versions to compare, over which window.
+pub struct Request {
+    pub baseline: String,
+    pub candidate: String,
+    pub traffic_share: Option<f64>,
+    pub since: SystemTime,
+    pub until: SystemTime,
+    pub outcomes: Option<Outcomes>,
+}
+
+/// Gathers the evidence for `req` and computes the report and its verdict. A missing log group or version is a
+/// warning and leaves figures empty (a `continue` verdict), never an error.
+pub async fn evidence(
+    aws: &Aws,
+    target: &Target,
+    printer: &Printer,
+    config: &Config,
+    req: Request,
+) -> Result<report::Report> {
+    let (function, alias) = (config.function.name.as_str(), config.function.alias.as_str());
+    let Request { baseline, candidate, traffic_share, since, until, outcomes } = req;
+    let mut model_versions = BTreeMap::new();
+    for v in [&baseline, &candidate] {
+        match lambda::get_version(aws, function, v).await? {
+            Some(info) => {
+                if let Some(m) = info.env.get(mlambda_runtime::env::MODEL_VERSION).filter(|m| !m.is_empty()) {
+                    model_versions.insert(v.clone(), m.clone());
+                }
+            }
+            None => printer.warn(format!("version {v} of `{function}` does not exist; its figures will be empty")),
+        }
+    }
+    let secs = (epoch_secs(since), epoch_secs(until));
+    let mut metrics = BTreeMap::new();
+    for v in [&baseline, &candidate] {
+        metrics.insert(v.clone(), version_metrics(aws, function, alias, v, secs).await?);
+    }
+
+    let group = format!("/aws/lambda/{function}");
+    let spinner = progress::spinner(printer, format!("reading {group}"));
+    let mut collector = Collector::new(outcomes);
+    let started = std::time::Instant::now();
+    let logs = Logs::connect(target).await;
+    let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let mut seen = 0u64;
+    let read = logs::for_each_message(&logs, &group, FILTER_PATTERN, ms(since), ms(until), |m| {
+        collector.add(m);
+        seen += 1;
+        if seen.is_multiple_of(10_000) {
+            spinner.set_message(format!("reading {group}: {seen} events"));
+        }
+    })
+    .await?;
+    spinner.finish_and_clear();
+    match read {
+        Some(n) => printer.status(format!("read {n} log events from {group} in {:.1?}", started.elapsed())),
+        None => printer.warn(format!("log group `{group}` does not exist: the function has logged nothing yet")),
+    }
+    if collector.unreadable > 0 {
+        printer.warn(format!("{} log lines looked like predictions but did not parse", collector.unreadable));
+    }
+    let window = until.duration_since(since).unwrap_or_default();
+    let inputs = Inputs {
+        function: function.to_string(),
+        alias: alias.to_string(),
+        since: humantime::format_rfc3339_seconds(since).to_string(),
+        until: humantime::format_rfc3339_seconds(until).to_string(),
+        window_hours: window.as_secs_f64() / 3600.0,
+        baseline,
+        candidate,
+        traffic_share,
+        model_versions,
+        metrics,
+        thresholds: config.rollout.evidence.clone(),
+    };
+    Ok(report::build(&inputs, collector))
+}
+
+/// Records the report's verdict in `.mlambda/state.json`, for `status`.
+pub fn record(state_dir: &std::path::Path, r: &report::Report) -> Result<()> {
+    let last = state::LastVerdict {
+        verdict: r.verdict,
+        baseline: r.baseline.clone(),
+        candidate: r.candidate.clone(),
+        time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        reasons: r.reasons.clone(),
+    };
+    state::update(state_dir, |s| s.verdict = Some(last))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_periods_stay_under_1440_points_and_cloudwatch_minimums() {
+        assert_eq!(metric_period(86_400, 86_400), 60);
+        assert_eq!(metric_period(7 * 86_400, 7 * 86_400), 420);
+        assert_eq!(metric_period(86_400, 20 * 86_400), 300);
+        assert_eq!(metric_period(86_400, 70 * 86_400), 3600);
+        assert_eq!(metric_period(30, 30), 60);
+    }
+}
