@@ -395,3 +395,127 @@ fn the_html_page_renders_its_three_charts_in_headless_chromium_without_console_e
         std::fs::copy(&shot, keep).expect("keep the screenshot");
     }
 }
+
+/// The real `bootstrap` in local mode, as function version `version` serving `model`: answers every reference
+/// row of the churn example as a single request (ids `C-<version>-<i>`) and once as a batch of ten, then returns
+/// everything it printed on stdout (prediction lines and EMF lines).
+fn bootstrap_lines(version: &str, model_version: &str, model: &Path, rows: &[Value], dir: &Path) -> Vec<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let mut child = std::process::Command::new(crate::common::runtime_binary())
+        .env("MODEL_PATH", model)
+        .env("MODEL_FEATURES", crate::common::CHURN_FEATURES.join(","))
+        .env("MODEL_VERSION", model_version)
+        .env("MODEL_ID_FIELD", "customer_id")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", version)
+        .env("MLAMBDA_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start bootstrap");
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations");
+    let post = |body: &Value| {
+        let file = dir.join(format!("request-{version}.json"));
+        std::fs::write(&file, body.to_string()).expect("write request");
+        std::process::Command::new("curl")
+            .args(["-sf", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--max-time", "10"])
+            .arg("--data-binary")
+            .arg(format!("@{}", file.display()))
+            .arg(&url)
+            .output()
+            .expect("run curl")
+    };
+    let request = |i: usize| {
+        let mut row: serde_json::Map<String, Value> = crate::common::CHURN_FEATURES
+            .iter()
+            .zip(rows[i].as_array().expect("row"))
+            .map(|(f, v)| (f.to_string(), v.clone()))
+            .collect();
+        row.insert("customer_id".into(), json!(format!("C-{version}-{i}")));
+        Value::Object(row)
+    };
+    for i in 0..rows.len() {
+        let out = post(&request(i));
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("200"), "request {i}: {out:?}");
+    }
+    let batch = json!({ "instances": (0..10).map(request).collect::<Vec<_>>() });
+    assert!(post(&batch).status.success(), "the batch request failed");
+    child.kill().expect("stop bootstrap");
+    let out = child.wait_with_output().expect("bootstrap's output");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn the_real_runtimes_prediction_lines_give_the_figures_numpy_and_sklearn_give() {
+    let f = Fixture::new("rep-real");
+    assert_eq!(f.publish("v2", None), "2");
+    let routing = r#"{"AdditionalVersionWeights":{"2":0.1}}"#;
+    aws_cli(&[
+        "lambda",
+        "update-alias",
+        "--function-name",
+        f.name(),
+        "--name",
+        "production",
+        "--routing-config",
+        routing,
+    ]);
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("examples/churn/reference.json")).expect("reference"))
+            .expect("json");
+    let rows = reference["rows"].as_array().expect("rows");
+    let dir = f.p.root().to_path_buf();
+    let models = [
+        ("1", "v1", repo().join("examples/churn/model.onnx")),
+        ("2", "v2", repo().join("runtime/tests/fixtures/gbc_recommended.onnx")),
+    ];
+    let group = format!("/aws/lambda/{}", f.name());
+    aws_cli(&["logs", "create-log-group", "--log-group-name", &group]);
+    let start = now_ms() - 60_000;
+    let mut all = Vec::new();
+    for (version, model_version, model) in &models {
+        let lines = bootstrap_lines(version, model_version, model, rows, &dir);
+        let predictions = lines.iter().filter(|l| l.contains(r#""mlambda":"prediction""#)).count();
+        assert_eq!(predictions, rows.len() + 10, "one prediction line per row answered");
+        assert!(lines.iter().any(|l| l.contains(r#""FunctionVersion""#)), "the EMF lines carry the function version");
+        put_log_events(&group, &format!("2026/12/01/[{version}]real"), &lines, &dir, start);
+        put_metrics(f.name(), version, rows.len() as u64 + 1, 0, &dir, start);
+        all.extend(lines);
+    }
+    // outcomes for both versions' ids: not the models' own predictions, so the AUCs are not trivial
+    let mut outcomes = String::from("id,label\n");
+    for (version, _, _) in &models {
+        for (i, e) in reference["expected"].as_array().expect("expected").iter().enumerate() {
+            let churned = (e["probability"].as_f64().expect("p") > 0.5) != (i % 4 == 0);
+            let _ = writeln!(outcomes, "C-{version}-{i},{}", u8::from(churned));
+        }
+    }
+    std::fs::write(f.p.path("outcomes.csv"), outcomes).expect("write outcomes");
+    std::fs::write(f.p.path("lines.txt"), all.join("\n") + "\n").expect("write lines");
+    let out = std::process::Command::new(python())
+        .arg(repo().join("tests/it/report_expected.py"))
+        .arg(f.p.path("lines.txt"))
+        .arg(f.p.path("outcomes.csv"))
+        .output()
+        .expect("run report_expected.py");
+    assert!(out.status.success(), "report_expected.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let expected: Value = serde_json::from_slice(&out.stdout).expect("json");
+
+    let r = f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv"]);
+    assert_eq!((r["baseline"].as_str(), r["candidate"].as_str()), (Some("1"), Some("2")), "{r}");
+    for (i, (version, model_version, _)) in models.iter().enumerate() {
+        let v = &r["versions"][i];
+        let e = &expected[*version];
+        assert_eq!(v["model_version"], *model_version, "{v}");
+        assert_eq!(v["rows"], json!(rows.len() + 10), "{v}");
+        assert_eq!(v["logged_requests"], json!(rows.len() + 1), "{v}");
+        // the batch re-sends rows 0..10 under the same ids, so they join an outcome too
+        assert_eq!(v["labeled"], json!(rows.len() + 10), "{v}");
+        assert_eq!(v["labeled"], e["labeled"], "{v}");
+        for q in ["p50", "p90", "p99"] {
+            close(&v["latency_ms"][q], &e[q], &format!("version {version} latency {q}"));
+        }
+        for k in ["positive_rate", "mean_probability", "auc", "log_loss", "brier", "accuracy"] {
+            close(&v[k], &e[k], &format!("version {version} {k}"));
+        }
+    }
+}
