@@ -103,6 +103,9 @@ pub enum Command {
         mlambda report --baseline 3 --candidate 4 --output json"
     )]
     Report(ReportArgs),
+    /// Create, or show, the alias's function URL: the recipe's stable HTTPS endpoint, weighted like the alias
+    #[command(after_help = "Examples:\n  mlambda url\n  mlambda url --public --dry-run\n  mlambda url --output json")]
+    Url(UrlArgs),
     /// Run the whole flow: build, push, model push, deploy, rollout, alarms; resumes after a failure
     #[command(after_help = "Examples:\n  mlambda up\n  mlambda up --dry-run --output json")]
     Up(UpArgs),
@@ -341,6 +344,15 @@ pub struct RuntimePathArgs {
     /// A `bootstrap` to use instead, as `mlambda build --runtime` takes it
     #[arg(long, env = "MLAMBDA_RUNTIME", hide_env_values = true)]
     pub runtime: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UrlArgs {
+    /// Anyone may call the URL (auth type NONE, plus the permission that allows it); default: AWS_IAM (SigV4)
+    #[arg(long)]
+    pub public: bool,
+    #[command(flatten)]
+    pub dry: DryRun,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -501,6 +501,44 @@ pub async fn delete_version(aws: &Aws, name: &str, version: &str) -> Result<()> 
     Ok(())
 }
 
+/// The function URL on `qualifier` (an alias) and its auth type (`AWS_IAM` or `NONE`), if there is one.
+pub async fn get_function_url(aws: &Aws, function: &str, qualifier: &str) -> Result<Option<(String, String)>> {
+    match aws.lambda.get_function_url_config().function_name(function).qualifier(qualifier).send().await {
+        Ok(c) => Ok(Some((c.function_url().to_string(), c.auth_type().as_str().to_string()))),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(None),
+        Err(e) => Err(fail(format!("read the function URL of `{function}:{qualifier}`"), e).into()),
+    }
+}
+
+/// Creates the function URL on `qualifier`; `public` means auth type NONE plus the resource policy statement
+/// that lets anyone invoke it (without it, a NONE URL answers 403).
+pub async fn create_function_url(aws: &Aws, function: &str, qualifier: &str, public: bool) -> Result<String> {
+    let auth = if public { sdk::FunctionUrlAuthType::None } else { sdk::FunctionUrlAuthType::AwsIam };
+    let out = aws
+        .lambda
+        .create_function_url_config()
+        .function_name(function)
+        .qualifier(qualifier)
+        .auth_type(auth)
+        .send()
+        .await
+        .map_err(|e| fail(format!("create the function URL of `{function}:{qualifier}`"), e))?;
+    if public {
+        aws.lambda
+            .add_permission()
+            .function_name(function)
+            .qualifier(qualifier)
+            .statement_id("mlambda-public-function-url")
+            .action("lambda:InvokeFunctionUrl")
+            .principal("*")
+            .function_url_auth_type(sdk::FunctionUrlAuthType::None)
+            .send()
+            .await
+            .map_err(|e| fail(format!("allow public calls to the function URL of `{function}:{qualifier}`"), e))?;
+    }
+    Ok(out.function_url().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -29,6 +29,7 @@ mod rollout;
 mod runtime;
 mod status;
 mod up;
+mod url;
 mod warm;
 
 /// What every command gets: the printer, the global flags, and lazy access to the project, its state and AWS.
@@ -94,6 +95,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Report> {
         }
         Command::Up(a) => up::run(&ctx, &ctx.project()?, &UpSettings::resolve(&a)).await,
         Command::Runtime(c) => runtime::run(&ctx, &c).await,
+        Command::Url(a) => url::run(&ctx, &ctx.project()?, &a).await,
         Command::Report(a) => report::run(&ctx, &ctx.project()?, &a).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mlambda", &mut std::io::stdout());

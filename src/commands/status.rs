@@ -33,6 +33,8 @@ pub struct AliasRow {
     pub description: String,
     /// `None` when the alias has no provisioned concurrency.
     pub provisioned_concurrency: Option<lambda::Provisioned>,
+    /// The alias's function URL and its auth type (`mlambda url`); the alias's weights apply to it.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,13 +93,13 @@ impl fmt::Display for Outcome {
                     .as_ref()
                     .map(|p| format!("{} ({}/{} ready)", p.status, p.available, p.requested))
                     .unwrap_or_else(|| "none".into());
-                vec![a.name.clone(), a.rendered.clone(), pc]
+                vec![a.name.clone(), a.rendered.clone(), pc, a.url.clone().unwrap_or_else(|| "none".into())]
             })
             .collect();
         if rows.is_empty() {
             writeln!(f, "no aliases; run `mlambda deploy`")?;
         } else {
-            write!(f, "{}", table::render(&["alias", "routing", "provisioned concurrency"], &rows))?;
+            write!(f, "{}", table::render(&["alias", "routing", "provisioned concurrency", "url"], &rows))?;
         }
         writeln!(f)?;
         if self.alarms.is_empty() {
@@ -144,6 +146,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
     let mut aliases = Vec::new();
     for a in lambda::list_aliases(&aws, function).await? {
         let provisioned = lambda::get_provisioned_concurrency(&aws, function, &a.name).await?;
+        let url = lambda::get_function_url(&aws, function, &a.name).await?.map(|(url, auth)| format!("{url} ({auth})"));
         aliases.push(AliasRow {
             rendered: alias::render(&a.primary, &a.routing),
             name: a.name,
@@ -151,6 +154,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
             routing: a.routing,
             description: a.description,
             provisioned_concurrency: provisioned,
+            url,
         });
     }
     let alarms = cloudwatch::describe_alarms(&aws, &alarms::function_prefix(function))

@@ -98,7 +98,8 @@ pub fn deployer_policy(c: &Config) -> Value {
                     "lambda:GetAlias", "lambda:ListAliases", "lambda:CreateAlias", "lambda:UpdateAlias",
                     "lambda:InvokeFunction", "lambda:AddPermission", "lambda:RemovePermission",
                     "lambda:PutProvisionedConcurrencyConfig", "lambda:DeleteProvisionedConcurrencyConfig",
-                    "lambda:GetProvisionedConcurrencyConfig"
+                    "lambda:GetProvisionedConcurrencyConfig", "lambda:GetFunctionUrlConfig",
+                    "lambda:CreateFunctionUrlConfig"
                 ],
                 "Resource": [function_arn.clone(), format!("{function_arn}:*")]
             },
@@ -114,7 +115,7 @@ pub fn deployer_policy(c: &Config) -> Value {
                 "Effect": "Allow",
                 "Action": [
                     "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms",
-                    "cloudwatch:GetMetricData"
+                    "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics", "logs:FilterLogEvents"
                 ],
                 "Resource": "*"
             },

@@ -11,3 +11,4 @@ mod rollout;
 mod status;
 mod tabular;
 mod up;
+mod url;
