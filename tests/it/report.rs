@@ -136,10 +136,10 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
 }
 
-/// `seeded`, with the log lines and metrics from `offset_ms` after the function is set up on.
-fn seeded_at(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64, offset_ms: i64) -> (Fixture, Value) {
+/// A function whose alias routes 10% to version 2, which serves `model`.
+fn canary(prefix: &str, model: &str) -> Fixture {
     let f = Fixture::new(prefix);
-    assert_eq!(f.publish(candidate.model, None), "2");
+    assert_eq!(f.publish(model, None), "2");
     let routing = r#"{"AdditionalVersionWeights":{"2":0.1}}"#;
     aws_cli(&[
         "lambda",
@@ -151,6 +151,24 @@ fn seeded_at(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64, o
         "--routing-config",
         routing,
     ]);
+    f
+}
+
+/// numpy's and scikit-learn's figures per version (`report_expected.py`) for `lines.txt` and `outcomes.csv` in `f`.
+fn expected_figures(f: &Fixture) -> Value {
+    let out = std::process::Command::new(python())
+        .arg(repo().join("tests/it/report_expected.py"))
+        .arg(f.p.path("lines.txt"))
+        .arg(f.p.path("outcomes.csv"))
+        .output()
+        .expect("run report_expected.py with the venv's python");
+    assert!(out.status.success(), "report_expected.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("expected values are json")
+}
+
+/// `seeded`, with the log lines and metrics from `offset_ms` after the function is set up on.
+fn seeded_at(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64, offset_ms: i64) -> (Fixture, Value) {
+    let f = canary(prefix, candidate.model);
     let start = now_ms() + offset_ms;
     let group = format!("/aws/lambda/{}", f.name());
     aws_cli(&["logs", "create-log-group", "--log-group-name", &group]);
@@ -168,15 +186,7 @@ fn seeded_at(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64, o
     outcomes.push_str("C-nobody,1\n");
     std::fs::write(f.p.path("outcomes.csv"), outcomes).expect("write outcomes");
     std::fs::write(f.p.path("lines.txt"), all.join("\n") + "\n").expect("write lines");
-    let script = repo().join("tests/it/report_expected.py");
-    let out = std::process::Command::new(python())
-        .arg(&script)
-        .arg(f.p.path("lines.txt"))
-        .arg(f.p.path("outcomes.csv"))
-        .output()
-        .expect("run report_expected.py with the venv's python");
-    assert!(out.status.success(), "report_expected.py failed: {}", String::from_utf8_lossy(&out.stderr));
-    let expected: Value = serde_json::from_slice(&out.stdout).expect("expected values are json");
+    let expected = expected_figures(&f);
     (f, expected)
 }
 
@@ -446,19 +456,7 @@ fn bootstrap_lines(version: &str, model_version: &str, model: &Path, rows: &[Val
 
 #[test]
 fn the_real_runtimes_prediction_lines_give_the_figures_numpy_and_sklearn_give() {
-    let f = Fixture::new("rep-real");
-    assert_eq!(f.publish("v2", None), "2");
-    let routing = r#"{"AdditionalVersionWeights":{"2":0.1}}"#;
-    aws_cli(&[
-        "lambda",
-        "update-alias",
-        "--function-name",
-        f.name(),
-        "--name",
-        "production",
-        "--routing-config",
-        routing,
-    ]);
+    let f = canary("rep-real", "v2");
     let reference: Value =
         serde_json::from_slice(&std::fs::read(repo().join("examples/churn/reference.json")).expect("reference"))
             .expect("json");
@@ -491,14 +489,7 @@ fn the_real_runtimes_prediction_lines_give_the_figures_numpy_and_sklearn_give() 
     }
     std::fs::write(f.p.path("outcomes.csv"), outcomes).expect("write outcomes");
     std::fs::write(f.p.path("lines.txt"), all.join("\n") + "\n").expect("write lines");
-    let out = std::process::Command::new(python())
-        .arg(repo().join("tests/it/report_expected.py"))
-        .arg(f.p.path("lines.txt"))
-        .arg(f.p.path("outcomes.csv"))
-        .output()
-        .expect("run report_expected.py");
-    assert!(out.status.success(), "report_expected.py failed: {}", String::from_utf8_lossy(&out.stderr));
-    let expected: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let expected = expected_figures(&f);
 
     let r = f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv"]);
     assert_eq!((r["baseline"].as_str(), r["candidate"].as_str()), (Some("1"), Some("2")), "{r}");
