@@ -3,9 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use mlambda_runtime::model::{
-    InputKind, Label as RuntimeLabel, Labels, Model, Prediction as RuntimePrediction, RowAnswer,
-};
+use mlambda_runtime::model::{InputKind, Label as RuntimeLabel, Model, Prediction as RuntimePrediction, RowAnswer};
 use serde::Serialize;
 
 use super::Ctx;
@@ -104,12 +102,11 @@ fn prediction(model: &Model, a: &RowAnswer) -> Prediction {
         RuntimePrediction::Label(RuntimeLabel::Str(s)) => Label::Text(s.clone()),
         RuntimePrediction::Value(v) => Label::Number(*v),
     };
-    let names: Vec<String> = match model.labels() {
-        Some(Labels::Int(l)) => l.iter().map(i64::to_string).collect(),
-        Some(Labels::Str(l)) => l.clone(),
-        None => Vec::new(),
-    };
-    let probabilities = a.probabilities.as_ref().map(|p| names.iter().cloned().zip(p.iter().copied()).collect());
+    let probabilities = a
+        .probabilities
+        .as_ref()
+        .zip(model.labels())
+        .map(|(p, labels)| p.iter().enumerate().map(|(i, q)| (labels.key(i), *q)).collect());
     Prediction { prediction: label, probability: a.probability, probabilities }
 }
 
