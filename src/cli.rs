@@ -56,12 +56,12 @@ pub enum Command {
     /// Scaffold a project: mlambda.yaml, an example payload and an export script
     #[command(after_help = "Examples:\n  mlambda init\n  mlambda init churn --force")]
     Init(InitArgs),
-    /// Build the function image through the Docker API
+    /// Build the function image through the Docker API, or the zip package (`function.package: zip`)
     #[command(
         after_help = "Examples:\n  mlambda build\n  mlambda build --runtime target/x86_64-unknown-linux-gnu/lambda/bootstrap --dry-run"
     )]
     Build(BuildArgs),
-    /// Push the built image to ECR and record its digest
+    /// Push the built image to ECR, or the zip package to S3, and record its digest
     #[command(after_help = "Examples:\n  mlambda push\n  MLAMBDA_REGISTRY=127.0.0.1:5000 mlambda push --output json")]
     Push(PushArgs),
     /// Check, upload and list model versions in S3
@@ -157,6 +157,9 @@ pub struct BuildArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
+    /// For `function.package: zip`: create the bucket, with versioning and default encryption, when it is missing
+    #[arg(long)]
+    pub create_bucket: bool,
     #[command(flatten)]
     pub dry: DryRun,
 }

@@ -7,6 +7,32 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// How a function's code is packaged (`function.package`): a container image from ECR, or a zip on
+/// `provided.al2023` from S3. Lambda cannot change it on an existing function.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageType {
+    #[default]
+    Image,
+    Zip,
+}
+
+impl PackageType {
+    /// The word in mlambda.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageType::Image => "image",
+            PackageType::Zip => "zip",
+        }
+    }
+}
+
+impl fmt::Display for PackageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a value from a flag, mlambda.yaml or the state file is refused; [`DomainError::help`] says how to fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DomainError {

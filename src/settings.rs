@@ -70,6 +70,8 @@ impl BuildSettings {
 pub struct PushSettings {
     /// `MLAMBDA_REGISTRY`, then `image.registry`; `None` means the ECR endpoint from the authorization token.
     pub registry: Option<String>,
+    /// A zip package's missing bucket is created.
+    pub create_bucket: bool,
     pub dry_run: bool,
 }
 
@@ -79,7 +81,7 @@ impl PushSettings {
             .ok()
             .filter(|s| !s.is_empty())
             .or_else(|| p.config().image.registry.clone());
-        PushSettings { registry, dry_run: args.dry.dry_run }
+        PushSettings { registry, create_bucket: args.create_bucket, dry_run: args.dry.dry_run }
     }
 }
 
@@ -302,7 +304,8 @@ impl UpSettings {
     }
 
     pub fn push(&self, p: &Project) -> PushSettings {
-        PushSettings::resolve(&PushArgs { dry: crate::cli::DryRun { dry_run: self.dry_run } }, p)
+        let args = PushArgs { create_bucket: self.create_bucket, dry: crate::cli::DryRun { dry_run: self.dry_run } };
+        PushSettings::resolve(&args, p)
     }
 
     pub fn model_push(&self, p: &Project) -> ModelPushSettings {

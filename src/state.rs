@@ -12,6 +12,12 @@ pub struct State {
     pub build: Option<Build>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<Push>,
+    /// The last zip `mlambda build` packed (`function.package: zip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<Package>,
+    /// The last zip `mlambda push` uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_push: Option<PackagePush>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,13 +63,37 @@ pub struct Push {
     pub image_uri: String,
 }
 
+/// A zip package on disk, in `.mlambda/`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Package {
+    pub path: PathBuf,
+    /// Hex sha256 of the zip's bytes.
+    pub sha256: String,
+    pub size: u64,
+    pub model_version: ModelVersion,
+    pub model_sha256: String,
+}
+
+/// A zip package in S3, under its content-addressed key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PackagePush {
+    pub bucket: String,
+    pub key: String,
+    /// Hex sha256 of the zip.
+    pub sha256: String,
+    /// The same digest as Lambda reports it (`CodeSha256`, base64), which deploy checks.
+    pub code_sha256: String,
+}
+
 /// The last version `mlambda deploy` published.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Deploy {
     pub function_arn: String,
     pub version: String,
     pub model_version: ModelVersion,
-    pub image_uri: String,
+    /// The image URI, or `s3://bucket/key` of the zip.
+    #[serde(alias = "image_uri")]
+    pub code: String,
     #[serde(default)]
     pub role: Option<String>,
 }

@@ -3,41 +3,13 @@
 //! Needs `cargo-lambda` (env `CARGO_LAMBDA`, else PATH); the test fails, not skips, without it.
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 
-/// The emulator runs in a throwaway cargo project: it reads the manifest but builds nothing with
-/// `--only-lambda-apis`.
-fn emulator(port: u16, dir: &std::path::Path) -> Proc {
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"emulated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
-    let mut cmd = Command::new(require_tool("CARGO_LAMBDA", "cargo-lambda"));
-    cmd.args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()]).current_dir(dir);
-    let mut p = Proc::spawn(cmd, "cargo-lambda watch");
-    p.wait_port(port, Duration::from_secs(60));
-    p
-}
-
 fn function(port: u16, model: &std::path::Path) -> Proc {
-    let mut cmd = bootstrap();
-    cmd.env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("MODEL_PATH", model)
-        .env("MODEL_FEATURES", FEATURES)
-        .env("MODEL_VERSION", "v-lambda");
-    Proc::spawn(cmd, "bootstrap (lambda mode)")
+    lambda_function(bootstrap(), port, model)
 }
-
-const INVOKE: &str = "/2015-03-31/functions/_/invocations";
 
 #[test]
 fn serves_invocations_through_the_runtime_api() {

@@ -4,10 +4,21 @@ use std::collections::BTreeMap;
 use aws_sdk_lambda::types::{self as sdk, AliasRoutingConfiguration, FunctionConfiguration};
 
 use super::{fail, Aws};
+use crate::domain::PackageType;
 use crate::error::Error;
 use crate::error::Result;
 use crate::plan::alias::AliasRouting;
-use crate::plan::lambda::{Alias, FunctionInfo, FunctionSpec, LambdaState, LastUpdateStatus, Readiness};
+use crate::plan::lambda::{
+    Alias, Code, FunctionInfo, FunctionSpec, LambdaState, LastUpdateStatus, Readiness, ZIP_HANDLER, ZIP_RUNTIME,
+};
+
+fn package_type(p: &sdk::PackageType) -> Option<PackageType> {
+    match p {
+        sdk::PackageType::Image => Some(PackageType::Image),
+        sdk::PackageType::Zip => Some(PackageType::Zip),
+        _ => None,
+    }
+}
 
 fn state(s: &sdk::State) -> LambdaState {
     match s {
@@ -38,6 +49,7 @@ fn function_info(c: &FunctionConfiguration) -> FunctionInfo {
         role: c.role().unwrap_or_default().to_string(),
         dead_letter: c.dead_letter_config().and_then(|d| d.target_arn()).map(str::to_string),
         code_sha256: c.code_sha256().unwrap_or_default().to_string(),
+        package_type: c.package_type().and_then(package_type),
         state: c.state().map(state),
         last_update_status: c.last_update_status().map(update_status),
         reason,
@@ -332,25 +344,32 @@ fn environment(env: &BTreeMap<String, String>) -> aws_sdk_lambda::types::Environ
 /// How long a new role may take to become assumable by Lambda: IAM is eventually consistent.
 const ROLE_PROPAGATION_DELAYS: [u64; 7] = [1, 2, 4, 8, 10, 10, 10];
 
-/// Creates an Image function and returns its ARN, retrying while a freshly created role propagates.
+/// Creates an image or zip function and returns its ARN, retrying while a freshly created role propagates.
 pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
     let mut delays = ROLE_PROPAGATION_DELAYS.iter();
     loop {
-        let res = aws
+        let req = aws
             .lambda
             .create_function()
             .function_name(&spec.name)
-            .package_type(aws_sdk_lambda::types::PackageType::Image)
-            .code(aws_sdk_lambda::types::FunctionCode::builder().image_uri(&spec.image_uri).build())
             .role(&spec.role)
             .memory_size(spec.memory)
             .timeout(spec.timeout)
             .architectures(architecture(&spec.architecture))
             .environment(environment(&spec.env))
             .description(&spec.description)
-            .tags("mlambda:managed-by", "mlambda")
-            .send()
-            .await;
+            .tags("mlambda:managed-by", "mlambda");
+        let req = match &spec.code {
+            Code::Image { image_uri } => req
+                .package_type(sdk::PackageType::Image)
+                .code(sdk::FunctionCode::builder().image_uri(image_uri).build()),
+            Code::Zip { bucket, key, .. } => req
+                .package_type(sdk::PackageType::Zip)
+                .runtime(sdk::Runtime::from(ZIP_RUNTIME))
+                .handler(ZIP_HANDLER)
+                .code(sdk::FunctionCode::builder().s3_bucket(bucket).s3_key(key).build()),
+        };
+        let res = req.send().await;
         match res {
             Ok(out) => return Ok(out.function_arn().unwrap_or_default().to_string()),
             Err(e)
@@ -376,13 +395,14 @@ pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
     }
 }
 
-/// Points `$LATEST` at a new image (and architecture).
+/// Points `$LATEST` at a new image or zip (and architecture).
 pub async fn update_function_code(aws: &Aws, spec: &FunctionSpec) -> Result<()> {
-    aws.lambda
-        .update_function_code()
-        .function_name(&spec.name)
-        .image_uri(&spec.image_uri)
-        .architectures(architecture(&spec.architecture))
+    let req = aws.lambda.update_function_code().function_name(&spec.name);
+    let req = match &spec.code {
+        Code::Image { image_uri } => req.image_uri(image_uri),
+        Code::Zip { bucket, key, .. } => req.s3_bucket(bucket).s3_key(key),
+    };
+    req.architectures(architecture(&spec.architecture))
         .send()
         .await
         .map_err(|e| fail(format!("update the code of `{}`", spec.name), e))?;

@@ -1,5 +1,6 @@
 //! `mlambda build`: render the Dockerfile, pack the context (Dockerfile, static `bootstrap`, baked model) and
-//! build a single-platform image with the engine's legacy builder; record it in `state.build`.
+//! build a single-platform image with the engine's legacy builder, recorded in `state.build`; or, for
+//! `function.package: zip`, pack `bootstrap` and the baked model into a deterministic zip in `.mlambda/`.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,10 +10,12 @@ use serde::Serialize;
 use super::Ctx;
 
 use crate::config::Architecture;
-use crate::domain::ModelVersion;
+use crate::domain::{ModelVersion, PackageType};
 use crate::error::{Error, Result};
+use crate::image::archive;
 use crate::image::context::{self, DockerfileSpec, Entry, FileSummary};
 use crate::image::engine;
+use crate::plan::lambda::ZIP_RUNTIME;
 use crate::plan::naming;
 use crate::report::Report;
 use crate::settings::{BuildSettings, Project};
@@ -63,7 +66,42 @@ impl fmt::Display for BuildOutcome {
     }
 }
 
+/// What `build` packed for `function.package: zip`, or would pack with `--dry-run`.
+#[derive(Debug, Serialize)]
+pub struct PackageOutcome {
+    pub dry_run: bool,
+    pub package: PackageType,
+    /// The zip, in `.mlambda/`.
+    pub path: String,
+    pub sha256: String,
+    /// The digest as Lambda will report it (`CodeSha256`).
+    pub code_sha256: String,
+    pub size: u64,
+    pub runtime_family: &'static str,
+    pub architecture: &'static str,
+    pub model_baked: bool,
+    pub model_version: ModelVersion,
+    pub model_sha256: String,
+    pub runtime: String,
+    pub files: Vec<FileSummary>,
+}
+
+impl fmt::Display for PackageOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.dry_run { "would pack" } else { "packed" };
+        writeln!(f, "{verb} {} for {} on {}", self.path, self.architecture, self.runtime_family)?;
+        writeln!(f, "zip ({} bytes, sha256 {}):", self.size, self.sha256)?;
+        for file in &self.files {
+            writeln!(f, "  {:<12} {:>10} bytes  sha256 {}", file.path, file.size, file.sha256)?;
+        }
+        Ok(())
+    }
+}
+
 pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<Report> {
+    if p.config().function.package == PackageType::Zip {
+        return package(ctx, p, s);
+    }
     let (mut outcome, tar) = prepare(ctx, p, s)?;
     if s.dry_run {
         return Ok(Report::new(outcome, true));
@@ -99,16 +137,76 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<Report
     Ok(Report::done(outcome))
 }
 
+/// `function.package: zip`: `bootstrap` (0755) and the baked model in `.mlambda/<function>.zip`, written through
+/// a temporary file and a rename, and recorded in `state.package`.
+fn package(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<Report> {
+    let c = p.config();
+    let arch = c.function.architecture;
+    let runtime = runtime(ctx, s, arch)?;
+    let bootstrap = read_bootstrap(&runtime, arch, Some("the zip runs on `provided.al2023`, not this machine's libc"))?;
+    let model_sha256 = model_sha256(&s.model_path)?;
+    let mut entries = vec![Entry { path: "bootstrap".into(), mode: 0o755, data: bootstrap }];
+    if c.model.bake {
+        entries.push(Entry { path: "model.onnx".into(), mode: 0o644, data: read_model(&s.model_path)? });
+    }
+    let zip = archive::pack(&entries).map_err(|e| Error::local(format!("cannot pack the zip: {e}")))?;
+    let path = p.state_dir.join(format!("{}.zip", c.function.name));
+    let outcome = PackageOutcome {
+        dry_run: s.dry_run,
+        package: PackageType::Zip,
+        path: path.display().to_string(),
+        code_sha256: archive::code_sha256(&zip.sha256).unwrap_or_default(),
+        sha256: zip.sha256.clone(),
+        size: zip.bytes.len() as u64,
+        runtime_family: ZIP_RUNTIME,
+        architecture: arch.as_str(),
+        model_baked: c.model.bake,
+        model_version: s.model_version.clone(),
+        model_sha256,
+        runtime: runtime.display().to_string(),
+        files: zip.files,
+    };
+    if s.dry_run {
+        return Ok(Report::new(outcome, true));
+    }
+    write_atomically(&path, &zip.bytes)?;
+    state::update(&p.state_dir, |st| {
+        st.package = Some(state::Package {
+            path: path.clone(),
+            sha256: outcome.sha256.clone(),
+            size: outcome.size,
+            model_version: outcome.model_version.clone(),
+            model_sha256: outcome.model_sha256.clone(),
+        })
+    })?;
+    Ok(Report::done(outcome))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("zip.tmp");
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| crate::error::io_error(dir, "create", e))?;
+    std::fs::write(&tmp, bytes).map_err(|e| crate::error::io_error(&tmp, "write", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| crate::error::io_error(path, "write", e))
+}
+
+/// The `bootstrap` to package: `--runtime`, the user cache, this checkout's build, or compiled from the
+/// embedded source.
+fn runtime(ctx: &Ctx<'_>, s: &BuildSettings, arch: Architecture) -> Result<PathBuf> {
+    match crate::bootstrap::locate(s.runtime.clone(), arch)? {
+        found if found.source == crate::bootstrap::Source::Checkout => build_runtime(ctx, arch, s.dry_run),
+        found => Ok(crate::bootstrap::ensure(ctx.printer, &found, arch, s.dry_run)?),
+    }
+}
+
 /// Everything up to the engine: the runtime binary checked, the model hashed, the context packed and named.
 /// Returns what `build` reports and the context's tar.
 fn prepare(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<(BuildOutcome, Vec<u8>)> {
     let c = p.config();
     let arch = c.function.architecture;
-    let runtime = match crate::bootstrap::locate(s.runtime.clone(), arch)? {
-        found if found.source == crate::bootstrap::Source::Checkout => build_runtime(ctx, arch, s.dry_run)?,
-        found => crate::bootstrap::ensure(ctx.printer, &found, arch, s.dry_run)?,
-    };
-    let bootstrap = read_bootstrap(&runtime, &c.image.base, arch)?;
+    let runtime = runtime(ctx, s, arch)?;
+    let needs_static = (c.image.base == "scratch").then_some("a scratch image has no loader and no libc");
+    let bootstrap = read_bootstrap(&runtime, arch, needs_static)?;
     let model_sha256 = model_sha256(&s.model_path)?;
     let labels = labels(p, &s.model_version, &model_sha256);
     let dockerfile = context::render_dockerfile(&DockerfileSpec {
@@ -190,9 +288,9 @@ fn runtime_build_command(target: &str) -> String {
     format!("RUSTFLAGS='{RUNTIME_RUSTFLAGS}' cargo build -p mlambda-runtime --bin bootstrap --profile lambda --target {target}")
 }
 
-/// Reads `bootstrap` and refuses what could never start in the image: not an ELF executable, another
-/// architecture, or a dynamically linked binary in a `scratch` image (no loader, no libc there).
-fn read_bootstrap(path: &Path, base: &str, arch: Architecture) -> Result<Vec<u8>> {
+/// Reads `bootstrap` and refuses what could never start where it runs: not an ELF executable, another
+/// architecture, or a dynamically linked binary where `needs_static` says why it must be static.
+fn read_bootstrap(path: &Path, arch: Architecture, needs_static: Option<&str>) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| {
         Error::user(format!("cannot read the runtime binary `{}`: {e}", path.display())).help(format!(
             "pass `--runtime PATH` (or set `MLAMBDA_RUNTIME`) to a static `bootstrap`, e.g. one built with `{}`",
@@ -214,12 +312,12 @@ fn read_bootstrap(path: &Path, base: &str, arch: Architecture) -> Result<Vec<u8>
         ))
         .help(format!("{static_hint}, or change `function.architecture`")));
     }
-    if elf.dynamic && base == "scratch" {
+    if let Some(why) = needs_static.filter(|_| elf.dynamic) {
         return Err(Error::user(format!(
-            "`bootstrap` is dynamically linked; a scratch image needs a static binary (`{}` has a PT_INTERP loader)",
+            "`bootstrap` is dynamically linked (`{}` has a PT_INTERP loader), and {why}",
             path.display()
         ))
-        .help(format!("{static_hint}, or set `image.base` to an image that has its shared libraries")));
+        .help(format!("{static_hint}, or pass `--runtime` a static `bootstrap`")));
     }
     Ok(bytes)
 }

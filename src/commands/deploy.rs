@@ -8,14 +8,15 @@ use super::Ctx;
 use crate::aws::lambda::{self, AliasWrite};
 use crate::aws::{iam, s3, Aws};
 use crate::config::Config;
-use crate::domain::{ImageDigest, ModelVersion, Version};
+use crate::domain::{ImageDigest, ModelVersion, PackageType, Version};
 use crate::error::{Error, Result};
+use crate::image::{archive, context};
 use crate::plan::alias::AliasRouting;
 use crate::plan::deploy::{
-    function_env, plan, prediction_log_env, version_description, AliasStep, Current, DeployPlan, FunctionStep,
+    package_change, plan, runtime_env, version_description, AliasStep, Current, DeployPlan, FunctionStep, ModelSource,
     PublishStep,
 };
-use crate::plan::lambda::FunctionSpec;
+use crate::plan::lambda::{Code, FunctionInfo, FunctionSpec};
 use crate::plan::{naming, policy};
 use crate::report::Report;
 use crate::settings::{DeploySettings, Project};
@@ -96,7 +97,8 @@ struct DeployOutcome {
     /// False when nothing changed and the existing version was reused.
     published: bool,
     model_version: ModelVersion,
-    image_uri: String,
+    /// What the version runs: `{package, image_uri}` or `{package, bucket, key, code_sha256}`.
+    code: Code,
     role: String,
     alias: String,
     alias_created: bool,
@@ -113,7 +115,7 @@ impl fmt::Display for DeployOutcome {
         }
         writeln!(f, "  arn   {}", self.version_arn)?;
         writeln!(f, "  model {}", self.model_version)?;
-        writeln!(f, "  image {}", self.image_uri)?;
+        writeln!(f, "  {}", self.code)?;
         if self.alias_created {
             writeln!(f, "  alias `{}` created with 100% on version {}", self.alias, self.version)
         } else {
@@ -145,34 +147,77 @@ struct Gathered {
 async fn gather(ctx: &Ctx<'_>, aws: &Aws, p: &Project, s: &DeploySettings) -> Result<Gathered> {
     let c = p.config();
     let st = ctx.state(p)?;
-    let push = st.push.clone().ok_or_else(|| {
-        Error::user("no pushed image is recorded in `.mlambda/state.json`").help("run `mlambda push` first")
-    })?;
+    // Before any write, the role included: Lambda cannot change a function's package type.
+    let current = read_current(aws, &c.function.name, &c.function.alias).await?;
+    if let Some(have) = package_change(&current, c.function.package) {
+        return Err(package_refused(&c.function.name, have, c.function.package));
+    }
+    let (code, digest) = code(&st, c.function.package)?;
     let key = naming::model_key(&c.model.prefix, &c.model.name, s.model_version.as_str());
     let sha256 = model_sha256(aws, c, &key, &s.model_version).await?;
     let role = resolve_role(aws, c, &st, s).await?;
+    let baked = baked_model_path(c.function.package);
+    let source =
+        if c.model.bake { ModelSource::File(&baked) } else { ModelSource::S3 { bucket: &c.model.bucket, key: &key } };
     let spec = FunctionSpec {
         name: c.function.name.clone(),
-        image_uri: push.image_uri.clone(),
+        code,
         role: role.arn.clone(),
         memory: c.function.memory,
         timeout: c.function.timeout,
         architecture: c.function.architecture.as_str().to_string(),
-        env: function_env(
-            &c.model.bucket,
-            &key,
-            &s.model_version,
-            &sha256,
-            c.model.features.as_deref(),
-            &c.alarms.namespace,
-        )
-        .into_iter()
-        .chain(prediction_log_env(&c.model))
-        .collect(),
-        description: version_description(&s.model_version, &push.digest),
+        env: runtime_env(&c.model, &c.alarms.namespace, &s.model_version, source, Some(&sha256)),
+        description: version_description(&s.model_version, c.function.package, &digest),
     };
-    let current = read_current(aws, &spec.name, &c.function.alias).await?;
-    Ok(Gathered { spec, current, role, digest: push.digest })
+    Ok(Gathered { spec, current, role, digest })
+}
+
+/// What `push` recorded for this package type, and its digest (the image's, or the zip's sha256).
+fn code(st: &State, package: PackageType) -> Result<(Code, ImageDigest)> {
+    match package {
+        PackageType::Image => {
+            let push = st.push.clone().ok_or_else(|| {
+                Error::user("no pushed image is recorded in `.mlambda/state.json`").help("run `mlambda push` first")
+            })?;
+            Ok((Code::Image { image_uri: push.image_uri }, push.digest))
+        }
+        PackageType::Zip => {
+            let pushed = st.package_push.clone().ok_or_else(|| {
+                Error::user("no uploaded zip package is recorded in `.mlambda/state.json`")
+                    .help("run `mlambda build` and `mlambda push` first")
+            })?;
+            let digest = ImageDigest::parse(&format!("sha256:{}", pushed.sha256))?;
+            Ok((Code::Zip { bucket: pushed.bucket, key: pushed.key, code_sha256: pushed.code_sha256 }, digest))
+        }
+    }
+}
+
+/// Where a baked model sits at run time: in the image, or where Lambda unpacks a zip.
+fn baked_model_path(package: PackageType) -> String {
+    match package {
+        PackageType::Image => context::BAKED_MODEL_PATH.to_string(),
+        PackageType::Zip => format!("{}/model.onnx", archive::TASK_ROOT),
+    }
+}
+
+/// Refuses a change of `function.package` on an existing function; `up` asks before it builds anything.
+pub async fn check_package(aws: &Aws, c: &Config) -> Result<()> {
+    let current = Current { latest: lambda::get_function(aws, &c.function.name).await?, ..Default::default() };
+    match package_change(&current, c.function.package) {
+        Some(have) => Err(package_refused(&c.function.name, have, c.function.package)),
+        None => Ok(()),
+    }
+}
+
+fn package_refused(function: &str, have: PackageType, want: PackageType) -> Error {
+    Error::user(format!(
+        "function `{function}` is packaged as {have}, `function.package` says {want}, and Lambda cannot change a \
+         function's package type"
+    ))
+    .help(format!(
+        "set `function.package: {have}` back; or, to move to {want}, set a new `function.name` and deploy it as a new \
+         function (delete `{function}` once nothing calls it)"
+    ))
 }
 
 pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &DeploySettings) -> Result<Report> {
@@ -195,7 +240,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &DeploySettings) -> Result<Repor
             function_arn: published.function_arn.clone(),
             version: published.version.clone(),
             model_version: s.model_version.clone(),
-            image_uri: spec.image_uri.clone(),
+            code: spec.code.location(),
             role: Some(spec.role.clone()),
         })
     })?;
@@ -206,7 +251,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &DeploySettings) -> Result<Repor
         version_arn: published.version_arn,
         published: published.new,
         model_version: s.model_version.clone(),
-        image_uri: spec.image_uri.clone(),
+        code: spec.code.clone(),
         role: spec.role.clone(),
         alias: p.config().function.alias.clone(),
         alias_created,
@@ -240,10 +285,10 @@ impl Executor<'_> {
         let (aws, spec) = (self.aws, self.spec);
         let (code, config) = match &the_plan.function_step {
             FunctionStep::Create => {
-                self.status(format!("creating function `{}` from {}", spec.name, spec.image_uri));
+                self.status(format!("creating function `{}` from {}", spec.name, spec.code));
                 lambda::create_function(aws, spec).await?;
-                lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
-                return Ok(());
+                let ready = lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+                return self.check_code(&ready);
             }
             FunctionStep::Update { code, config } => (code, config),
         };
@@ -254,9 +299,10 @@ impl Executor<'_> {
             lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
         }
         if !code.is_empty() {
-            self.status(format!("updating the code of `{}` to {}", spec.name, spec.image_uri));
+            self.status(format!("updating the code of `{}` to {}", spec.name, spec.code));
             lambda::update_function_code(aws, spec).await?;
-            lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+            let ready = lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+            self.check_code(&ready)?;
         }
         if !config.is_empty() {
             let fields: Vec<&str> = config.iter().map(|d| d.field.as_str()).collect();
@@ -265,6 +311,20 @@ impl Executor<'_> {
             lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
         }
         Ok(())
+    }
+
+    /// A zip's bytes as Lambda read them must be the bytes `build` packed: the `CodeSha256` Lambda reports is
+    /// compared with the one `push` recorded, before anything is published.
+    fn check_code(&self, latest: &FunctionInfo) -> Result<()> {
+        let Code::Zip { bucket, key, code_sha256 } = &self.spec.code else { return Ok(()) };
+        if latest.code_sha256 == *code_sha256 {
+            return Ok(());
+        }
+        Err(Error::cloud(format!(
+            "Lambda reports CodeSha256 `{}` for `{}`, but the zip in `s3://{bucket}/{key}` has `{code_sha256}`",
+            latest.code_sha256, self.spec.name
+        ))
+        .help("the object changed after `mlambda push`; run `mlambda build` and `mlambda push` again, then re-run `mlambda deploy`"))
     }
 
     /// Publishes `$LATEST` (guarded by its code sha256), or reuses the version that is up to date.
@@ -289,10 +349,14 @@ impl Executor<'_> {
     }
 
     async fn tag(&self, served: &Served, model_version: &ModelVersion, digest: &ImageDigest) -> Result<()> {
+        let digest_tag = match self.spec.code.package_type() {
+            PackageType::Image => "mlambda:image-digest",
+            PackageType::Zip => "mlambda:package-sha256",
+        };
         let tags = BTreeMap::from([
             ("mlambda:managed-by".to_string(), "mlambda".to_string()),
             ("mlambda:model-version".to_string(), model_version.to_string()),
-            ("mlambda:image-digest".to_string(), digest.to_string()),
+            (digest_tag.to_string(), digest.to_string()),
             ("mlambda:version".to_string(), served.version.clone()),
         ]);
         lambda::tag_resource(self.aws, &served.function_arn, &tags).await

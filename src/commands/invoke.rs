@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::aws;
+use crate::domain::PackageType;
 use crate::error::{Error, Result};
-use crate::image::{engine, run};
+use crate::image::{archive, engine, run};
 use crate::report::Report;
 use crate::settings::{InvokeSettings, InvokeTarget, Project};
 
@@ -73,6 +74,9 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &InvokeSettings) -> Result<Repor
     let payload = read_payload(s.payload.as_deref())?;
     let outcome = match &s.target {
         InvokeTarget::LocalBootstrap(bin) => local_bootstrap(p, bin, payload).await?,
+        InvokeTarget::LocalImage if p.config().function.package == PackageType::Zip => {
+            local_zip(ctx, p, payload).await?
+        }
         InvokeTarget::LocalImage => local_image(ctx, p, payload).await?,
         InvokeTarget::Remote { qualifier, version } => remote(ctx, p, qualifier, *version, payload).await?,
     };
@@ -108,19 +112,11 @@ async fn remote(ctx: &Ctx<'_>, p: &Project, qualifier: &str, version: bool, payl
     })
 }
 
-/// The env the runtime reads, from the config; the model comes from the local file.
-pub fn runtime_env(p: &Project, model_path: &str) -> Vec<(String, String)> {
+/// The env the runtime reads, as deploy sets it, but with the model from the local file.
+pub fn runtime_env(p: &Project, model_path: &str) -> std::collections::BTreeMap<String, String> {
     let c = p.config();
-    let mut vars = vec![
-        (env::MODEL_PATH.into(), model_path.into()),
-        (env::MODEL_VERSION.into(), p.model_version(None).to_string()),
-        (env::METRICS_NAMESPACE.into(), c.alarms.namespace.clone()),
-    ];
-    if let Some(features) = &c.model.features {
-        vars.insert(1, (env::MODEL_FEATURES.into(), features.join(",")));
-    }
-    vars.extend(crate::plan::deploy::prediction_log_env(&c.model));
-    vars
+    let source = crate::plan::deploy::ModelSource::File(model_path);
+    crate::plan::deploy::runtime_env(&c.model, &c.alarms.namespace, &p.model_version(None), source, None)
 }
 
 /// A free loopback port for the runtime's local mode.
@@ -196,6 +192,35 @@ async fn local_bootstrap(p: &Project, bin: &Path, payload: Vec<u8>) -> Result<Ou
         latency_ms,
         function_error: None,
     })
+}
+
+/// `function.package: zip`: the `bootstrap` inside the zip `build` packed, unpacked to a temporary directory
+/// with the zip's own mode, and run as Lambda would run it (in local mode).
+async fn local_zip(ctx: &Ctx<'_>, p: &Project, payload: Vec<u8>) -> Result<Outcome> {
+    let Some(built) = ctx.state(p)?.package else {
+        return Err(Error::user("no zip package has been built for this project")
+            .help("run `mlambda build` first, or pass `--runtime PATH` to run a bootstrap directly"));
+    };
+    let bytes = std::fs::read(&built.path).map_err(|e| crate::error::io_error(&built.path, "read", e))?;
+    let (bootstrap, mode) = archive::read_file(&bytes, "bootstrap").map_err(|e| {
+        Error::user(format!("`{}` has no readable `bootstrap`: {e}", built.path.display()))
+            .help("run `mlambda build` again")
+    })?;
+    let dir = tempfile::tempdir().map_err(|e| Error::local(format!("cannot create a temporary directory: {e}")))?;
+    let bin = dir.path().join("bootstrap");
+    std::fs::write(&bin, bootstrap).map_err(|e| crate::error::io_error(&bin, "write", e))?;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = mode.unwrap_or(0o644) & 0o777;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| crate::error::io_error(&bin, "chmod", e))?;
+    if mode & 0o111 == 0 {
+        return Err(Error::user(format!("`bootstrap` in `{}` is not executable", built.path.display()))
+            .help("Lambda could not start it either; run `mlambda build` again"));
+    }
+    ctx.printer.status(format!("running `bootstrap` from {} locally", built.path.display()));
+    let mut outcome = local_bootstrap(p, &bin, payload).await?;
+    outcome.target = format!("local zip {}", built.path.display());
+    Ok(outcome)
 }
 
 /// Where `invoke --local` mounts the configured model inside the container.

@@ -1,20 +1,25 @@
 //! `mlambda push`: ensure the ECR repository, tag the built image for the registry, push it with per-layer
-//! progress, and record the digest the registry serves so deploys always reference the image by digest.
+//! progress, and record the digest the registry serves so deploys always reference the image by digest; or
+//! upload the zip package to S3 under its content-addressed key.
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use indicatif::HumanBytes;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::aws::ecr;
+use crate::aws::{ecr, s3};
 use crate::config::Config;
-use crate::domain::ImageDigest;
+use crate::domain::{ImageDigest, PackageType};
 use crate::error::{Error, Result};
+use crate::image::archive;
 use crate::image::engine::{self, PushEvent, PushFailure};
+use crate::plan::naming;
 use crate::report::Report;
 use crate::settings::{Project, PushSettings};
 use crate::state;
-use crate::ui::progress::LayerBars;
+use crate::ui::progress::{self, LayerBars};
 
 /// What `push` did, or would do with `--dry-run`.
 #[derive(Debug, Serialize)]
@@ -83,7 +88,39 @@ impl fmt::Display for PushOutcome {
     }
 }
 
+/// What `push` did with a zip package, or would do with `--dry-run`.
+#[derive(Debug, Serialize)]
+pub struct PackagePushOutcome {
+    pub dry_run: bool,
+    pub package: PackageType,
+    pub bucket: String,
+    pub bucket_created: bool,
+    pub key: String,
+    pub uri: String,
+    pub sha256: String,
+    pub code_sha256: String,
+    pub size: u64,
+    /// `upload`, or `already_uploaded` when the key already holds these bytes.
+    pub action: &'static str,
+}
+
+impl fmt::Display for PackagePushOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let done = match (self.dry_run, self.action) {
+            (true, "upload") => "would upload",
+            (true, _) | (false, "already_uploaded") => "already in the bucket:",
+            (false, _) => "uploaded",
+        };
+        writeln!(f, "{done} {} ({})", self.uri, HumanBytes(self.size))?;
+        writeln!(f, "  sha256 {}", self.sha256)?;
+        writeln!(f, "  CodeSha256 {}", self.code_sha256)
+    }
+}
+
 pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<Report> {
+    if p.config().function.package == PackageType::Zip {
+        return push_package(ctx, p, s).await;
+    }
     let c = p.config();
     let build = ctx.state(p)?.build.ok_or_else(|| {
         Error::user("no image is built yet").help("run `mlambda build` first; push sends the image it records")
@@ -130,6 +167,82 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<Report>
     outcome.image_uri = Some(image_uri);
     outcome.layers_pushed = pushed.layers_pushed;
     outcome.layers_existing = pushed.layers_existing;
+    Ok(Report::done(outcome))
+}
+
+/// Uploads the zip `build` packed to `<package prefix>/<function>/<sha256>.zip`, after checking the file still
+/// has the bytes `build` recorded. A key that already holds them is not uploaded again.
+async fn push_package(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<Report> {
+    let c = p.config();
+    let built = ctx.state(p)?.package.ok_or_else(|| {
+        Error::user("no zip package is built yet").help("run `mlambda build` first; push uploads the zip it records")
+    })?;
+    let (sha256, size) = crate::hash::file_sha256(&built.path).map_err(|e| {
+        Error::user(format!("cannot read the zip `{}`: {e}", built.path.display())).help("run `mlambda build` again")
+    })?;
+    if sha256 != built.sha256 {
+        return Err(Error::user(format!(
+            "the zip `{}` changed after `mlambda build` (sha256 {sha256}, build recorded {})",
+            built.path.display(),
+            built.sha256
+        ))
+        .help("run `mlambda build` again"));
+    }
+    let aws = ctx.aws().await?;
+    let bucket = c.package_bucket().to_string();
+    let key = naming::package_key(c.package_prefix(), &c.function.name, &sha256);
+    let bucket_exists = s3::bucket_exists(&aws, &bucket).await?;
+    if !bucket_exists && !s.create_bucket {
+        return Err(Error::user(format!("bucket `{bucket}` (`package.bucket`, else `model.bucket`) does not exist"))
+            .help("create it, or pass `--create-bucket` (`mlambda up --create-bucket` does)"));
+    }
+    let head = if bucket_exists { s3::head_object(&aws, &bucket, &key).await? } else { None };
+    let action = match head.as_ref().map(|h| h.metadata.get("sha256")) {
+        None => "upload",
+        Some(Some(there)) if *there == sha256 => "already_uploaded",
+        Some(there) => {
+            return Err(Error::cloud(format!(
+                "`s3://{bucket}/{key}` holds other bytes than its name says (sha256 {})",
+                there.map_or("unknown", String::as_str)
+            ))
+            .help("something other than mlambda wrote that key; delete the object and re-run `mlambda push`"))
+        }
+    };
+    let outcome = PackagePushOutcome {
+        dry_run: s.dry_run,
+        package: PackageType::Zip,
+        uri: format!("s3://{bucket}/{key}"),
+        bucket_created: !bucket_exists,
+        bucket,
+        key,
+        code_sha256: archive::code_sha256(&sha256).unwrap_or_default(),
+        sha256,
+        size,
+        action,
+    };
+    if s.dry_run {
+        return Ok(Report::new(outcome, true));
+    }
+    if !bucket_exists {
+        ctx.printer.status(format!("creating bucket `{}` with versioning and default encryption", outcome.bucket));
+        s3::create_bucket(&aws, &outcome.bucket).await?;
+    }
+    if action == "upload" {
+        ctx.printer.status(format!("uploading {} to {}", HumanBytes(size), outcome.uri));
+        let bar = progress::bytes(ctx.printer, size, "zip package".to_string());
+        let metadata = BTreeMap::from([("sha256".to_string(), outcome.sha256.clone())]);
+        let res = s3::upload_file(&aws, &outcome.bucket, &outcome.key, &built.path, &metadata, &|n| bar.inc(n)).await;
+        bar.finish_and_clear();
+        res?;
+    }
+    state::update(&p.state_dir, |st| {
+        st.package_push = Some(state::PackagePush {
+            bucket: outcome.bucket.clone(),
+            key: outcome.key.clone(),
+            sha256: outcome.sha256.clone(),
+            code_sha256: outcome.code_sha256.clone(),
+        })
+    })?;
     Ok(Report::done(outcome))
 }
 

@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::{cloudwatch, lambda};
+use crate::domain::PackageType;
 use crate::error::{Error, Result};
+use crate::plan::lambda::ZIP_RUNTIME;
 use crate::plan::{alarms, alias};
 use crate::report::Report;
 use crate::settings::Project;
@@ -48,8 +50,12 @@ pub struct AlarmRow {
 pub struct Outcome {
     pub function: String,
     pub arn: String,
-    /// `$LATEST`'s image, by digest.
+    /// `image` or `zip`, as Lambda reports it.
+    pub package: Option<PackageType>,
+    /// `$LATEST`'s image, by digest (image functions).
     pub image_uri: Option<String>,
+    /// `$LATEST`'s `CodeSha256`: a zip's base64 sha256, an image's digest.
+    pub code_sha256: String,
     pub state: String,
     pub versions: Vec<VersionRow>,
     pub aliases: Vec<AliasRow>,
@@ -63,7 +69,10 @@ pub struct Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "function  {}", self.function)?;
-        writeln!(f, "image     {}", self.image_uri.as_deref().unwrap_or("-"))?;
+        match self.package {
+            Some(PackageType::Zip) => writeln!(f, "package   zip on {ZIP_RUNTIME}, CodeSha256 {}", self.code_sha256)?,
+            _ => writeln!(f, "image     {}", self.image_uri.as_deref().unwrap_or("-"))?,
+        }
         writeln!(f, "state     {}", self.state)?;
         writeln!(f)?;
         let rows: Vec<Vec<String>> = self
@@ -165,7 +174,9 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
     Ok(Report::done(Outcome {
         function: latest.name.clone(),
         arn: latest.arn.clone(),
+        package: latest.package_type,
         image_uri,
+        code_sha256: latest.code_sha256.clone(),
         state: latest.state.as_ref().map(|s| s.to_string()).unwrap_or_default(),
         versions: versions
             .iter()

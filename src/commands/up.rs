@@ -57,6 +57,7 @@ fn fingerprint(loaded: &Loaded) -> Result<String> {
 
 pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report> {
     let print = fingerprint(&p.loaded)?;
+    deploy::check_package(&ctx.aws().await?, p.config()).await?;
     let saved = ctx.state(p)?.up.unwrap_or_default();
     let the_plan = up::plan(&print, &saved.fingerprint, &saved.done, args.restart);
     let mut done = the_plan.done();

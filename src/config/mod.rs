@@ -3,15 +3,20 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Duration, ModelVersion, RolloutStrategy, Weight};
+use crate::domain::{Duration, ModelVersion, PackageType, RolloutStrategy, Weight};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub function: Function,
+    /// Required for `function.package: image`; a zip function has no image.
+    #[serde(default)]
     pub image: Image,
     pub model: Model,
+    /// Where `function.package: zip` uploads its zip.
+    #[serde(default)]
+    pub package: Package,
     #[serde(default)]
     pub alarms: Alarms,
     #[serde(default)]
@@ -37,6 +42,9 @@ pub struct Function {
     /// The alias callers use.
     #[serde(default = "default_alias")]
     pub alias: String,
+    /// `image` (ECR) or `zip` (`provided.al2023` from S3, the fastest cold start and no Docker).
+    #[serde(default)]
+    pub package: PackageType,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -68,6 +76,7 @@ impl Architecture {
 #[serde(deny_unknown_fields)]
 pub struct Image {
     /// ECR repository name.
+    #[serde(default)]
     pub repository: String,
     /// Registry host override (`127.0.0.1:5000`); default is the ECR endpoint.
     #[serde(default)]
@@ -82,6 +91,43 @@ pub struct Image {
     pub scan_on_push: bool,
     #[serde(default = "yes")]
     pub immutable_tags: bool,
+}
+
+impl Default for Image {
+    fn default() -> Self {
+        Image {
+            repository: String::new(),
+            registry: None,
+            base: default_base(),
+            tag: None,
+            scan_on_push: true,
+            immutable_tags: true,
+        }
+    }
+}
+
+/// `package:`: where a zip package goes. Its key is content-addressed, `<prefix>/<function>/<sha256>.zip`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// The bucket; default `model.bucket`.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// The key prefix; default `packages`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+impl Config {
+    /// The bucket a zip package goes to: `package.bucket`, else `model.bucket`.
+    pub fn package_bucket(&self) -> &str {
+        self.package.bucket.as_deref().unwrap_or(&self.model.bucket)
+    }
+
+    /// The key prefix of zip packages: `package.prefix`, else `packages`.
+    pub fn package_prefix(&self) -> &str {
+        self.package.prefix.as_deref().unwrap_or("packages")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -342,8 +388,17 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if c.function.alias.is_empty() || c.function.alias.chars().all(|ch| ch.is_ascii_digit()) {
         return Err(("function.alias", "must be a name, not a version number".into()));
     }
-    if c.image.repository.is_empty() || c.image.repository != c.image.repository.to_lowercase() {
-        return Err(("image.repository", "must be a non-empty lowercase ECR repository name".into()));
+    if c.function.package == PackageType::Image && c.image.repository.is_empty() {
+        return Err((
+            "image.repository",
+            "is required for `function.package: image`: name the ECR repository, or set `function.package: zip`".into(),
+        ));
+    }
+    if c.image.repository != c.image.repository.to_lowercase() {
+        return Err(("image.repository", "must be a lowercase ECR repository name".into()));
+    }
+    if c.package.bucket.as_deref() == Some("") {
+        return Err(("package.bucket", "is empty: name an S3 bucket, or leave it out to use `model.bucket`".into()));
     }
     if let Some(features) = &c.model.features {
         if features.is_empty() {
@@ -404,13 +459,28 @@ mod tests {
         assert!(parse(&bad, Path::new("m.yaml")).is_err());
         let ok = GOOD.to_string() + "  id_field: customer_id\n  log_predictions: 0.25\n";
         let c = parse(&ok, Path::new("m.yaml")).unwrap();
-        let env = crate::plan::deploy::prediction_log_env(&c.model);
-        assert_eq!(
-            env,
-            [("MODEL_ID_FIELD".to_string(), "customer_id".to_string()), ("LOG_PREDICTIONS".into(), "0.25".into())]
-        );
+        let env = |c: &Config| {
+            let source = crate::plan::deploy::ModelSource::File("m");
+            crate::plan::deploy::runtime_env(&c.model, "ns", &c.model.version, source, None)
+        };
+        assert_eq!((env(&c)["MODEL_ID_FIELD"].as_str(), env(&c)["LOG_PREDICTIONS"].as_str()), ("customer_id", "0.25"));
         let none = parse(&(GOOD.to_string() + "  log_predictions: none\n"), Path::new("m.yaml")).unwrap();
-        assert_eq!(crate::plan::deploy::prediction_log_env(&none.model)[0].1, "none");
+        assert_eq!(env(&none)["LOG_PREDICTIONS"], "none");
+    }
+
+    #[test]
+    fn a_zip_function_needs_no_image_and_an_image_function_needs_its_repository() {
+        let zip = "function:\n  name: churn\n  package: zip\nmodel:\n  path: m.onnx\n  name: churn\n  version: v1\n  bucket: b\n";
+        let c = parse(zip, Path::new("m.yaml")).unwrap();
+        assert_eq!(c.function.package, PackageType::Zip);
+        assert_eq!((c.package_bucket(), c.package_prefix()), ("b", "packages"));
+        let c = parse(&(zip.to_string() + "package:\n  bucket: code\n  prefix: zips\n"), Path::new("m.yaml")).unwrap();
+        assert_eq!((c.package_bucket(), c.package_prefix()), ("code", "zips"));
+        let image = zip.replace("  package: zip\n", "");
+        let e = Error::from(parse(&image, Path::new("m.yaml")).unwrap_err());
+        assert!(e.message.contains("`image.repository`") && e.message.contains("package: zip"), "{}", e.message);
+        let e = Error::from(parse(&zip.replace("zip", "tarball"), Path::new("m.yaml")).unwrap_err());
+        assert!(e.message.contains("function.package") || e.message.contains("tarball"), "{}", e.message);
     }
 
     #[test]

@@ -6,47 +6,67 @@ use serde::Serialize;
 
 use mlambda_runtime::env;
 
-use super::lambda::{Alias, FunctionInfo, FunctionSpec};
-use crate::domain::{ImageDigest, ModelVersion};
+use super::lambda::{Alias, Code, FunctionInfo, FunctionSpec};
+use crate::domain::{ImageDigest, ModelVersion, PackageType};
 
-/// The description of a published version: which model and which image it serves.
-pub fn version_description(model_version: &ModelVersion, image_digest: &ImageDigest) -> String {
-    format!("model {model_version} image {image_digest}")
+/// The description of a published version: which model and which code (`image sha256:…` or `zip sha256:…`).
+pub fn version_description(model_version: &ModelVersion, package: PackageType, digest: &ImageDigest) -> String {
+    format!("model {model_version} {package} {digest}")
 }
 
-/// The prediction log settings the runtime reads (`MODEL_ID_FIELD`, `LOG_PREDICTIONS`), from `model.*`.
-pub fn prediction_log_env(model: &crate::config::Model) -> Vec<(String, String)> {
-    let mut vars = Vec::new();
-    if let Some(field) = &model.id_field {
-        vars.push((env::MODEL_ID_FIELD.to_string(), field.clone()));
-    }
-    if let Some(log) = &model.log_predictions {
-        vars.push((env::LOG_PREDICTIONS.to_string(), log.env_value()));
-    }
-    vars
+/// Where the runtime reads the model at cold start.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelSource<'a> {
+    S3 {
+        bucket: &'a str,
+        key: &'a str,
+    },
+    /// A file: baked into the image or zip, or a local file for `invoke --local`.
+    File(&'a str),
 }
 
-/// The environment the runtime reads at cold start.
-pub fn function_env(
-    bucket: &str,
-    key: &str,
-    model_version: &ModelVersion,
-    sha256: &str,
-    features: Option<&[String]>,
+/// The environment the runtime reads at cold start, from `model.*` and `alarms.namespace`: the one place
+/// deploy and `invoke --local` get it from.
+pub fn runtime_env(
+    model: &crate::config::Model,
     namespace: &str,
+    version: &ModelVersion,
+    source: ModelSource<'_>,
+    sha256: Option<&str>,
 ) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::from([
-        (env::MODEL_BUCKET.to_string(), bucket.to_string()),
-        (env::MODEL_KEY.to_string(), key.to_string()),
-        (env::MODEL_VERSION.to_string(), model_version.to_string()),
-        (env::MODEL_SHA256.to_string(), sha256.to_string()),
+        (env::MODEL_VERSION.to_string(), version.to_string()),
         (env::METRICS_NAMESPACE.to_string(), namespace.to_string()),
     ]);
+    match source {
+        ModelSource::S3 { bucket, key } => {
+            vars.insert(env::MODEL_BUCKET.to_string(), bucket.to_string());
+            vars.insert(env::MODEL_KEY.to_string(), key.to_string());
+        }
+        ModelSource::File(path) => {
+            vars.insert(env::MODEL_PATH.to_string(), path.to_string());
+        }
+    }
+    if let Some(sha256) = sha256 {
+        vars.insert(env::MODEL_SHA256.to_string(), sha256.to_string());
+    }
     // a model with named inputs takes its field names from the graph
-    if let Some(features) = features {
+    if let Some(features) = &model.features {
         vars.insert(env::MODEL_FEATURES.to_string(), features.join(","));
     }
+    if let Some(field) = &model.id_field {
+        vars.insert(env::MODEL_ID_FIELD.to_string(), field.clone());
+    }
+    if let Some(log) = &model.log_predictions {
+        vars.insert(env::LOG_PREDICTIONS.to_string(), log.env_value());
+    }
     vars
+}
+
+/// Lambda cannot change a function's package type: the change is refused before any call, with the fix.
+pub fn package_change(current: &Current, wanted: PackageType) -> Option<PackageType> {
+    let (latest, _) = current.latest.as_ref()?;
+    latest.package_type.filter(|have| *have != wanted)
 }
 
 /// What the cloud holds now.
@@ -139,7 +159,10 @@ pub fn plan(spec: &FunctionSpec, alias: &str, current: &Current) -> DeployPlan {
         None => (FunctionStep::Create, PublishStep::Publish { description: spec.description.clone() }),
         Some((latest, image)) => {
             let mut code = Vec::new();
-            diff(&mut code, "image", image.as_deref().unwrap_or("(none)"), &spec.image_uri);
+            match &spec.code {
+                Code::Image { image_uri } => diff(&mut code, "image", image.as_deref().unwrap_or("(none)"), image_uri),
+                Code::Zip { code_sha256, .. } => diff(&mut code, "code_sha256", &latest.code_sha256, code_sha256),
+            }
             if !latest.architecture.is_empty() {
                 diff(&mut code, "architecture", &latest.architecture, &spec.architecture);
             }
@@ -178,7 +201,7 @@ impl fmt::Display for DeployPlan {
         match &self.function_step {
             FunctionStep::Create => {
                 writeln!(f, "create function `{}`", self.function)?;
-                writeln!(f, "  image {}", self.spec.image_uri)?;
+                writeln!(f, "  {}", self.spec.code)?;
                 writeln!(f, "  role {}", self.spec.role)?;
                 writeln!(
                     f,
@@ -252,23 +275,63 @@ mod tests {
         ModelVersion::new(v).unwrap()
     }
 
+    fn model() -> crate::config::Model {
+        let yaml = "path: m.onnx\nname: churn\nversion: v1\nbucket: b\nfeatures: [a, b]\n";
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
     fn spec() -> FunctionSpec {
+        let source = ModelSource::S3 { bucket: "b", key: "models/churn/v1/model.onnx" };
         FunctionSpec {
             name: "churn".into(),
-            image_uri: "reg/churn@sha256:aa".into(),
+            code: Code::Image { image_uri: "reg/churn@sha256:aa".into() },
             role: "arn:aws:iam::1:role/r".into(),
             memory: 512,
             timeout: 10,
             architecture: "x86_64".into(),
-            env: function_env(
-                "b",
-                "models/churn/v1/model.onnx",
-                &mv("v1"),
-                "ff",
-                Some(&["a".into(), "b".into()]),
-                "ns",
-            ),
-            description: version_description(&mv("v1"), &ImageDigest::parse(DIGEST).unwrap()),
+            env: runtime_env(&model(), "ns", &mv("v1"), source, Some("ff")),
+            description: version_description(&mv("v1"), PackageType::Image, &ImageDigest::parse(DIGEST).unwrap()),
+        }
+    }
+
+    fn image(s: &FunctionSpec) -> Option<String> {
+        Some(s.code.location())
+    }
+
+    fn zip(code_sha256: &str) -> Code {
+        Code::Zip { bucket: "b".into(), key: "packages/churn/x.zip".into(), code_sha256: code_sha256.into() }
+    }
+
+    #[test]
+    fn a_zip_is_a_code_change_when_lambdas_code_sha256_differs() {
+        let mut s = spec();
+        s.code = zip("code1");
+        let mut latest = deployed(&s, "$LATEST");
+        latest.package_type = Some(PackageType::Zip);
+        let cur = Current { latest: Some((latest, None)), newest_published: Some(deployed(&s, "1")), alias: None };
+        assert!(plan(&s, "production", &cur).function_unchanged());
+        assert_eq!(package_change(&cur, PackageType::Zip), None);
+        s.code = zip("code2");
+        let p = plan(&s, "production", &cur);
+        let FunctionStep::Update { code, .. } = &p.function_step else { panic!() };
+        assert_eq!(
+            (code[0].field.as_str(), code[0].from.as_str(), code[0].to.as_str()),
+            ("code_sha256", "code1", "code2")
+        );
+        assert_eq!(package_change(&cur, PackageType::Image), Some(PackageType::Zip));
+        assert_eq!(package_change(&Current::default(), PackageType::Image), None);
+    }
+
+    #[test]
+    fn a_baked_model_is_a_file_and_the_log_settings_ride_along() {
+        let mut m = model();
+        m.features = None;
+        m.id_field = Some("customer_id".into());
+        let env = runtime_env(&m, "ns", &mv("v2"), ModelSource::File("/var/task/model.onnx"), None);
+        assert_eq!(env["MODEL_PATH"], "/var/task/model.onnx");
+        assert_eq!(env["MODEL_ID_FIELD"], "customer_id");
+        for unset in ["MODEL_BUCKET", "MODEL_KEY", "MODEL_SHA256", "MODEL_FEATURES"] {
+            assert!(!env.contains_key(unset), "{unset}: {env:?}");
         }
     }
 
@@ -311,7 +374,7 @@ mod tests {
     fn an_unchanged_function_publishes_nothing() {
         let s = spec();
         let cur = Current {
-            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
+            latest: Some((deployed(&s, "$LATEST"), image(&s))),
             newest_published: Some(deployed(&s, "1")),
             alias: Some(alias("1", &[])),
         };
@@ -326,7 +389,7 @@ mod tests {
     fn a_changed_field_is_shown_and_publishes_without_moving_the_alias() {
         let mut s = spec();
         let cur = Current {
-            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
+            latest: Some((deployed(&s, "$LATEST"), image(&s))),
             newest_published: Some(deployed(&s, "1")),
             alias: Some(alias("1", &[])),
         };
@@ -365,11 +428,8 @@ mod tests {
         // $LATEST was updated but the publish never happened: the newest version still serves the old config.
         let mut old = deployed(&s, "1");
         old.memory = 256;
-        let cur = Current {
-            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
-            newest_published: Some(old),
-            alias: None,
-        };
+        let cur =
+            Current { latest: Some((deployed(&s, "$LATEST"), image(&s))), newest_published: Some(old), alias: None };
         let p = plan(&s, "production", &cur);
         assert!(p.function_unchanged());
         assert!(matches!(p.publish, PublishStep::Publish { .. }));
@@ -402,12 +462,12 @@ mod tests {
     fn an_update_plan_as_json() {
         let mut s = spec();
         let cur = Current {
-            latest: Some((deployed(&s, "$LATEST"), Some(s.image_uri.clone()))),
+            latest: Some((deployed(&s, "$LATEST"), image(&s))),
             newest_published: Some(deployed(&s, "1")),
             alias: Some(alias("1", &[("2", 0.1)])),
         };
         s.memory = 1024;
-        s.image_uri = "reg/churn@sha256:bb".into();
+        s.code = Code::Image { image_uri: "reg/churn@sha256:bb".into() };
         insta::assert_json_snapshot!("deploy_update", plan(&s, "production", &cur));
     }
 }

@@ -6,6 +6,13 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::domain::PackageType;
+
+/// The runtime of a zip function: Amazon Linux 2023 with no language runtime, which runs `bootstrap`.
+pub const ZIP_RUNTIME: &str = "provided.al2023";
+/// The handler of a zip function; `provided.*` runtimes ignore it, but Lambda shows it.
+pub const ZIP_HANDLER: &str = "bootstrap";
+
 /// One function configuration (`$LATEST` or a published version), without SDK types.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FunctionInfo {
@@ -17,6 +24,8 @@ pub struct FunctionInfo {
     /// The dead-letter target, which both versions of an alias must share.
     pub dead_letter: Option<String>,
     pub code_sha256: String,
+    /// `None` when Lambda did not say.
+    pub package_type: Option<PackageType>,
     /// `None` when Lambda did not say.
     pub state: Option<LambdaState>,
     pub last_update_status: Option<LastUpdateStatus>,
@@ -145,12 +154,45 @@ impl FunctionInfo {
     }
 }
 
+/// What a function runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "package")]
+pub enum Code {
+    /// `registry/repository@sha256:…`: always by digest, so a version pins exact bytes.
+    Image { image_uri: String },
+    /// A zip in S3 on [`ZIP_RUNTIME`]; `code_sha256` (base64, as Lambda reports it) pins its bytes.
+    Zip { bucket: String, key: String, code_sha256: String },
+}
+
+impl Code {
+    pub fn package_type(&self) -> PackageType {
+        match self {
+            Code::Image { .. } => PackageType::Image,
+            Code::Zip { .. } => PackageType::Zip,
+        }
+    }
+
+    /// The image URI, or `s3://bucket/key`.
+    pub fn location(&self) -> String {
+        match self {
+            Code::Image { image_uri } => image_uri.clone(),
+            Code::Zip { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.package_type(), self.location())
+    }
+}
+
 /// Everything mlambda sets on a function; deploy compares it with `$LATEST` field by field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunctionSpec {
     pub name: String,
-    /// `registry/repository@sha256:…`: always by digest, so a version pins exact bytes.
-    pub image_uri: String,
+    #[serde(flatten)]
+    pub code: Code,
     pub role: String,
     pub memory: i32,
     pub timeout: i32,

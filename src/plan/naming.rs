@@ -24,6 +24,16 @@ fn model_dir(prefix: &str, name: &str, version: &str) -> String {
     format!("{}{version}", model_root(prefix, name))
 }
 
+/// `<prefix>/<function>/<sha256>.zip`: a zip package's content-addressed key, so a key never holds two contents.
+pub fn package_key(prefix: &str, function: &str, sha256: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{function}/{sha256}.zip")
+    } else {
+        format!("{prefix}/{function}/{sha256}.zip")
+    }
+}
+
 /// The default image tag: the model version plus the first 12 hex digits of the build context hash,
 /// so the same inputs always give the same tag and IMMUTABLE tags never collide.
 pub fn image_tag(model_version: &str, context_sha256: &str) -> String {
@@ -37,6 +47,13 @@ pub fn image_tag(model_version: &str, context_sha256: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn package_keys_are_content_addressed_under_the_function() {
+        assert_eq!(package_key("packages", "churn", "ab12"), "packages/churn/ab12.zip");
+        assert_eq!(package_key("/code/", "churn", "ab12"), "code/churn/ab12.zip");
+        assert_eq!(package_key("", "churn", "ab12"), "churn/ab12.zip");
+    }
 
     #[test]
     fn keys_follow_the_recipes_layout() {

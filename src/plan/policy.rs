@@ -2,6 +2,7 @@
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::domain::PackageType;
 use crate::plan::naming;
 
 /// The inline policy's name on the execution role.
@@ -53,6 +54,41 @@ pub fn execution_policy(function: &str, bucket: &str, model_root: &str) -> Value
 
 /// What a person or CI running mlambda needs, scoped to this project's repository, bucket, function and role.
 pub fn deployer_policy(c: &Config) -> Value {
+    let mut policy = image_deployer_policy(c);
+    if c.function.package == PackageType::Zip {
+        if let Some(statements) = policy["Statement"].as_array_mut() {
+            statements.retain(|s| !s["Sid"].as_str().is_some_and(|sid| sid.starts_with("Ecr")));
+            statements.extend(package_statements(c));
+        }
+    }
+    policy
+}
+
+/// A zip function needs no ECR; it needs its package's bucket and, to create or update the function from S3,
+/// `s3:GetObject` on the package key (Lambda reads it with the deployer's permissions).
+fn package_statements(c: &Config) -> Vec<Value> {
+    let bucket = c.package_bucket();
+    let keys = naming::package_key(c.package_prefix(), &c.function.name, "*");
+    vec![
+        json!({
+            "Sid": "PackageBucket",
+            "Effect": "Allow",
+            "Action": [
+                "s3:ListBucket", "s3:GetBucketLocation", "s3:CreateBucket", "s3:PutBucketVersioning",
+                "s3:PutEncryptionConfiguration"
+            ],
+            "Resource": format!("arn:aws:s3:::{bucket}")
+        }),
+        json!({
+            "Sid": "PackageObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            "Resource": format!("arn:aws:s3:::{bucket}/{keys}")
+        }),
+    ]
+}
+
+fn image_deployer_policy(c: &Config) -> Value {
     let f = &c.function.name;
     let bucket = &c.model.bucket;
     let root = naming::model_root(&c.model.prefix, &c.model.name);
@@ -172,5 +208,18 @@ mod tests {
         assert_eq!(by_sid("ExecutionRole")["Resource"], "arn:aws:iam::*:role/mlambda-churn");
         assert!(by_sid("ExecutionRole")["Action"].as_array().unwrap().contains(&json!("iam:PassRole")));
         assert_eq!(by_sid("Function")["Resource"][0], "arn:aws:lambda:*:*:function:churn");
+    }
+
+    #[test]
+    fn a_zip_deployer_gets_the_package_keys_and_no_ecr() {
+        let text = "function:\n  name: churn\n  package: zip\nmodel:\n  path: m.onnx\n  name: churn\n  version: v1\n  bucket: b1\npackage:\n  bucket: code\n";
+        let c = crate::config::parse(text, std::path::Path::new("m.yaml")).unwrap();
+        let p = deployer_policy(&c);
+        let sids: Vec<&str> = p["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
+        assert!(!sids.iter().any(|s| s.starts_with("Ecr")), "{sids:?}");
+        let by_sid = |sid: &str| p["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).unwrap().clone();
+        assert_eq!(by_sid("PackageObjects")["Resource"], "arn:aws:s3:::code/packages/churn/*.zip");
+        assert!(by_sid("PackageObjects")["Action"].as_array().unwrap().contains(&json!("s3:GetObject")));
+        assert_eq!(by_sid("ModelObjects")["Resource"], "arn:aws:s3:::b1/models/churn/*");
     }
 }

@@ -114,17 +114,9 @@ impl Project {
 
     /// `json` with extra environment variables.
     pub fn json_with(&self, args: &[&str], env: &[(&str, &str)]) -> Value {
-        let out =
-            self.cmd().args(args).args(["--output", "json"]).envs(env.iter().copied()).output().expect("run mlambda");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "mlambda {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-            out.status
-        );
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("mlambda {args:?}: stdout is not json ({e}):\n{stdout}"))
+        let mut cmd = self.cmd();
+        cmd.envs(env.iter().copied());
+        json_of(cmd, args)
     }
 
     /// Runs `mlambda ARGS`, asserts it fails with `code`, returns stderr with miette's wrapping undone.
@@ -134,16 +126,31 @@ impl Project {
 
     /// `fails` with extra environment variables.
     pub fn fails_with(&self, args: &[&str], env: &[(&str, &str)], code: i32) -> String {
-        let out = self.cmd().args(args).envs(env.iter().copied()).output().expect("run mlambda");
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert_eq!(out.status.code(), Some(code), "mlambda {args:?}: expected exit {code}\nstderr:\n{stderr}");
-        unwrap_lines(&stderr)
+        let mut cmd = self.cmd();
+        cmd.envs(env.iter().copied());
+        fails_of(cmd, args, code)
     }
 
     pub fn state(&self) -> Value {
         let text = std::fs::read_to_string(self.path(".mlambda/state.json")).expect("read state.json");
         serde_json::from_str(&text).expect("state.json is json")
     }
+}
+
+/// Runs `cmd ARGS --output json`, asserts success and returns stdout's JSON.
+pub fn json_of(mut cmd: Command, args: &[&str]) -> Value {
+    let out = cmd.args(args).args(["--output", "json"]).output().expect("run mlambda");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "mlambda {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("mlambda {args:?}: stdout is not json ({e}):\n{stdout}"))
+}
+
+/// Runs `cmd ARGS`, asserts it fails with `code`, returns stderr with miette's wrapping undone.
+pub fn fails_of(mut cmd: Command, args: &[&str], code: i32) -> String {
+    let out = cmd.args(args).output().expect("run mlambda");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(code), "mlambda {args:?}: expected exit {code}\nstderr:\n{stderr}");
+    unwrap_lines(&stderr)
 }
 
 /// Joins the lines miette wraps, so assertions can look for whole phrases.

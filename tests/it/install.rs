@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value;
 
-use super::common::{self, engine, unwrap_lines};
+use super::common::{self, engine, fails_of, json_of};
 
 /// `mlambda` in `dir` with its own cache and no `MLAMBDA_RUNTIME`, as on a user's machine.
 fn mlambda(dir: &Path, cache: &Path) -> Command {
@@ -20,20 +20,6 @@ fn mlambda(dir: &Path, cache: &Path) -> Command {
     c
 }
 
-fn json(c: &mut Command, args: &[&str]) -> Value {
-    let out = c.args(args).args(["--output", "json"]).output().expect("run mlambda");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "mlambda {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("mlambda {args:?}: stdout is not json ({e}):\n{stdout}"))
-}
-
-fn fails(c: &mut Command, args: &[&str]) -> String {
-    let out = c.args(args).output().expect("run mlambda");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "mlambda {args:?}: expected exit 1\nstderr:\n{stderr}");
-    unwrap_lines(&stderr)
-}
-
 #[test]
 fn outside_the_checkout_build_takes_the_runtime_from_the_user_cache() {
     common::require_stack();
@@ -43,13 +29,13 @@ fn outside_the_checkout_build_takes_the_runtime_from_the_user_cache() {
     let (dir, xdg) = (project.path(), cache.path());
     assert!(!dir.starts_with(common::repo()), "the project must be outside the checkout: {}", dir.display());
 
-    json(&mut mlambda(dir, xdg), &["init"]);
+    json_of(mlambda(dir, xdg), &["init"]);
     let example = common::repo().join("examples/churn");
     for f in ["model.onnx", "reference.json", "mlambda.yaml"] {
         std::fs::copy(example.join(f), dir.join(f)).expect("copy example file");
     }
 
-    let before = json(&mut mlambda(dir, xdg), &["runtime", "path"]);
+    let before = json_of(mlambda(dir, xdg), &["runtime", "path"]);
     assert_eq!(before["source"], "embedded-source", "{before}");
     assert_eq!(before["exists"], false, "{before}");
     let key = before["cache_key"].as_str().expect("cache_key").to_string();
@@ -57,23 +43,25 @@ fn outside_the_checkout_build_takes_the_runtime_from_the_user_cache() {
     let cached = PathBuf::from(before["path"].as_str().expect("path"));
     assert_eq!(cached, xdg.join("mlambda/runtime").join(&key).join("bootstrap"));
 
-    let err = fails(&mut mlambda(dir, xdg), &["build", "--dry-run"]);
+    let err = fails_of(mlambda(dir, xdg), &["build", "--dry-run"], 1);
     assert!(err.contains("is not built yet") && err.contains("mlambda runtime build"), "{err}");
 
     // no Rust at all: the error says how to install it, before any minutes are spent
-    let err = fails(mlambda(dir, xdg).env("PATH", "/nonexistent").env_remove("CARGO"), &["runtime", "build"]);
+    let mut no_rust = mlambda(dir, xdg);
+    no_rust.env("PATH", "/nonexistent").env_remove("CARGO");
+    let err = fails_of(no_rust, &["runtime", "build"], 1);
     assert!(err.contains("`cargo` is not on PATH"), "{err}");
     assert!(err.contains("https://sh.rustup.rs") && err.contains("--runtime PATH"), "{err}");
 
     std::fs::create_dir_all(cached.parent().expect("parent")).expect("create the cache dir");
     std::fs::copy(&seed, &cached).expect("seed the cache");
-    let after = json(&mut mlambda(dir, xdg), &["runtime", "path"]);
+    let after = json_of(mlambda(dir, xdg), &["runtime", "path"]);
     assert_eq!(after["source"], "cache", "{after}");
     assert_eq!(after["exists"], true, "{after}");
     assert_eq!(after["path"], before["path"]);
-    let again = json(&mut mlambda(dir, xdg), &["runtime", "build"]);
+    let again = json_of(mlambda(dir, xdg), &["runtime", "build"]);
     assert_eq!(again["compiled"], false, "a cached runtime is not compiled again: {again}");
-    let flag = json(&mut mlambda(dir, xdg), &["runtime", "path", "--runtime", "/x/bootstrap"]);
+    let flag = json_of(mlambda(dir, xdg), &["runtime", "path", "--runtime", "/x/bootstrap"]);
     assert_eq!((flag["source"].as_str(), flag["exists"].as_bool()), (Some("flag"), Some(false)), "{flag}");
 
     let _engine = engine();

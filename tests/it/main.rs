@@ -12,3 +12,4 @@ mod status;
 mod tabular;
 mod up;
 mod url;
+mod zip_package;

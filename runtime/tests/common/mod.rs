@@ -1,4 +1,5 @@
-//! Test plumbing: free ports, child processes that die with the test, a tiny HTTP/1.1 client.
+//! Test plumbing: free ports, child processes that die with the test, a tiny HTTP/1.1 client, and
+//! cargo-lambda's Runtime API emulator. The CLI's zip test includes this file too, for the emulator.
 #![allow(dead_code)]
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,8 +11,14 @@ use std::time::{Duration, Instant};
 pub const FEATURES: &str = "tenure_months,monthly_charges,total_charges,num_products,has_tech_support,\
 contract_type_encoded,payment_method_encoded";
 
+/// The checkout's root, from the runtime crate's tests or the CLI's.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if manifest.join("runtime").is_dir() {
+        manifest.to_path_buf()
+    } else {
+        manifest.parent().unwrap().to_path_buf()
+    }
 }
 
 pub fn churn_model() -> PathBuf {
@@ -28,7 +35,7 @@ pub fn reference() -> serde_json::Value {
 
 /// A model of `tests/fixtures/tabular/`.
 pub fn tabular(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tabular").join(name)
+    repo().join("runtime/tests/fixtures/tabular").join(name)
 }
 
 pub fn free_port() -> u16 {
@@ -115,8 +122,17 @@ impl Drop for Proc {
     }
 }
 
+/// This crate's own `bootstrap`.
 pub fn bootstrap() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    match option_env!("CARGO_BIN_EXE_bootstrap") {
+        Some(bin) => bootstrap_at(Path::new(bin)),
+        None => panic!("`bootstrap()` is the runtime crate's own binary; other crates' tests use `bootstrap_at`"),
+    }
+}
+
+/// A `bootstrap` binary with none of the developer's shell's model or mode variables.
+pub fn bootstrap_at(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
     // start from a clean slate: nothing from the developer's shell may change the mode or the model
     for var in [
         "AWS_LAMBDA_RUNTIME_API",
@@ -196,6 +212,38 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 pub fn post(port: u16, path: &str, body: &[u8]) -> HttpResponse {
     http("POST", port, path, body)
 }
+
+/// cargo-lambda's Runtime API emulator on `port`. It runs in a throwaway cargo project: it reads the manifest
+/// but builds nothing with `--only-lambda-apis`.
+pub fn emulator(port: u16, dir: &Path) -> Proc {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"emulated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let mut cmd = Command::new(require_tool("CARGO_LAMBDA", "cargo-lambda"));
+    cmd.args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()]).current_dir(dir);
+    let mut p = Proc::spawn(cmd, "cargo-lambda watch");
+    p.wait_port(port, Duration::from_secs(60));
+    p
+}
+
+/// `bootstrap` in Lambda mode against the emulator on `port`, serving the churn model at `model`.
+pub fn lambda_function(mut cmd: Command, port: u16, model: &Path) -> Proc {
+    cmd.env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("MODEL_PATH", model)
+        .env("MODEL_FEATURES", FEATURES)
+        .env("MODEL_VERSION", "v-lambda");
+    Proc::spawn(cmd, "bootstrap (lambda mode)")
+}
+
+/// The emulator's invoke path for the function `_`.
+pub const INVOKE: &str = "/2015-03-31/functions/_/invocations";
 
 /// A program the tests need: `$VAR` if set, else the name on PATH. Missing means failure, not a skip.
 pub fn require_tool(var: &str, name: &str) -> PathBuf {
