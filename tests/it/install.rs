@@ -1,6 +1,6 @@
 //! An installed mlambda in a directory outside this checkout: it finds its runtime in the user cache
-//! (`XDG_CACHE_HOME`), says what to do when it cannot, and builds an image with it. The cache is pre-seeded with
-//! the suite's static `bootstrap`: the real first compile from the embedded source takes minutes.
+//! (`XDG_CACHE_HOME`), says what to do when it cannot, and builds an image with it and runs `up`. The cache is
+//! pre-seeded with the suite's static `bootstrap`: the real first compile from the embedded source takes minutes.
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -8,9 +8,15 @@ use serde_json::Value;
 
 use super::common::{self, engine, fails_of, json_of};
 
-/// `mlambda` in `dir` with its own cache and no `MLAMBDA_RUNTIME`, as on a user's machine.
+/// `mlambda`, installed (copied) under `cache/bin`, away from the workspace's target dir, run in `dir` with its own
+/// cache and no `MLAMBDA_RUNTIME`, as on a user's machine.
 fn mlambda(dir: &Path, cache: &Path) -> Command {
-    let mut c = Command::cargo_bin("mlambda").expect("mlambda binary");
+    let bin = cache.join("bin/mlambda");
+    if !bin.is_file() {
+        std::fs::create_dir_all(cache.join("bin")).expect("create bin dir");
+        std::fs::copy(assert_cmd::cargo::cargo_bin("mlambda"), &bin).expect("install mlambda");
+    }
+    let mut c = Command::new(bin);
     c.current_dir(dir)
         .env("XDG_CACHE_HOME", cache)
         .env("NO_COLOR", "1")
@@ -30,10 +36,16 @@ fn outside_the_checkout_build_takes_the_runtime_from_the_user_cache() {
     assert!(!dir.starts_with(common::repo()), "the project must be outside the checkout: {}", dir.display());
 
     json_of(mlambda(dir, xdg), &["init"]);
+    let scaffold = std::fs::read_to_string(dir.join("mlambda.yaml")).expect("init wrote mlambda.yaml");
+    assert!(scaffold.contains("# package: image") && scaffold.contains("zip"), "the package key, commented: {scaffold}");
     let example = common::repo().join("examples/churn");
-    for f in ["model.onnx", "reference.json", "mlambda.yaml"] {
+    for f in ["model.onnx", "reference.json"] {
         std::fs::copy(example.join(f), dir.join(f)).expect("copy example file");
     }
+    let name = common::unique("installed");
+    let config = std::fs::read_to_string(example.join("mlambda.yaml")).expect("example config");
+    let config = ["churn-prediction", "churn-models", "churn-model"].iter().fold(config, |c, n| c.replace(n, &name));
+    std::fs::write(dir.join("mlambda.yaml"), config).expect("write mlambda.yaml");
 
     let before = json_of(mlambda(dir, xdg), &["runtime", "path"]);
     assert_eq!(before["source"], "embedded-source", "{before}");
@@ -77,6 +89,14 @@ fn outside_the_checkout_build_takes_the_runtime_from_the_user_cache() {
             .expect("json");
     assert_eq!(state["build"]["image"], built["image"], "{state}");
     assert!(built["image"].as_str().is_some_and(|i| i.contains(':')), "repository:tag {built}");
+
+    let up = json_of(mlambda(dir, xdg), &["up", "--create-bucket", "--create-role"]);
+    assert!(up["steps"].as_array().is_some_and(|s| s.iter().all(|s| s["status"] != "planned")), "{up}");
+    let alias = common::aws_cli(&["lambda", "get-alias", "--function-name", &name, "--name", "production"]);
+    assert_eq!(alias["FunctionVersion"], "1", "{alias}");
+    let latest = common::aws_cli(&["lambda", "get-function", "--function-name", &name]);
+    assert_eq!(latest["Configuration"]["PackageType"], "Image", "{latest}");
+    assert!(latest["Code"]["ImageUri"].as_str().is_some_and(|u| u.contains("@sha256:")), "by digest: {latest}");
 }
 
 #[test]
