@@ -558,7 +558,10 @@ fn unreachable_docker_missing_or_dynamic_runtime_and_no_build_are_clear_errors()
     assert!(err.contains("`/nonexistent/bootstrap`") && err.contains("--runtime PATH"), "{err}");
 
     let err = p.fails_with(&["build", "--runtime", "/bin/true"], &[], 1);
-    assert!(err.contains("`bootstrap` is dynamically linked") && err.contains("a scratch image has no loader"), "{err}");
+    assert!(
+        err.contains("`bootstrap` is dynamically linked") && err.contains("a scratch image has no loader"),
+        "{err}"
+    );
     assert!(err.contains("crt-static"), "the fix names the static build: {err}");
 
     let err = p.fails_with(&["push"], &[], 1);

@@ -37,7 +37,10 @@ fn outside_the_checkout_build_takes_the_runtime_from_the_user_cache() {
 
     json_of(mlambda(dir, xdg), &["init"]);
     let scaffold = std::fs::read_to_string(dir.join("mlambda.yaml")).expect("init wrote mlambda.yaml");
-    assert!(scaffold.contains("# package: image") && scaffold.contains("zip"), "the package key, commented: {scaffold}");
+    assert!(
+        scaffold.contains("# package: image") && scaffold.contains("zip"),
+        "the package key, commented: {scaffold}"
+    );
     let example = common::repo().join("examples/churn");
     for f in ["model.onnx", "reference.json"] {
         std::fs::copy(example.join(f), dir.join(f)).expect("copy example file");
