@@ -177,17 +177,7 @@ async fn push_package(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<Re
     let built = ctx.state(p)?.package.ok_or_else(|| {
         Error::user("no zip package is built yet").help("run `mlambda build` first; push uploads the zip it records")
     })?;
-    let (sha256, size) = crate::hash::file_sha256(&built.path).map_err(|e| {
-        Error::user(format!("cannot read the zip `{}`: {e}", built.path.display())).help("run `mlambda build` again")
-    })?;
-    if sha256 != built.sha256 {
-        return Err(Error::user(format!(
-            "the zip `{}` changed after `mlambda build` (sha256 {sha256}, build recorded {})",
-            built.path.display(),
-            built.sha256
-        ))
-        .help("run `mlambda build` again"));
-    }
+    let (sha256, size) = verify_package(&built)?;
     let aws = ctx.aws().await?;
     let bucket = c.package_bucket().to_string();
     let key = naming::package_key(c.package_prefix(), &c.function.name, &sha256);
@@ -244,6 +234,22 @@ async fn push_package(ctx: &Ctx<'_>, p: &Project, s: &PushSettings) -> Result<Re
         })
     })?;
     Ok(Report::done(outcome))
+}
+
+/// The zip's sha256 and size, which must still be what `build` recorded.
+fn verify_package(built: &state::Package) -> Result<(String, u64)> {
+    let (sha256, size) = crate::hash::file_sha256(&built.path).map_err(|e| {
+        Error::user(format!("cannot read the zip `{}`: {e}", built.path.display())).help("run `mlambda build` again")
+    })?;
+    if sha256 != built.sha256 {
+        return Err(Error::user(format!(
+            "the zip `{}` changed after `mlambda build` (sha256 {sha256}, build recorded {})",
+            built.path.display(),
+            built.sha256
+        ))
+        .help("run `mlambda build` again"));
+    }
+    Ok((sha256, size))
 }
 
 /// Where the image goes: `registry/repository:tag`.

@@ -198,6 +198,10 @@ fn the_zip_is_byte_identical_across_builds_and_directories() {
     assert_eq!(b.zip(), first, "another directory gives the same bytes");
     let dry = b.json(&["build", "--dry-run"]);
     assert_eq!((dry["dry_run"].as_bool(), dry["sha256"].as_str()), (Some(true), built["sha256"].as_str()));
+    // a zip changed after the build is never uploaded
+    std::fs::write(b.path(&format!(".mlambda/{}.zip", b.name)), [first, b"x".to_vec()].concat()).expect("tamper");
+    let err = b.fails(&["push"]);
+    assert!(err.contains("changed after `mlambda build`") && err.contains("run `mlambda build` again"), "{err}");
 }
 
 #[test]
