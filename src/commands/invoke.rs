@@ -1,5 +1,6 @@
 //! `mlambda invoke`: send a payload to the deployed alias or version, or to the runtime running locally.
 use std::fmt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -209,7 +210,6 @@ async fn local_zip(ctx: &Ctx<'_>, p: &Project, payload: Vec<u8>) -> Result<Outco
     let dir = tempfile::tempdir().map_err(|e| Error::local(format!("cannot create a temporary directory: {e}")))?;
     let bin = dir.path().join("bootstrap");
     std::fs::write(&bin, bootstrap).map_err(|e| crate::error::io_error(&bin, "write", e))?;
-    use std::os::unix::fs::PermissionsExt;
     let mode = mode.unwrap_or(0o644) & 0o777;
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(mode))
         .map_err(|e| crate::error::io_error(&bin, "chmod", e))?;
