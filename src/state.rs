@@ -159,11 +159,20 @@ pub fn load(dir: &Path) -> Result<State, StateError> {
 /// Writes through a temporary file and a rename, so an interrupted write never leaves half a file.
 pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
     let fail = |source: std::io::Error| StateError::Write { path: path(dir), source };
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let tmp = dir.join("state.json.tmp");
     let text = serde_json::to_string_pretty(state).map_err(StateError::Encode)?;
-    std::fs::write(&tmp, text + "\n").map_err(fail)?;
-    std::fs::rename(&tmp, path(dir)).map_err(fail)
+    write_atomically(&path(dir), (text + "\n").as_bytes()).map_err(fail)
+}
+
+/// Writes `<path>.tmp` then renames it over `path` (creating the directory), so a reader never sees half a
+/// file: the state file and the zip `build` writes into `.mlambda/`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Loads, applies `f`, saves.

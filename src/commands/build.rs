@@ -169,7 +169,7 @@ fn package(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<Report> {
     if s.dry_run {
         return Ok(Report::new(outcome, true));
     }
-    write_atomically(&path, &zip.bytes)?;
+    state::write_atomically(&path, &zip.bytes).map_err(|e| crate::error::io_error(&path, "write", e))?;
     state::update(&p.state_dir, |st| {
         st.package = Some(state::Package {
             path: path.clone(),
@@ -180,14 +180,6 @@ fn package(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<Report> {
         })
     })?;
     Ok(Report::done(outcome))
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("zip.tmp");
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| crate::error::io_error(dir, "create", e))?;
-    std::fs::write(&tmp, bytes).map_err(|e| crate::error::io_error(&tmp, "write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| crate::error::io_error(path, "write", e))
 }
 
 /// The `bootstrap` to package: `--runtime`, the user cache, this checkout's build, or compiled from the
