@@ -1,6 +1,4 @@
 //! CloudWatch Logs: stream a log group's events page by page. The only module that imports `aws_sdk_cloudwatchlogs`.
-use aws_config::{BehaviorVersion, Region};
-
 use super::{fail, Target};
 use crate::error::Result;
 
@@ -13,14 +11,7 @@ pub struct Logs {
 
 impl Logs {
     pub async fn connect(global: &Target) -> Logs {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(p) = &global.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(r) = &global.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        Logs { client: aws_sdk_cloudwatchlogs::Client::new(&loader.load().await) }
+        Logs { client: aws_sdk_cloudwatchlogs::Client::new(&global.load().await) }
     }
 }
 

@@ -3,6 +3,7 @@ use std::fmt::Display;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 use crate::error::Error;
 
@@ -22,6 +23,23 @@ pub struct Target {
     pub region: Option<String>,
 }
 
+impl Target {
+    /// aws-config's default chain with this profile and region, over one HTTPS client: rustls on ring, the
+    /// crypto the runtime already uses, so the SDK brings no second TLS stack (and no aws-lc C build).
+    async fn load(&self) -> aws_config::SdkConfig {
+        let https =
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
+        if let Some(p) = &self.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &self.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        loader.load().await
+    }
+}
+
 /// One SDK client per service, all from the same resolved AWS config.
 #[derive(Clone, Debug)]
 pub struct Aws {
@@ -37,14 +55,7 @@ pub struct Aws {
 impl Aws {
     /// Loads aws-config's default chain (env, profile, SSO, IMDS), honouring `AWS_ENDPOINT_URL`.
     pub async fn connect(target: &Target) -> Result<Aws, Error> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(p) = &target.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(r) = &target.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        let sdk = loader.load().await;
+        let sdk = target.load().await;
         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
             Error::user("no AWS region is configured")
                 .help("pass `--region eu-west-1`, set `AWS_REGION`, or set a region in your AWS profile")
