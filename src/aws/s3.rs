@@ -224,6 +224,18 @@ pub async fn put_json(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> Resu
     Ok(())
 }
 
+/// Deletes one object; S3 answers the same whether or not it existed.
+pub async fn delete_object(aws: &Aws, bucket: &str, key: &str) -> Result<()> {
+    aws.s3
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| fail(format!("delete `s3://{bucket}/{key}`"), e))?;
+    Ok(())
+}
+
 /// A small object's bytes, or `None` when it does not exist.
 pub async fn get_small(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
     match aws.s3.get_object().bucket(bucket).key(key).send().await {

@@ -1,12 +1,16 @@
-//! `mlambda prune`: delete published versions beyond the newest N, never one an alias points or routes to.
+//! `mlambda prune`: delete published versions beyond the newest N, never one an alias points or routes to,
+//! and the zip packages only those versions ran.
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
 
 use super::Ctx;
-use crate::aws::lambda;
+use crate::aws::{lambda, s3};
+use crate::domain::PackageType;
 use crate::error::{Error, Result};
-use crate::plan::deploy::{select_prune, PrunePlan};
+use crate::plan::deploy::{orphaned_packages, select_prune, PrunePlan};
+use crate::plan::naming;
 use crate::report::Report;
 use crate::settings::{Project, PruneSettings};
 
@@ -18,6 +22,8 @@ struct PruneOutcome {
     kept: Vec<String>,
     /// Kept only because an alias uses them.
     protected: Vec<String>,
+    /// Zip packages (`s3://…`) that only the deleted versions ran.
+    deleted_packages: Vec<String>,
 }
 
 impl fmt::Display for PruneOutcome {
@@ -28,6 +34,9 @@ impl fmt::Display for PruneOutcome {
         } else {
             writeln!(f, "{verb} versions {} of `{}`", self.deleted.join(", "), self.function)?;
         }
+        for package in &self.deleted_packages {
+            writeln!(f, "{verb} package {package}")?;
+        }
         writeln!(f, "kept versions {}", if self.kept.is_empty() { "-".into() } else { self.kept.join(", ") })?;
         if !self.protected.is_empty() {
             writeln!(f, "  ({} kept because an alias uses them)", self.protected.join(", "))?;
@@ -37,21 +46,46 @@ impl fmt::Display for PruneOutcome {
 }
 
 pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PruneSettings) -> Result<Report> {
-    let name = p.config().function.name.clone();
+    let c = p.config();
+    let name = c.function.name.clone();
     let aws = ctx.aws().await?;
-    if lambda::get_function(&aws, &name).await?.is_none() {
+    let Some((latest, _)) = lambda::get_function(&aws, &name).await? else {
         return Err(Error::user(format!("function `{name}` does not exist")).help("run `mlambda deploy` first"));
-    }
-    let versions: Vec<String> = lambda::list_versions(&aws, &name).await?.into_iter().map(|v| v.version).collect();
+    };
+    let versions = lambda::list_versions(&aws, &name).await?;
+    let numbers: Vec<String> = versions.iter().map(|v| v.version.clone()).collect();
     // Read the aliases last, right before deleting, so a concurrent rollout is seen as late as possible.
     let aliases = lambda::list_aliases(&aws, &name).await?;
-    let PrunePlan { delete, keep, protected } = select_prune(&versions, &aliases, s.keep);
+    let PrunePlan { delete, keep, protected } = select_prune(&numbers, &aliases, s.keep);
+    let packages = match latest.package_type {
+        Some(PackageType::Zip) => {
+            let pushed = ctx.state(p)?.package_push.map(|push| push.code_sha256);
+            let code = |v: &String| versions.iter().find(|i| &i.version == v).map_or("", |i| i.code_sha256.as_str());
+            let mut in_use: BTreeSet<&str> = keep.iter().map(code).collect();
+            in_use.insert(&latest.code_sha256);
+            in_use.extend(pushed.as_deref());
+            let gone: Vec<&str> = delete.iter().map(code).collect();
+            orphaned_packages(&gone, &in_use)
+                .into_iter()
+                .filter_map(|sha| naming::package_key_of_code(c.package_prefix(), &name, sha))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     if !s.dry_run {
+        // Packages first: Lambda keeps its own copy of a version's code, so a version outlives its zip, and a
+        // prune cut short here finds the same packages again next time.
+        for key in &packages {
+            ctx.printer.status(format!("deleting package s3://{}/{key}", c.package_bucket()));
+            s3::delete_object(&aws, c.package_bucket(), key).await?;
+        }
         for v in &delete {
             ctx.printer.status(format!("deleting version {v} of `{name}`"));
             lambda::delete_version(&aws, &name, v).await?;
         }
     }
-    let outcome = PruneOutcome { function: name, dry_run: s.dry_run, deleted: delete, kept: keep, protected };
+    let deleted_packages = packages.iter().map(|key| format!("s3://{}/{key}", c.package_bucket())).collect();
+    let outcome =
+        PruneOutcome { function: name, dry_run: s.dry_run, deleted: delete, kept: keep, protected, deleted_packages };
     Ok(Report::new(outcome, s.dry_run))
 }

@@ -265,9 +265,26 @@ pub fn select_prune(versions: &[String], aliases: &[Alias], keep: usize) -> Prun
     plan
 }
 
+/// The zip packages (by `CodeSha256`) that only the deleted versions ran: the code of `$LATEST`, of a kept
+/// version or of the last push stays, and a package no version ever ran is not this prune's to judge.
+pub fn orphaned_packages<'a>(deleted: &[&'a str], in_use: &BTreeSet<&str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = deleted.iter().copied().filter(|c| !c.is_empty() && !in_use.contains(c)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_packages_no_standing_version_runs_are_orphaned() {
+        let in_use: BTreeSet<&str> = ["latest", "kept", "pushed"].into_iter().collect();
+        let deleted = ["old", "kept", "old", "", "older", "pushed"];
+        assert_eq!(orphaned_packages(&deleted, &in_use), vec!["old", "older"]);
+        assert!(orphaned_packages(&[], &in_use).is_empty());
+    }
 
     const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 

@@ -34,6 +34,14 @@ pub fn package_key(prefix: &str, function: &str, sha256: &str) -> String {
     }
 }
 
+/// The key `package_key` gave the zip whose Lambda `CodeSha256` (base64 of the raw digest) is `code_sha256`;
+/// `None` for a value that is not a sha256 digest.
+pub fn package_key_of_code(prefix: &str, function: &str, code_sha256: &str) -> Option<String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(code_sha256).ok().filter(|r| r.len() == 32)?;
+    Some(package_key(prefix, function, &hex::encode(raw)))
+}
+
 /// The default image tag: the model version plus the first 12 hex digits of the build context hash,
 /// so the same inputs always give the same tag and IMMUTABLE tags never collide.
 pub fn image_tag(model_version: &str, context_sha256: &str) -> String {
@@ -47,6 +55,15 @@ pub fn image_tag(model_version: &str, context_sha256: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_code_sha256_names_the_key_its_zip_was_pushed_to() {
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let code = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        assert_eq!(package_key_of_code("packages", "churn", code), Some(package_key("packages", "churn", hex)));
+        assert_eq!(package_key_of_code("packages", "churn", "c2hvcnQ="), None, "not a sha256 digest");
+        assert_eq!(package_key_of_code("packages", "churn", "not base64!"), None);
+    }
 
     #[test]
     fn package_keys_are_content_addressed_under_the_function() {

@@ -178,6 +178,25 @@ fn a_zip_function_goes_up_and_through_a_rollout_from_outside_the_checkout() {
     assert_eq!(v3["CodeSha256"], code_sha256(&p.zip()).as_str(), "{v3}");
     assert_eq!(v3["Environment"]["Variables"]["MODEL_PATH"], "/var/task/model.onnx", "{v3}");
     assert!(v3["Environment"]["Variables"].get("MODEL_BUCKET").is_none(), "one model source: {v3}");
+
+    // v3 promoted: prune deletes versions 1 and 2 and the zip only they ran; the zip v3 runs stays
+    p.json(&["rollout", "--rollback"]);
+    p.json(&["rollout", "--weight", "0.5"]);
+    p.json(&["rollout", "--promote", "--force"]);
+    let first = format!("s3://{}/{key}", p.name);
+    let dry = p.json(&["prune", "--keep", "0", "--dry-run"]);
+    assert_eq!(dry["deleted_packages"], serde_json::json!([first]), "{dry}");
+    aws_cli(&["s3api", "head-object", "--bucket", &p.name, "--key", &key]);
+    let pruned = p.json(&["prune", "--keep", "0"]);
+    assert_eq!(pruned["deleted"], serde_json::json!(["2", "1"]), "{pruned}");
+    assert_eq!(pruned["deleted_packages"], serde_json::json!([first]), "{pruned}");
+    let gone = std::process::Command::new("aws")
+        .args(["s3api", "head-object", "--bucket", &p.name, "--key", &key])
+        .output()
+        .expect("run aws cli");
+    assert!(!gone.status.success(), "the first zip is deleted");
+    let kept = format!("packages/{}/{}.zip", p.name, hex::encode(Sha256::digest(p.zip())));
+    aws_cli(&["s3api", "head-object", "--bucket", &p.name, "--key", &kept]);
 }
 
 #[test]
