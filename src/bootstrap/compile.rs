@@ -161,32 +161,69 @@ pub fn elapsed(d: Duration) -> String {
     }
 }
 
+fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { what, path, source }
+}
+
+/// One compile per cache key at a time: a second mlambda waits on the lock file, then takes what the first
+/// one made. The lock holds until the returned file is dropped.
+fn lock_source(printer: &Printer, paths: &CachePaths) -> Result<std::fs::File, Error> {
+    let lock_path = paths.source.with_extension("lock");
+    let parent = lock_path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+    let lock = std::fs::File::create(&lock_path).map_err(io_error("create", &lock_path))?;
+    if let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock() {
+        printer
+            .status(format!("waiting for another mlambda that is compiling this runtime (`{}`)", lock_path.display()));
+        lock.lock().map_err(io_error("lock", &lock_path))?;
+    }
+    Ok(lock)
+}
+
+/// The embedded lock is the whole workspace's, so `--locked` refuses it as it stands (cargo would drop the
+/// CLI's packages). cargo first rewrites it for the runtime alone, keeping every pinned version; this proves
+/// nothing was added or moved, so the build itself can run `--locked`.
+fn prune_lock(cargo: Command, printer: &Printer, target: &'static str, source: &Path) -> Result<(), Error> {
+    let program = cargo.get_program().to_os_string();
+    let run = run_cargo(cargo, printer, "resolving the runtime's dependencies")
+        .map_err(|source| Error::Spawn { cargo: program, source })?;
+    if !run.status.success() {
+        return Err(Error::CargoFailed { step: "cargo metadata", target, status: run.status, tail: run.tail });
+    }
+    let lock = source.join("Cargo.lock");
+    let pruned = std::fs::read_to_string(&lock).map_err(io_error("read", &lock))?;
+    let pinned = embedded::file("Cargo.lock").unwrap_or_default();
+    let moved = embedded::unpinned(&String::from_utf8_lossy(&pinned), &pruned);
+    if moved.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::LockChanged { packages: moved })
+    }
+}
+
+/// Copies, then renames: a reader never sees half a binary, and the target dir keeps its own for next time.
+fn install(built: &Path, dest: &Path) -> Result<(), Error> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    let partial = dir.join(format!("bootstrap.partial-{}", std::process::id()));
+    std::fs::copy(built, &partial).map_err(io_error("copy the compiled runtime from", built))?;
+    std::fs::rename(&partial, dest).map_err(io_error("move the compiled runtime to", dest))
+}
+
 /// Compiles `bootstrap` for `key` into `paths.bootstrap`; without `force`, a binary already there (perhaps
 /// made by another mlambda while this one waited for the lock) is taken as it is.
 pub fn compile(printer: &Printer, key: &CacheKey, paths: &CachePaths, force: bool) -> Result<Compiled, Error> {
     let target = key.target;
-    let io = |what: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { what, path, source }
-    };
-    // one compile per key at a time: a second mlambda waits, then takes what the first one made
-    let lock_path = paths.source.with_extension("lock");
-    let parent = lock_path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-    let lock = std::fs::File::create(&lock_path).map_err(io("create", &lock_path))?;
-    if let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock() {
-        printer
-            .status(format!("waiting for another mlambda that is compiling this runtime (`{}`)", lock_path.display()));
-        lock.lock().map_err(io("lock", &lock_path))?;
-    }
+    let _lock = lock_source(printer, paths)?;
     if !force && paths.bootstrap.is_file() {
         return Ok(Compiled { path: paths.bootstrap.clone(), elapsed: Duration::ZERO, crates: 0 });
     }
     match std::fs::remove_dir_all(&paths.source) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("clear", &paths.source)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error("clear", &paths.source)(e)),
         _ => {}
     }
-    embedded::extract(&paths.source).map_err(io("extract the runtime source into", &paths.source))?;
+    embedded::extract(&paths.source).map_err(io_error("extract the runtime source into", &paths.source))?;
     let toolchain = check(target, &paths.source)?;
     printer.status(format!(
         "compiling the mlambda runtime (`bootstrap`) for {target} from the source inside mlambda {}: \
@@ -205,22 +242,7 @@ pub fn compile(printer: &Printer, key: &CacheKey, paths: &CachePaths, force: boo
             .envs(toolchain.env.iter().map(|(k, v)| (k, v)));
         c
     };
-
-    // The embedded lock is the whole workspace's, so `--locked` refuses it as it stands (cargo would drop the
-    // CLI's packages). cargo first rewrites it for the runtime alone, keeping every pinned version; the check
-    // below proves nothing was added or moved, and then the build itself runs `--locked`.
-    let run = run_cargo(cargo(&["metadata", "--format-version", "1"]), printer, "resolving the runtime's dependencies")
-        .map_err(|source| Error::Spawn { cargo: toolchain.cargo.clone(), source })?;
-    if !run.status.success() {
-        return Err(Error::CargoFailed { step: "cargo metadata", target, status: run.status, tail: run.tail });
-    }
-    let lock = paths.source.join("Cargo.lock");
-    let pruned = std::fs::read_to_string(&lock).map_err(io("read", &lock))?;
-    let pinned = embedded::file("Cargo.lock").unwrap_or_default();
-    let moved = embedded::unpinned(&String::from_utf8_lossy(&pinned), &pruned);
-    if !moved.is_empty() {
-        return Err(Error::LockChanged { packages: moved });
-    }
+    prune_lock(cargo(&["metadata", "--format-version", "1"]), printer, target, &paths.source)?;
 
     let target_dir = paths.target_dir.to_string_lossy().to_string();
     let args = [
@@ -242,14 +264,7 @@ pub fn compile(printer: &Printer, key: &CacheKey, paths: &CachePaths, force: boo
     if !run.status.success() {
         return Err(Error::CargoFailed { step: "cargo build", target, status: run.status, tail: run.tail });
     }
-
-    // copy, then rename: a reader never sees half a binary, and the target dir keeps its own for next time
-    let built = paths.built(target);
-    let dir = paths.bootstrap.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let partial = dir.join(format!("bootstrap.partial-{}", std::process::id()));
-    std::fs::copy(&built, &partial).map_err(io("copy the compiled runtime from", &built))?;
-    std::fs::rename(&partial, &paths.bootstrap).map_err(io("move the compiled runtime to", &paths.bootstrap))?;
+    install(&paths.built(target), &paths.bootstrap)?;
     let elapsed_total = start.elapsed();
     printer.status(format!("compiled the runtime in {}: `{}`", elapsed(elapsed_total), paths.bootstrap.display()));
     Ok(Compiled { path: paths.bootstrap.clone(), elapsed: elapsed_total, crates: run.crates })

@@ -211,95 +211,125 @@ impl Collector {
         self.outcomes.is_some()
     }
 
-    /// Folds one log message in. Lambda may prefix a line or add a newline, so the JSON starts at the first `{`.
+    /// Folds one log message in.
     pub fn add(&mut self, message: &str) {
-        let Some(start) = message.find('{') else {
-            self.other += 1;
-            return;
-        };
-        let json = message[start..].trim_end();
-        if !json.contains("\"mlambda\"") {
-            self.other += 1;
-            return;
-        }
-        let line: Line<'_> = match serde_json::from_str(json) {
-            Ok(l) => l,
-            Err(_) => {
+        let line = match Line::parse(message) {
+            Ok(line) => line,
+            Err(Skip::Other) => {
+                self.other += 1;
+                return;
+            }
+            Err(Skip::Unreadable) => {
                 self.unreadable += 1;
                 return;
             }
         };
-        if line.mlambda != "prediction" {
-            self.other += 1;
-            return;
-        }
         let acc = self.versions.entry(line.function_version.to_string()).or_default();
-        acc.rows += 1;
+        let prediction = acc.record(&line);
+        let id = line.id.as_ref().and_then(text);
+        if let Some(label) = self.outcomes.as_ref().zip(id).and_then(|(o, id)| o.get(&id)) {
+            acc.record_outcome(&line, &prediction, label);
+        }
+    }
+}
+
+/// Why a log message is not a prediction row.
+enum Skip {
+    /// START/END/REPORT, EMF, the function's own output, another mlambda line.
+    Other,
+    /// Looked like a prediction line and did not parse.
+    Unreadable,
+}
+
+impl<'a> Line<'a> {
+    /// Lambda may prefix a line or add a newline, so the JSON starts at the first `{`.
+    fn parse(message: &'a str) -> Result<Line<'a>, Skip> {
+        let start = message.find('{').ok_or(Skip::Other)?;
+        let json = message[start..].trim_end();
+        if !json.contains("\"mlambda\"") {
+            return Err(Skip::Other);
+        }
+        match serde_json::from_str::<Line<'a>>(json) {
+            Ok(line) if line.mlambda == "prediction" => Ok(line),
+            Ok(_) => Err(Skip::Other),
+            Err(_) => Err(Skip::Unreadable),
+        }
+    }
+}
+
+/// A row's prediction as the fold read it, which its outcome is then judged against.
+struct Prediction {
+    class: Option<String>,
+    /// Binary rows: whether the prediction is the positive class.
+    positive: bool,
+    /// Whether the row carried class probabilities.
+    classified: bool,
+}
+
+impl VersionAcc {
+    /// Counts one prediction row: its request, latency, score and predicted class.
+    fn record(&mut self, line: &Line<'_>) -> Prediction {
+        self.rows += 1;
         if let Some(m) = &line.model_version {
-            match acc.model_versions.get_mut(m.as_ref()) {
+            match self.model_versions.get_mut(m.as_ref()) {
                 Some(n) => *n += 1,
                 None => {
-                    acc.model_versions.insert(m.to_string(), 1);
+                    self.model_versions.insert(m.to_string(), 1);
                 }
             }
         }
         // 64-bit hashes stand in for request ids: a collision among 10^6 requests has odds of ~3e-8
-        if acc.seen.insert(hash(&line.request_id)) {
+        if self.seen.insert(hash(&line.request_id)) {
             match line.latency_ms {
-                Some(l) if l.is_finite() => acc.latencies.push(l),
-                _ => acc.requests_without_latency += 1,
+                Some(l) if l.is_finite() => self.latencies.push(l),
+                _ => self.requests_without_latency += 1,
             }
         }
-        let predicted = line.prediction.as_ref().and_then(text);
-        let probs = line.probabilities.unwrap_or_default().0;
-        if probs.len() > 2 {
-            acc.multiclass = true;
-        }
+        let class = line.prediction.as_ref().and_then(text);
+        let probs: &[(String, f64)] = line.probabilities.as_ref().map_or(&[], |p| &p.0);
+        self.multiclass |= probs.len() > 2;
         let score = match line.probability {
             Some(p) => Some(p),
             None if probs.len() > 2 => probs.iter().map(|p| p.1).reduce(f64::max),
             None => None,
         };
         if let Some(p) = score.filter(|p| p.is_finite()) {
-            acc.scored += 1;
-            acc.probability_sum += p;
-            acc.histogram[bin(p)] += 1;
+            self.scored += 1;
+            self.probability_sum += p;
+            self.histogram[bin(p)] += 1;
         }
-        if !probs.is_empty() {
-            if let Some(c) = &predicted {
-                *acc.classes.entry(c.clone()).or_default() += 1;
-            }
+        if let (false, Some(c)) = (probs.is_empty(), &class) {
+            *self.classes.entry(c.clone()).or_default() += 1;
         }
-        if line.probability.is_some() && probs.len() == 2 && acc.positive_label.is_none() {
-            acc.negative_label = Some(probs[0].0.clone());
-            acc.positive_label = Some(probs[1].0.clone());
+        if line.probability.is_some() && probs.len() == 2 && self.positive_label.is_none() {
+            self.negative_label = Some(probs[0].0.clone());
+            self.positive_label = Some(probs[1].0.clone());
         }
-        let predicted_positive = match (&predicted, &acc.positive_label, line.probability) {
+        let positive = match (&class, &self.positive_label, line.probability) {
             (Some(c), Some(pos), _) => c == pos,
             (_, _, Some(p)) => p >= 0.5,
             _ => false,
         };
-        if line.probability.is_some() && predicted_positive {
-            acc.predicted_positive += 1;
+        if line.probability.is_some() && positive {
+            self.predicted_positive += 1;
         }
-        let (Some(outcomes), Some(id)) = (&self.outcomes, line.id.as_ref().and_then(text)) else {
-            return;
-        };
-        let Some(label) = outcomes.get(&id) else {
-            return;
-        };
+        Prediction { class, positive, classified: !probs.is_empty() }
+    }
+
+    /// Joins a row to its outcome: binary rows by the positive class, multiclass rows by the class itself.
+    fn record_outcome(&mut self, line: &Line<'_>, prediction: &Prediction, label: &str) {
         if let Some(p) = line.probability {
-            let pos = acc.positive_label.as_deref().unwrap_or("1");
-            match positive_outcome(label, pos, acc.negative_label.as_deref()) {
+            let pos = self.positive_label.as_deref().unwrap_or("1");
+            match positive_outcome(label, pos, self.negative_label.as_deref()) {
                 Some(positive) => {
-                    acc.labeled.push(Labeled { probability: p, positive, correct: predicted_positive == positive })
+                    self.labeled.push(Labeled { probability: p, positive, correct: prediction.positive == positive })
                 }
-                None => acc.unreadable_labels += 1,
+                None => self.unreadable_labels += 1,
             }
-        } else if !probs.is_empty() {
-            acc.labeled_multiclass += 1;
-            if predicted.as_deref() == Some(label) {
-                acc.correct_multiclass += 1;
+        } else if prediction.classified {
+            self.labeled_multiclass += 1;
+            if prediction.class.as_deref() == Some(label) {
+                self.correct_multiclass += 1;
             }
         }
     }

@@ -111,3 +111,84 @@ fn the_runtime_commands_have_help_with_examples() {
         assert!(out.status.success() && text.contains("Examples:") && text.contains("--arch"), "{text}");
     }
 }
+
+/// Stands in for cargo: logs each call (arguments, RUSTFLAGS, directory), then plays `metadata` or `build`;
+/// `build` prints two `Compiling` lines and puts `STUB_SEED` where cargo would write `bootstrap`, or fails
+/// as a missing target does when `STUB_FAIL` is set.
+const STUB_CARGO: &str = r#"#!/bin/sh
+printf 'args=%s\nrustflags=%s\npwd=%s\n' "$*" "$RUSTFLAGS" "$PWD" >>"$STUB_LOG"
+[ "$1" = metadata ] && exit 0
+if [ -n "$STUB_FAIL" ]; then
+  echo "error[E0463]: can't find crate for \`std\`" >&2
+  exit 101
+fi
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --target) target=$2; shift ;;
+    --target-dir) dir=$2; shift ;;
+  esac
+  shift
+done
+echo "   Compiling serde v1.0.0" >&2
+echo "   Compiling tract-core v0.23.9" >&2
+mkdir -p "$dir/$target/lambda" && cp "$STUB_SEED" "$dir/$target/lambda/bootstrap"
+"#;
+
+#[test]
+fn runtime_build_runs_cargo_locked_on_the_embedded_source_and_installs_what_it_built() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (dir, xdg) = (project.path(), cache.path());
+    let stub = xdg.join("stub-cargo");
+    std::fs::write(&stub, STUB_CARGO).expect("write stub cargo");
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod stub cargo");
+    let log = xdg.join("cargo.log");
+    let seed = common::runtime_binary();
+    let cmd = |fail: bool| {
+        let mut c = mlambda(dir, xdg);
+        c.env("CARGO", &stub).env("STUB_LOG", &log).env("STUB_SEED", &seed);
+        if fail {
+            c.env("STUB_FAIL", "1");
+        }
+        c
+    };
+
+    // cargo fails: its own line and what to install, and nothing in the cache
+    let err = fails_of(cmd(true), &["runtime", "build"], 1);
+    assert!(err.contains("can't find crate for `std`"), "cargo's line: {err}");
+    assert!(err.contains("rustup target add x86_64-unknown-linux-gnu"), "the fix: {err}");
+    let path = json_of(cmd(false), &["runtime", "path"]);
+    assert_eq!(path["exists"], false, "{path}");
+
+    let built = json_of(cmd(false), &["runtime", "build"]);
+    assert_eq!((built["compiled"].as_bool(), built["crates"].as_u64()), (Some(true), Some(2)), "{built}");
+    assert_eq!(built["path"], path["path"], "{built}");
+    let cached = PathBuf::from(path["path"].as_str().expect("path"));
+    assert_eq!(std::fs::read(&cached).expect("cached"), std::fs::read(&seed).expect("seed"), "installed as built");
+    assert!(!cached.with_file_name(format!("bootstrap.partial-{}", std::process::id())).exists());
+
+    let calls = std::fs::read_to_string(&log).expect("cargo log");
+    let args: Vec<&str> = calls.lines().filter_map(|l| l.strip_prefix("args=")).collect();
+    assert_eq!(args.len(), 4, "metadata and build, twice: {calls}");
+    assert_eq!(args[2], "metadata --format-version 1", "{calls}");
+    assert!(
+        args[3].starts_with(
+            "build --locked --profile lambda --target x86_64-unknown-linux-gnu -p mlambda-runtime --bin bootstrap \
+             --target-dir "
+        ),
+        "{calls}"
+    );
+    let flags = std::fs::read_to_string(common::repo().join("runtime/rustflags")).expect("rustflags");
+    assert!(calls.lines().any(|l| l == format!("rustflags={}", flags.trim())), "runtime/rustflags: {calls}");
+    let source = PathBuf::from(calls.lines().find_map(|l| l.strip_prefix("pwd=")).expect("pwd"));
+    assert!(source.starts_with(xdg), "extracted into the user cache: {}", source.display());
+    for f in ["Cargo.toml", "Cargo.lock", "runtime/Cargo.toml", "runtime/src/main.rs"] {
+        assert!(source.join(f).is_file(), "the embedded source has {f}");
+    }
+
+    let again = json_of(cmd(false), &["runtime", "build"]);
+    assert_eq!(again["compiled"], false, "{again}");
+    let forced = json_of(cmd(false), &["runtime", "build", "--force"]);
+    assert_eq!(forced["compiled"], true, "{forced}");
+}
