@@ -57,7 +57,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PruneSettings) -> Result<Report
     // Read the aliases last, right before deleting, so a concurrent rollout is seen as late as possible.
     let aliases = lambda::list_aliases(&aws, &name).await?;
     let PrunePlan { delete, keep, protected } = select_prune(&numbers, &aliases, s.keep);
-    let packages = match latest.package_type {
+    let candidates: Vec<String> = match latest.package_type {
         Some(PackageType::Zip) => {
             let pushed = ctx.state(p)?.package_push.map(|push| push.code_sha256);
             let code = |v: &String| versions.iter().find(|i| &i.version == v).map_or("", |i| i.code_sha256.as_str());
@@ -72,6 +72,13 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &PruneSettings) -> Result<Report
         }
         _ => Vec::new(),
     };
+    // Only zips still there: the bucket or prefix may have changed, or a prune cut short already took some.
+    let mut packages = Vec::new();
+    for key in candidates {
+        if s3::head_object(&aws, c.package_bucket(), &key).await?.is_some() {
+            packages.push(key);
+        }
+    }
     if !s.dry_run {
         // Packages first: Lambda keeps its own copy of a version's code, so a version outlives its zip, and a
         // prune cut short here finds the same packages again next time.

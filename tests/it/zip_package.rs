@@ -166,6 +166,7 @@ fn a_zip_function_goes_up_and_through_a_rollout_from_outside_the_checkout() {
     let pruned = p.json(&["prune", "--keep", "0"]);
     assert_eq!(pruned["deleted"], serde_json::json!([]), "both versions serve the alias: {pruned}");
     assert_eq!(pruned["protected"], serde_json::json!(["2", "1"]), "{pruned}");
+    assert_eq!(pruned["deleted_packages"], serde_json::json!([]), "{pruned}");
 
     // the model baked into the zip: new bytes, a code update checked against CodeSha256, MODEL_PATH in /var/task
     p.write_config(true);
@@ -197,6 +198,8 @@ fn a_zip_function_goes_up_and_through_a_rollout_from_outside_the_checkout() {
     assert!(!gone.status.success(), "the first zip is deleted");
     let kept = format!("packages/{}/{}.zip", p.name, hex::encode(Sha256::digest(p.zip())));
     aws_cli(&["s3api", "head-object", "--bucket", &p.name, "--key", &kept]);
+    let again = p.json(&["prune", "--keep", "0"]);
+    assert_eq!((&again["deleted"], &again["deleted_packages"]), (&serde_json::json!([]), &serde_json::json!([])));
 }
 
 #[test]
