@@ -13,11 +13,19 @@
 //! Answers: `prediction` (the label in the model's own type, or the regressor's value), for classifiers
 //! `probabilities` (label written as a string -> probability) and, for binary ones, `probability`
 //! (P of the second class).
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+//!
+//! Every answer leaves a count and a line: one EMF line per invocation counts the rows answered, the 400s and
+//! the 500s ([`emf_line`]); a 200 adds a prediction line per row ([`log_lines`]), a 400 or a 500 one error
+//! line ([`error_line`]). The lines' schema is [`crate::logline`], which `mlambda report` reads.
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use crate::error::Error;
+use crate::logline::{
+    ErrorLine, LabelKeys, Line, Prediction, PredictionLine, Probabilities, CLIENT_ERRORS, ERROR_TYPE,
+    INFERENCE_LATENCY_MS, MODEL_ERRORS, ROWS,
+};
 use crate::model::{Answers, LabelRef, Labels};
 use crate::rows::{kind, Schema, NON_FINITE_MARK};
 
@@ -239,25 +247,75 @@ pub struct Origin {
 /// EMF allows 100 metrics per line; the rest of the budget goes to the fixed metrics.
 const MAX_CLASS_METRICS: usize = 90;
 
-/// One CloudWatch embedded-metric-format line, with dimension sets `[ModelVersion]` and
-/// `[FunctionName, FunctionVersion]`. Beside `InferenceLatencyMs`: binary classifiers emit
-/// `PredictionProbability` (the batch mean, so alarms on its average stay meaningful), multiclass ones
+/// How an invocation ended, as its EMF line counts it.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// Rows answered: a 200.
+    Answered { answers: &'a Answers, labels: Option<&'a Labels>, latency_ms: f64 },
+    /// A 400 or a 500; `latency_ms` when the model ran before the answer failed.
+    Failed { error: &'a Error, latency_ms: Option<f64> },
+}
+
+/// One CloudWatch embedded-metric-format line per invocation (warmups aside), with dimension sets
+/// `[ModelVersion]` and `[FunctionName, FunctionVersion]`.
+///
+/// Every line counts [`ROWS`] (rows answered, 0 on failure), [`CLIENT_ERRORS`] (1 for a 400) and
+/// [`MODEL_ERRORS`] (1 for a 500): the function answers failures itself, so Lambda's `Errors` never sees them
+/// and alarms need these. A failure names its [`ERROR_TYPE`] as a property (a dimension would split every
+/// alarm's series by it). When the model ran, [`INFERENCE_LATENCY_MS`]; when it answered, binary classifiers
+/// emit `PredictionProbability` (the batch mean, so alarms on its average stay meaningful), multiclass ones
 /// `PredictedClass_<label>` (how many rows got each label), regressors `PredictionValue` (the batch mean).
-pub fn emf_line(
-    origin: &Origin,
-    latency_ms: f64,
-    answers: &Answers,
-    labels: Option<&Labels>,
-    timestamp_ms: u64,
-) -> String {
-    let n = answers.len();
-    let mut metrics = vec![json!({"Name": "InferenceLatencyMs", "Unit": "Milliseconds"})];
+pub fn emf_line(origin: &Origin, outcome: Outcome<'_>, timestamp_ms: u64) -> String {
+    let mut metrics = Vec::with_capacity(8);
     let mut line = Map::new();
     line.insert("ModelVersion".into(), json!(origin.model_version));
     line.insert("FunctionName".into(), json!(origin.function_name));
     line.insert("FunctionVersion".into(), json!(origin.function_version));
-    line.insert("InferenceLatencyMs".into(), json!(latency_ms));
-    line.insert("Rows".into(), json!(n));
+    let (rows, status, latency_ms) = match outcome {
+        Outcome::Answered { answers, latency_ms, .. } => (answers.len(), 200, Some(latency_ms)),
+        Outcome::Failed { error, latency_ms } => (0, error.status(), latency_ms),
+    };
+    if let Some(latency_ms) = latency_ms {
+        metrics.push(json!({"Name": INFERENCE_LATENCY_MS, "Unit": "Milliseconds"}));
+        line.insert(INFERENCE_LATENCY_MS.into(), json!(latency_ms));
+    }
+    match outcome {
+        Outcome::Answered { answers, labels, .. } => prediction_metrics(answers, labels, &mut metrics, &mut line),
+        Outcome::Failed { error, .. } => {
+            line.insert(ERROR_TYPE.into(), json!(error.error_type()));
+        }
+    }
+    let counts = [
+        (ROWS, rows),
+        (CLIENT_ERRORS, usize::from((400..500).contains(&status))),
+        (MODEL_ERRORS, usize::from(status >= 500)),
+    ];
+    for (name, count) in counts {
+        metrics.push(json!({"Name": name, "Unit": "Count"}));
+        line.insert(name.into(), json!(count));
+    }
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": origin.namespace,
+                "Dimensions": [["ModelVersion"], ["FunctionName", "FunctionVersion"]],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    Value::Object(line).to_string()
+}
+
+/// What the answered rows predicted, as EMF metrics.
+fn prediction_metrics(
+    answers: &Answers,
+    labels: Option<&Labels>,
+    metrics: &mut Vec<Value>,
+    line: &mut Map<String, Value>,
+) {
+    let n = answers.len();
     let mean = |f: &dyn Fn(usize) -> Option<f64>| -> Option<f64> {
         let values: Vec<f64> = (0..n).filter_map(f).collect();
         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
@@ -297,67 +355,23 @@ pub fn emf_line(
             }
         }
     }
-    line.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": origin.namespace,
-                "Dimensions": [["ModelVersion"], ["FunctionName", "FunctionVersion"]],
-                "Metrics": metrics,
-            }],
-        }),
-    );
-    Value::Object(line).to_string()
 }
 
-/// Probabilities as `{"label": p, ...}` in the model's label order (a JSON map would sort its keys).
-struct Probabilities<'a> {
-    labels: &'a Labels,
-    probs: &'a [f32],
-}
-
-impl Serialize for Probabilities<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.probs.len()))?;
-        for (j, p) in self.probs.iter().enumerate() {
-            match self.labels {
-                Labels::Int(v) => map.serialize_entry(&v[j].to_string(), &f64::from(*p))?,
-                Labels::Str(v) => map.serialize_entry(&v[j], &f64::from(*p))?,
-            }
+impl<'a> From<&'a Labels> for LabelKeys<'a> {
+    fn from(labels: &'a Labels) -> LabelKeys<'a> {
+        match labels {
+            Labels::Int(v) => LabelKeys::Int(v),
+            Labels::Str(v) => LabelKeys::Str(v),
         }
-        map.end()
     }
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum LoggedPrediction<'a> {
-    Int(i64),
-    Str(&'a str),
-    Value(f64),
+/// Lines serialized into one buffer are JSON, so UTF-8; the lossy branch never runs.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// One prediction log line; fields serialize in this order (the report helper's format).
-#[derive(Serialize)]
-struct LogLine<'a> {
-    mlambda: &'static str,
-    request_id: &'a str,
-    function_version: &'a str,
-    model_version: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    row: usize,
-    rows: usize,
-    prediction: LoggedPrediction<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    probability: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    probabilities: Option<Probabilities<'a>>,
-    latency_ms: f64,
-}
-
-/// The prediction log: one JSON line per row answered, never a feature value.
+/// The prediction log: one JSON line per row answered (a [`logline::PredictionLine`]), never a feature value.
 pub fn log_lines(
     origin: &Origin,
     request_id: &str,
@@ -366,33 +380,47 @@ pub fn log_lines(
     labels: Option<&Labels>,
     latency_ms: f64,
 ) -> String {
-    let mut out = String::with_capacity(answers.len() * 160);
+    let mut out = Vec::with_capacity(answers.len() * 160);
+    let keys = labels.map(LabelKeys::from);
     for i in 0..answers.len() {
         let prediction = match answers.label(i) {
-            Some(LabelRef::Int(v)) => LoggedPrediction::Int(v),
-            Some(LabelRef::Str(s)) => LoggedPrediction::Str(s),
-            None => LoggedPrediction::Value(answers.value(i).unwrap_or(f64::NAN)),
+            Some(LabelRef::Int(v)) => Prediction::Int(v),
+            Some(LabelRef::Str(s)) => Prediction::Str(Cow::Borrowed(s)),
+            None => Prediction::Value(answers.value(i).unwrap_or(f64::NAN)),
         };
-        let line = LogLine {
-            mlambda: "prediction",
-            request_id,
-            function_version: &origin.function_version,
-            model_version: &origin.model_version,
-            id: ids.get(i).and_then(Option::as_ref),
+        Line::Prediction(PredictionLine {
+            request_id: Cow::Borrowed(request_id),
+            function_version: Cow::Borrowed(&origin.function_version),
+            model_version: Some(Cow::Borrowed(&origin.model_version)),
+            id: ids.get(i).and_then(Option::as_ref).map(Cow::Borrowed),
             row: i,
             rows: answers.len(),
-            prediction,
+            prediction: Some(prediction),
             probability: answers.probability(i),
-            probabilities: labels.zip(answers.probabilities(i)).map(|(labels, probs)| Probabilities { labels, probs }),
-            latency_ms,
-        };
-        // serializing plain strings and numbers cannot fail
-        if let Ok(text) = serde_json::to_string(&line) {
-            out.push_str(&text);
-            out.push('\n');
-        }
+            probabilities: keys
+                .zip(answers.probabilities(i))
+                .map(|(labels, probs)| Probabilities::Row { labels, probs }),
+            latency_ms: Some(latency_ms),
+        })
+        .write_to(&mut out);
     }
-    out
+    into_text(out)
+}
+
+/// The error log line of a failed invocation (a [`logline::ErrorLine`]), newline included. The reason is the
+/// caller's 400 message in full, or a 500's internal detail, which only the log sees.
+pub fn error_line(origin: &Origin, request_id: &str, error: &Error) -> String {
+    let mut out = Vec::with_capacity(256);
+    Line::Error(ErrorLine {
+        request_id: Cow::Borrowed(request_id),
+        function_version: Cow::Borrowed(&origin.function_version),
+        model_version: Some(Cow::Borrowed(&origin.model_version)),
+        status: error.status(),
+        error_type: Cow::Borrowed(error.error_type()),
+        reason: Cow::Owned(error.to_string()),
+    })
+    .write_to(&mut out);
+    into_text(out)
 }
 
 #[cfg(test)]
@@ -490,7 +518,11 @@ mod tests {
 
     #[test]
     fn out_of_float32_range_is_refused() {
-        assert!(err(r#"{"a": 1e300, "b": 2, "c": 3}"#).contains("outside the float32 range"));
+        // the message names the field, never the value (it reaches the error log line too)
+        assert_eq!(
+            err(r#"{"a": 1e300, "b": 2, "c": 3}"#),
+            "feature \"a\" is outside the float32 range; send a number within ±3.4e38"
+        );
     }
 
     #[test]
@@ -650,27 +682,46 @@ mod tests {
         }
     }
 
+    fn emf(outcome: Outcome<'_>) -> Value {
+        serde_json::from_str(&emf_line(&origin(), outcome, 1_700_000_000_000)).unwrap()
+    }
+
+    fn metric_names(line: &Value) -> Vec<&str> {
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect()
+    }
+
     #[test]
     fn emf_line_is_valid_embedded_metric_format() {
         let answers = Answers::from_int_labels(vec![1, 0], vec![0.2, 0.8, 0.8, 0.2], 2);
         let labels = Labels::Int(vec![0, 1]);
-        let line: Value =
-            serde_json::from_str(&emf_line(&origin(), 0.25, &answers, Some(&labels), 1_700_000_000_000)).unwrap();
+        let line = emf(Outcome::Answered { answers: &answers, labels: Some(&labels), latency_ms: 0.25 });
         assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
         let cw = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "mlambda");
         assert_eq!(cw["Dimensions"], json!([["ModelVersion"], ["FunctionName", "FunctionVersion"]]));
         assert_eq!(
             cw["Metrics"],
-            json!([{"Name": "InferenceLatencyMs", "Unit": "Milliseconds"}, {"Name": "PredictionProbability", "Unit": "None"}])
+            json!([{"Name": "InferenceLatencyMs", "Unit": "Milliseconds"}, {"Name": "PredictionProbability", "Unit": "None"},
+                   {"Name": "Rows", "Unit": "Count"}, {"Name": "ClientErrors", "Unit": "Count"},
+                   {"Name": "ModelErrors", "Unit": "Count"}])
         );
         assert_eq!((line["ModelVersion"].as_str(), line["FunctionName"].as_str()), (Some("v7"), Some("churn")));
         assert_eq!(line["FunctionVersion"], "3");
         assert_eq!(line["InferenceLatencyMs"], 0.25);
+        assert_eq!(
+            (line["Rows"].as_u64(), line["ClientErrors"].as_u64(), line["ModelErrors"].as_u64()),
+            (Some(2), Some(0), Some(0))
+        );
+        assert!(line.get("ErrorType").is_none());
         assert!((line["PredictionProbability"].as_f64().unwrap() - 0.5).abs() < 1e-7);
         // regressors: the mean prediction
-        let reg: Value =
-            serde_json::from_str(&emf_line(&origin(), 1.0, &Answers::from_values(vec![3.0, 5.0]), None, 0)).unwrap();
+        let values = Answers::from_values(vec![3.0, 5.0]);
+        let reg = emf(Outcome::Answered { answers: &values, labels: None, latency_ms: 1.0 });
         assert_eq!(
             reg["_aws"]["CloudWatchMetrics"][0]["Metrics"][1],
             json!({"Name": "PredictionValue", "Unit": "None"})
@@ -684,15 +735,49 @@ mod tests {
             vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
             3,
         );
-        let multi: Value = serde_json::from_str(&emf_line(&origin(), 1.0, &answers, Some(&labels), 0)).unwrap();
-        let names: Vec<&str> = multi["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["Name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["InferenceLatencyMs", "PredictedClass_c", "PredictedClass_a"]);
+        let multi = emf(Outcome::Answered { answers: &answers, labels: Some(&labels), latency_ms: 1.0 });
+        assert_eq!(
+            metric_names(&multi),
+            ["InferenceLatencyMs", "PredictedClass_c", "PredictedClass_a", "Rows", "ClientErrors", "ModelErrors"]
+        );
         assert_eq!((multi["PredictedClass_c"].as_u64(), multi["PredictedClass_a"].as_u64()), (Some(2), Some(1)));
+    }
+
+    #[test]
+    fn failures_are_counted_with_their_error_type() {
+        let bad = Error::InvalidInput("missing required features: a".into());
+        let line = emf(Outcome::Failed { error: &bad, latency_ms: None });
+        assert_eq!(metric_names(&line), ["Rows", "ClientErrors", "ModelErrors"]);
+        assert_eq!(
+            (line["Rows"].as_u64(), line["ClientErrors"].as_u64(), line["ModelErrors"].as_u64()),
+            (Some(0), Some(1), Some(0))
+        );
+        assert_eq!(line["ErrorType"], "InvalidInput");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["ModelVersion"], ["FunctionName", "FunctionVersion"]])
+        );
+        assert!(line.get("InferenceLatencyMs").is_none());
+        // a model that ran and failed keeps its latency
+        let broken = Error::Model(crate::model::ModelError::Run("the graph produced 1 values for 2 rows".into()));
+        let line = emf(Outcome::Failed { error: &broken, latency_ms: Some(0.5) });
+        assert_eq!(metric_names(&line), ["InferenceLatencyMs", "Rows", "ClientErrors", "ModelErrors"]);
+        assert_eq!((line["ClientErrors"].as_u64(), line["ModelErrors"].as_u64()), (Some(0), Some(1)));
+        assert_eq!(line["ErrorType"], "ModelError");
+    }
+
+    #[test]
+    fn error_lines_carry_the_status_type_and_reason() {
+        let bad = Error::InvalidInput("missing required features: tenure".into());
+        assert_eq!(
+            error_line(&origin(), "req-2", &bad),
+            "{\"mlambda\":\"error\",\"request_id\":\"req-2\",\"function_version\":\"3\",\"model_version\":\"v7\",\"status\":400,\"error_type\":\"InvalidInput\",\"reason\":\"missing required features: tenure\"}\n"
+        );
+        // a 500's detail is logged, while the caller reads `internal error`
+        let broken = Error::Model(crate::model::ModelError::Run("secret detail".into()));
+        let text = error_line(&origin(), "req-3", &broken);
+        let Ok(crate::logline::Line::Error(line)) = crate::logline::parse(&text) else { panic!("{text}") };
+        assert_eq!((line.status, line.error_type.as_ref(), line.reason.as_ref()), (500, "ModelError", "secret detail"));
     }
 
     #[test]

@@ -1,14 +1,19 @@
-//! The function body shared by Lambda and local mode: event in, proxy envelope out; one EMF line per
-//! invocation that ran the model, and the prediction log (one line per row) beside it.
+//! The function body shared by Lambda and local mode: event in, proxy envelope out.
+//!
+//! Every answer leaves a count and a line, written to stdout in one write per invocation so concurrent
+//! requests never interleave them: a 200 its EMF line and its prediction log (one line per row, sampled by
+//! `LOG_PREDICTIONS`), a 400 or a 500 its EMF line (`ClientErrors` or `ModelErrors`) and an error line (never
+//! sampled). The function answers failures itself, so Lambda's `Errors` never counts them; these do. A warmup
+//! leaves nothing.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::config::{Config, LogPredictions};
-use crate::contract::{self, Origin, Request};
+use crate::contract::{self, Origin, Outcome, Request};
 use crate::error::Error;
-use crate::model::Model;
+use crate::model::{Model, ModelError};
 use crate::rows::Schema;
 
 /// Everything a request needs, built once during init.
@@ -19,6 +24,17 @@ pub struct App {
     id_field: Option<String>,
     log: LogPredictions,
     ids: RequestIds,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One locked write, so concurrent requests never interleave their lines.
+fn emit(out: &str) {
+    if !out.is_empty() {
+        print!("{out}");
+    }
 }
 
 impl App {
@@ -51,10 +67,9 @@ impl App {
 
     /// Handles raw payload bytes (local mode's HTTP body) under a generated request id.
     pub fn handle_bytes(&self, bytes: &[u8]) -> Value {
-        match contract::parse_json(bytes) {
-            Ok(event) => self.handle(event),
-            Err(bad) => contract::failure(&bad),
-        }
+        let (envelope, out) = self.answer_bytes(bytes, &self.ids.fresh());
+        emit(&out);
+        envelope
     }
 
     /// Handles a parsed event under a generated request id (local mode, tests).
@@ -64,42 +79,70 @@ impl App {
 
     /// Handles a parsed event. Never panics on input: client mistakes are 400s, model failures 500s.
     pub fn handle_request(&self, event: Value, request_id: &str) -> Value {
+        let (envelope, out) = self.answer(event, request_id);
+        emit(&out);
+        envelope
+    }
+
+    /// Answers a request that failed before it reached [`App::handle_bytes`] (local mode's body limit), with
+    /// its count and error line.
+    pub fn handle_failure(&self, error: &Error) -> Value {
+        let (envelope, out) = self.failed(error, &self.ids.fresh(), None);
+        emit(&out);
+        envelope
+    }
+
+    /// [`App::answer`] for raw bytes: a body that is not JSON is a 400 like any other.
+    pub fn answer_bytes(&self, bytes: &[u8], request_id: &str) -> (Value, String) {
+        match contract::parse_json(bytes) {
+            Ok(event) => self.answer(event, request_id),
+            Err(bad) => self.failed(&bad, request_id, None),
+        }
+    }
+
+    /// The envelope, and everything the invocation writes to stdout (EMF line, then log lines), unprinted.
+    pub fn answer(&self, event: Value, request_id: &str) -> (Value, String) {
         let request = match contract::parse_request(event, &self.schema, self.id_field.as_deref()) {
             Ok(r) => r,
-            Err(bad) => return contract::failure(&bad),
+            Err(bad) => return self.failed(&bad, request_id, None),
         };
         let (batch, batched, ids) = match request {
-            Request::Warmup => return contract::warm_response(),
+            // warmups keep instances warm; counting them would dilute every rate
+            Request::Warmup => return (contract::warm_response(), String::new()),
             Request::Rows { batch, batched, ids } => (batch, batched, ids),
         };
         let start = Instant::now();
-        let answers = match self.model.run(batch) {
+        let result = self.model.run(batch);
+        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let answers = match result {
             Ok(a) => a,
-            Err(e) => {
-                let err = Error::from(e);
-                // details go to the log only; the caller learns nothing about internals
-                eprintln!("error: {}: prediction failed: {err}", err.error_type());
-                return contract::failure(&err);
+            Err(e) => return self.failed(&Error::from(e), request_id, Some(latency_ms)),
+        };
+        let labels = self.model.labels();
+        let envelope = match (batched, answers.len()) {
+            (true, _) => contract::batch_response(&answers, labels, &self.origin.model_version),
+            (false, 1) => contract::single_response(&answers, labels, &self.origin.model_version),
+            (false, n) => {
+                let error = Error::from(ModelError::Run(format!("the model returned {n} outputs for one row")));
+                return self.failed(&error, request_id, Some(latency_ms));
             }
         };
-        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-        let labels = self.model.labels();
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let mut out = contract::emf_line(&self.origin, latency_ms, &answers, labels, now_ms);
+        let outcome = Outcome::Answered { answers: &answers, labels, latency_ms };
+        let mut out = contract::emf_line(&self.origin, outcome, now_ms());
         out.push('\n');
         if self.ids.sampled(self.log) {
             out.push_str(&contract::log_lines(&self.origin, request_id, &ids, &answers, labels, latency_ms));
         }
-        // one locked write for the EMF line and the log lines, so concurrent requests never interleave them
-        print!("{out}");
-        match (batched, answers.len()) {
-            (true, _) => contract::batch_response(&answers, labels, &self.origin.model_version),
-            (false, 1) => contract::single_response(&answers, labels, &self.origin.model_version),
-            (false, n) => {
-                eprintln!("error: ModelError: the model returned {n} outputs for one row");
-                contract::error_response(500, "internal error")
-            }
-        }
+        (envelope, out)
+    }
+
+    /// A failed answer: the envelope (the caller's mistake in full, or `internal error`), its EMF line and its
+    /// error line, which alone carries a 500's detail.
+    fn failed(&self, error: &Error, request_id: &str, latency_ms: Option<f64>) -> (Value, String) {
+        let mut out = contract::emf_line(&self.origin, Outcome::Failed { error, latency_ms }, now_ms());
+        out.push('\n');
+        out.push_str(&contract::error_line(&self.origin, request_id, error));
+        (contract::failure(error), out)
     }
 }
 
@@ -151,7 +194,182 @@ impl RequestIds {
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
+
+    use serde_json::json;
+
     use super::*;
+    use crate::logline::{self, Line};
+
+    const CHURN_FEATURES: &str = "tenure_months,monthly_charges,total_charges,num_products,has_tech_support,\
+contract_type_encoded,payment_method_encoded";
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// The real init path minus the fetch: config from variables, the model from disk.
+    fn app(model: &Path, vars: &[(&str, &str)]) -> App {
+        let path = model.to_string_lossy().into_owned();
+        let cfg = Config::from_lookup(|k| match k {
+            "MODEL_PATH" => Some(path.clone()),
+            "MODEL_VERSION" => Some("v4".into()),
+            "AWS_LAMBDA_FUNCTION_NAME" => Some("churn".into()),
+            "AWS_LAMBDA_FUNCTION_VERSION" => Some("3".into()),
+            _ => vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string()),
+        })
+        .unwrap();
+        App::new(Model::from_path(model).unwrap(), &cfg).unwrap()
+    }
+
+    fn churn() -> App {
+        app(
+            &repo().join("examples/churn/model.onnx"),
+            &[("MODEL_FEATURES", CHURN_FEATURES), ("MODEL_ID_FIELD", "customer_id")],
+        )
+    }
+
+    fn row(tenure: f64) -> Value {
+        json!({"tenure_months": tenure, "monthly_charges": 22.39, "total_charges": 65.31, "num_products": 1,
+               "has_tech_support": 0, "contract_type_encoded": 1, "payment_method_encoded": 2})
+    }
+
+    /// stdout split into the EMF lines and our log lines (each checked to parse with the shared types).
+    fn split(out: &str) -> (Vec<Value>, Vec<Line<'_>>) {
+        let mut emf = Vec::new();
+        let mut lines = Vec::new();
+        for l in out.lines() {
+            match logline::parse(l) {
+                Ok(line) => lines.push(line),
+                Err(logline::Skip::Other) => emf.push(serde_json::from_str::<Value>(l).unwrap()),
+                Err(logline::Skip::Unreadable) => panic!("unreadable line: {l}"),
+            }
+        }
+        assert!(emf.iter().all(|e| e.get("_aws").is_some()), "{out}");
+        (emf, lines)
+    }
+
+    fn counts(emf: &Value) -> (u64, u64, u64) {
+        let get = |k: &str| emf[k].as_u64().unwrap_or_else(|| panic!("no {k} in {emf}"));
+        (get(logline::ROWS), get(logline::CLIENT_ERRORS), get(logline::MODEL_ERRORS))
+    }
+
+    fn declared(emf: &Value) -> Vec<&str> {
+        emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_good_request_leaves_its_counts_and_one_prediction_line_per_row() {
+        let app = churn();
+        let mut first = row(3.0);
+        first["customer_id"] = json!("C-1");
+        let (envelope, out) = app.answer(json!({"instances": [first, row(70.0)]}), "req-ok");
+        assert_eq!(envelope["statusCode"], 200, "{envelope}");
+        let (emf, lines) = split(&out);
+        assert_eq!(emf.len(), 1, "{out}");
+        assert_eq!(counts(&emf[0]), (2, 0, 0));
+        assert!(emf[0]["InferenceLatencyMs"].as_f64().is_some() && emf[0].get("ErrorType").is_none(), "{out}");
+        assert!(declared(&emf[0]).contains(&"Rows") && declared(&emf[0]).contains(&"InferenceLatencyMs"));
+        assert_eq!(lines.len(), 2, "{out}");
+        for (i, line) in lines.iter().enumerate() {
+            let Line::Prediction(p) = line else { panic!("{out}") };
+            assert_eq!((p.request_id.as_ref(), p.function_version.as_ref(), p.row, p.rows), ("req-ok", "3", i, 2));
+            assert_eq!(p.model_version.as_deref(), Some("v4"));
+            assert_eq!(p.probabilities.as_ref().map(|p| p.len()), Some(2));
+        }
+        let Line::Prediction(p) = &lines[0] else { panic!() };
+        assert_eq!(p.id.as_deref(), Some(&json!("C-1")));
+        // the EMF line comes first, then the log
+        assert!(
+            out.starts_with("{\"") && out.lines().nth(1).is_some_and(|l| l.starts_with("{\"mlambda\":\"prediction\""))
+        );
+    }
+
+    #[test]
+    fn a_bad_request_leaves_a_client_error_count_and_an_error_line() {
+        let app = churn();
+        let mut missing = row(3.0);
+        missing.as_object_mut().unwrap().remove("tenure_months");
+        missing["monthly_charges"] = json!("lots");
+        let (envelope, out) = app.answer(json!({"instances": [row(1.0), missing]}), "req-bad");
+        assert_eq!(envelope["statusCode"], 400, "{envelope}");
+        let message = "instance 1: missing required features: tenure_months";
+        assert_eq!(envelope["body"], json!({"error": message}).to_string());
+        let (emf, lines) = split(&out);
+        assert_eq!((emf.len(), lines.len()), (1, 1), "{out}");
+        assert_eq!(counts(&emf[0]), (0, 1, 0));
+        assert_eq!(emf[0][logline::ERROR_TYPE], "InvalidInput");
+        assert_eq!(declared(&emf[0]), ["Rows", "ClientErrors", "ModelErrors"]);
+        let Line::Error(e) = &lines[0] else { panic!("{out}") };
+        assert_eq!(
+            (e.request_id.as_ref(), e.function_version.as_ref(), e.model_version.as_deref()),
+            ("req-bad", "3", Some("v4"))
+        );
+        assert_eq!((e.status, e.error_type.as_ref(), e.reason.as_ref()), (400, "InvalidInput", message));
+        assert!(!out.contains("lots") && !out.contains("22.39"), "feature values are never logged:\n{out}");
+    }
+
+    #[test]
+    fn failures_before_the_request_parses_are_client_errors_too() {
+        let app = churn();
+        for (bytes, reason) in [
+            (&b"{\"tenure_months\": 1,"[..], "request body is not valid JSON"),
+            (b"", "empty request body"),
+            (b"[1, 2]", "request must be a JSON object"),
+        ] {
+            let (envelope, out) = app.answer_bytes(bytes, "req-raw");
+            assert_eq!(envelope["statusCode"], 400, "{envelope}");
+            let (emf, lines) = split(&out);
+            assert_eq!(counts(&emf[0]), (0, 1, 0), "{out}");
+            let [Line::Error(e)] = lines.as_slice() else { panic!("{out}") };
+            assert!(e.reason.starts_with(reason), "{out}");
+        }
+    }
+
+    #[test]
+    fn a_model_failure_leaves_a_model_error_count_and_its_detail_in_the_log_only() {
+        // a regressor that sums the batch: INIT's one-row probe passes, two rows get one value back
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken/batch_sum.onnx");
+        let app = app(&model, &[("MODEL_FEATURES", "a,b")]);
+        let (envelope, out) = app.answer(json!({"a": 1.0, "b": 2.0}), "req-one");
+        assert_eq!(envelope["statusCode"], 200, "one row is fine: {envelope}");
+        assert_eq!(counts(&split(&out).0[0]), (1, 0, 0));
+        let (envelope, out) = app.answer(json!({"instances": [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}]}), "req-500");
+        assert_eq!(envelope["statusCode"], 500, "{envelope}");
+        assert_eq!(envelope["body"], json!({"error": "internal error"}).to_string());
+        let (emf, lines) = split(&out);
+        assert_eq!((emf.len(), lines.len()), (1, 1), "{out}");
+        assert_eq!(counts(&emf[0]), (0, 0, 1));
+        assert_eq!(emf[0][logline::ERROR_TYPE], "ModelError");
+        assert!(emf[0]["InferenceLatencyMs"].as_f64().is_some(), "the model ran: {out}");
+        let Line::Error(e) = &lines[0] else { panic!("{out}") };
+        assert_eq!((e.status, e.error_type.as_ref()), (500, "ModelError"));
+        assert_eq!(e.reason, "the graph produced 1 values for 2 rows");
+    }
+
+    #[test]
+    fn a_warmup_leaves_nothing() {
+        let (envelope, out) = churn().answer(json!({"_warmup": true}), "req-warm");
+        assert_eq!(envelope, contract::warm_response());
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn error_lines_are_never_sampled_out() {
+        let app = app(
+            &repo().join("examples/churn/model.onnx"),
+            &[("MODEL_FEATURES", CHURN_FEATURES), ("LOG_PREDICTIONS", "none")],
+        );
+        let (_, out) = app.answer(row(3.0), "req-1");
+        assert_eq!(split(&out).1.len(), 0, "{out}");
+        let (_, out) = app.answer(json!({"tenure_months": 1}), "req-2");
+        assert!(matches!(split(&out).1.as_slice(), [Line::Error(_)]), "{out}");
+    }
 
     #[test]
     fn request_ids_are_uuid_shaped_and_distinct() {

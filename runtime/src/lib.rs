@@ -1,10 +1,12 @@
-//! mlambda's function body as a library: the CLI reuses `model` (and `rows`) to check models before upload.
+//! mlambda's function body as a library: the CLI reuses `model` (and `rows`) to check models before upload, and
+//! `logline` to read what the runtime logs.
 //!
 //! Modules depend one way: `model` (tract) <- `error` <- `rows` <- `contract` <- `handler` <- `lambda`/`local`;
-//! `env` <- `config` <- `source`.
+//! `env` <- `config` <- `source`; `logline` (the log lines' schema, which the CLI reads) depends on nothing.
 pub mod contract;
 pub mod env;
 pub mod error;
+pub mod logline;
 pub mod model;
 pub mod rows;
 

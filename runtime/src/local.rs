@@ -15,7 +15,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::contract::{self, MAX_BODY_BYTES};
+use crate::contract::MAX_BODY_BYTES;
+use crate::error::Error;
 use crate::handler::App;
 
 /// True for `/2015-03-31/functions/{name}/invocations`.
@@ -43,12 +44,13 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<By
     }
     let envelope = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
         Ok(body) => app.handle_bytes(&body.to_bytes()),
+        // refused before the handler saw a byte, yet still answers: counted and logged like any other 400
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            contract::error_response(400, "request body is over the 6 MB limit")
+            app.handle_failure(&Error::InvalidInput("request body is over the 6 MB limit".into()))
         }
         Err(e) => {
             eprintln!("warning: reading a request body failed: {e}");
-            contract::error_response(400, "could not read the request body")
+            app.handle_failure(&Error::InvalidInput("could not read the request body".into()))
         }
     };
     Ok(json_response(StatusCode::OK, envelope.to_string()))

@@ -63,7 +63,8 @@ fn push_value(name: &str, v: &Value, kind: InputKind, nullable: bool, column: &m
             };
             let f = x as f32;
             if !f.is_finite() {
-                return Err(format!("feature {name:?} is {x}, outside the float32 range"));
+                // no value in the message: it reaches the caller and the error log line
+                return Err(format!("feature {name:?} is outside the float32 range; send a number within ±3.4e38"));
             }
             out.push(f);
         }

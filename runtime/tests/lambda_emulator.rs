@@ -57,6 +57,17 @@ fn serves_invocations_through_the_runtime_api() {
     assert!(log.iter().all(|l| l["function_version"] == "1" && l["model_version"] == "v-lambda"), "{stdout}");
     assert!(log[0]["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{stdout}");
     assert_ne!(log[0]["request_id"], log[1]["request_id"]);
+    // the two refusals: counted in EMF and logged under Lambda's request id, with the shared line type
+    let errors: Vec<_> = stdout
+        .lines()
+        .filter_map(|l| match mlambda_runtime::logline::parse(l) {
+            Ok(mlambda_runtime::logline::Line::Error(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 2, "{stdout}");
+    assert!(errors.iter().all(|e| e.status == 400 && e.function_version == "1" && !e.request_id.is_empty()));
+    assert_eq!(stdout.matches(r#""ClientErrors":1"#).count(), 2, "{stdout}");
 }
 
 #[test]

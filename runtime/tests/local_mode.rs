@@ -1,9 +1,11 @@
-//! The real `bootstrap` in local mode: good and bad payloads over HTTP, EMF on stdout, SIGTERM exits cleanly.
+//! The real `bootstrap` in local mode: good and bad payloads over HTTP, EMF counts and log lines on stdout for
+//! every answer (a warmup aside), SIGTERM exits cleanly.
 mod common;
 
 use std::time::Duration;
 
 use common::*;
+use mlambda_runtime::logline::{self, Line};
 use serde_json::{json, Value};
 
 const INVOKE: &str = "/2015-03-31/functions/function/invocations";
@@ -99,10 +101,10 @@ fn serves_predictions_refuses_bad_input_and_stops_on_sigterm() {
     // it is still serving after all that
     assert_eq!(invoke(port, &payload("one.json")).0, 200);
 
-    // one EMF line per prediction on stdout (which arrives through a pipe and a drain thread, after the
-    // 10,000 prediction log lines of the big batch: wait for the last one)
+    // one EMF line per answer, failures included, on stdout (which arrives through a pipe and a drain thread,
+    // after the 10,000 prediction log lines of the big batch: wait for the last one): 5 answered, 11 refused
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while p.stdout().matches("\"_aws\"").count() < 5 && std::time::Instant::now() < deadline {
+    while p.stdout().matches("\"_aws\"").count() < 16 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let stdout = p.stdout();
@@ -111,12 +113,40 @@ fn serves_predictions_refuses_bad_input_and_stops_on_sigterm() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("_aws").is_some())
         .collect();
-    assert_eq!(emf.len(), 5, "one per successful prediction (one, proxy, batch, 10k batch, one):\n{stdout}");
+    assert_eq!(emf.len(), 16, "one per answer but the warmup (5 answered, 11 refused):\n{stdout}");
     let first = &emf[0];
     assert_eq!(first["_aws"]["CloudWatchMetrics"][0]["Namespace"], "mlambda-test");
     assert_eq!(first["ModelVersion"], "v-test");
     assert!(first["InferenceLatencyMs"].as_f64().unwrap() >= 0.0);
     assert!((first["PredictionProbability"].as_f64().unwrap() - p0).abs() < 1e-12);
+    let counts = |e: &Value| {
+        let get = |k: &str| e[k].as_u64().unwrap_or_else(|| panic!("no {k}: {e}"));
+        (get(logline::ROWS), get(logline::CLIENT_ERRORS), get(logline::MODEL_ERRORS))
+    };
+    // one, proxy, batch, then (the warmup left nothing) bad-missing
+    let order: Vec<_> = emf[..4].iter().map(counts).collect();
+    assert_eq!(order, [(1, 0, 0), (1, 0, 0), (5, 0, 0), (0, 1, 0)], "{stdout}");
+    assert_eq!(emf[3][logline::ERROR_TYPE], "InvalidInput");
+    assert!(emf[3].get("InferenceLatencyMs").is_none(), "{}", emf[3]);
+    let sum = emf.iter().map(counts).fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
+    assert_eq!(sum, (1 + 1 + 5 + 10_000 + 1, 11, 0));
+    // one error line per refusal, read with the runtime's own type; the 6 MB refusal happens before the
+    // handler reads the body, and is logged all the same
+    let errors: Vec<_> = stdout
+        .lines()
+        .filter_map(|l| match logline::parse(l) {
+            Ok(Line::Error(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 11, "{stdout}");
+    assert!(errors.iter().all(|e| e.status == 400 && e.error_type == "InvalidInput"), "{stdout}");
+    assert_eq!((errors[0].reason.as_ref(), errors[0].model_version.as_deref()), (missing.as_str(), Some("v-test")));
+    assert!(errors.iter().any(|e| e.reason == "request body is over the 6 MB limit"), "{stdout}");
+    let ids: std::collections::HashSet<&str> = errors.iter().map(|e| e.request_id.as_ref()).collect();
+    assert_eq!(ids.len(), 11, "each refusal has its own request id");
+    let error_text: Vec<&str> = stdout.lines().filter(|l| l.starts_with("{\"mlambda\":\"error\"")).collect();
+    assert!(!error_text.iter().any(|l| l.contains("70.5")), "feature values are never logged:\n{error_text:?}");
 
     p.sigterm();
     let status = p.wait_exit(Duration::from_secs(10)).expect("bootstrap did not stop on SIGTERM");
@@ -210,7 +240,11 @@ fn named_inputs_multiclass_answers_and_the_prediction_log() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("_aws").is_some())
         .collect();
-    assert_eq!(emf.len(), 2, "{stdout}");
+    assert_eq!(emf.len(), 5, "2 answered, 3 refused:\n{stdout}");
+    assert_eq!(
+        (emf[0]["Rows"].as_u64(), emf[1]["Rows"].as_u64(), emf[2]["ClientErrors"].as_u64()),
+        (Some(1), Some(3), Some(1))
+    );
     assert_eq!(
         emf[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
         json!([["ModelVersion"], ["FunctionName", "FunctionVersion"]])
@@ -231,9 +265,20 @@ fn named_inputs_multiclass_answers_and_the_prediction_log() {
     p.wait_port(port, Duration::from_secs(30));
     let (status, _) = invoke(port, br#"{"tenure": 1, "charges": 2, "products": 3}"#);
     assert_eq!(status, 200);
+    // error lines are never sampled out: they are what the report counts when EMF is missing
+    assert_eq!(error_of(port, br#"{"tenure": 1}"#), "missing required features: charges, products");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(log_lines(&p.stdout()).is_empty(), "{}", p.stdout());
-    assert!(p.stdout().contains("\"_aws\""), "{}", p.stdout());
+    let stdout = p.stdout();
+    assert!(log_lines(&stdout).is_empty(), "{stdout}");
+    assert_eq!(stdout.matches("\"_aws\"").count(), 2, "{stdout}");
+    let errors: Vec<&str> = stdout.lines().filter(|l| l.starts_with("{\"mlambda\":\"error\"")).collect();
+    assert_eq!(errors.len(), 1, "{stdout}");
+    assert!(
+        errors[0].ends_with(
+            r#""status":400,"error_type":"InvalidInput","reason":"missing required features: charges, products"}"#
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]

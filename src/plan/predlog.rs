@@ -1,67 +1,23 @@
-//! The runtime's prediction log lines and the per-version accumulators `mlambda report` folds them into.
+//! The runtime's log lines folded into per-version accumulators for `mlambda report`.
 //!
-//! A line is one answered row: `{"mlambda":"prediction","request_id":…,"function_version":"3","model_version":"v4",
-//! "id":"C-1001","row":0,"rows":1,"prediction":1,"probability":0.81,"probabilities":{"0":0.19,"1":0.81},
-//! "latency_ms":0.41}`. Lines are folded as they arrive, so memory grows with requests and labeled rows only.
-use std::borrow::Cow;
+//! The lines' schema is the runtime's own ([`mlambda_runtime::logline`]): a prediction line per answered row,
+//! an error line per failed invocation. Lines are folded as they arrive, so memory grows with requests,
+//! labeled rows and (bounded) distinct error reasons only.
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use mlambda_runtime::logline::{self, ErrorLine, Line, PredictionLine, Skip};
 
 /// Probability histograms have this many equal-width bins on [0, 1].
 pub const BINS: usize = 10;
 
-/// Class → probability in the order the runtime wrote them (the model's column order).
-#[derive(Debug, Default)]
-struct Ordered(Vec<(String, f64)>);
+/// Distinct error reasons kept per version; the rest are counted under [`OTHER_REASONS`].
+pub const MAX_REASONS: usize = 1_000;
+/// The reason errors are counted under once a version has [`MAX_REASONS`] distinct ones.
+pub const OTHER_REASONS: &str = "other reasons";
 
-impl<'de> Deserialize<'de> for Ordered {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Ordered;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of class probabilities")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, f64>()? {
-                    out.push((k, v));
-                }
-                Ok(Ordered(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Line<'a> {
-    #[serde(borrow)]
-    mlambda: Cow<'a, str>,
-    #[serde(borrow)]
-    request_id: Cow<'a, str>,
-    #[serde(borrow)]
-    function_version: Cow<'a, str>,
-    #[serde(default, borrow)]
-    model_version: Option<Cow<'a, str>>,
-    #[serde(default)]
-    id: Option<serde_json::Value>,
-    #[serde(default)]
-    prediction: Option<serde_json::Value>,
-    #[serde(default)]
-    probability: Option<f64>,
-    #[serde(default)]
-    probabilities: Option<Ordered>,
-    #[serde(default)]
-    latency_ms: Option<f64>,
-}
-
-/// A label or id as text: strings as they are, numbers and booleans as JSON writes them.
+/// An id as text: strings as they are, numbers and booleans as JSON writes them.
 fn text(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::String(s) => Some(s.clone()),
@@ -172,6 +128,23 @@ pub struct VersionAcc {
     /// Multiclass rows joined to an outcome, and how many the logged prediction got right.
     pub labeled_multiclass: u64,
     pub correct_multiclass: u64,
+    /// Error lines with a 4xx status: requests answered as the caller's mistake.
+    pub client_errors: u64,
+    /// Error lines with a 5xx status: requests the model failed.
+    pub model_errors: u64,
+    /// Model versions the error lines named, for a version that answered no row at all.
+    error_model_versions: BTreeMap<String, u64>,
+    /// (status, error type, normalised reason) → errors; at most [`MAX_REASONS`] distinct reasons.
+    reasons: HashMap<(u16, String, String), u64>,
+}
+
+/// One reason failed requests gave, and how many gave it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ErrorReason {
+    pub status: u16,
+    pub error_type: String,
+    pub reason: String,
+    pub count: u64,
 }
 
 impl VersionAcc {
@@ -179,9 +152,28 @@ impl VersionAcc {
         self.latencies.len() as u64 + self.requests_without_latency
     }
 
-    /// The model version most rows named.
+    /// The model version most rows named, else (a version that only failed) the one most errors named.
     pub fn model_version(&self) -> Option<&str> {
-        self.model_versions.iter().max_by_key(|(_, n)| **n).map(|(m, _)| m.as_str())
+        most_named(&self.model_versions).or_else(|| most_named(&self.error_model_versions))
+    }
+
+    /// The `n` most frequent error reasons, most frequent first (ties by reason text).
+    pub fn top_errors(&self, n: usize) -> Vec<ErrorReason> {
+        let mut all: Vec<ErrorReason> = self
+            .reasons
+            .iter()
+            .map(|((status, error_type, reason), count)| ErrorReason {
+                status: *status,
+                error_type: error_type.clone(),
+                reason: reason.clone(),
+                count: *count,
+            })
+            .collect();
+        all.sort_by(|a, b| {
+            (b.count, &a.reason, a.status, &a.error_type).cmp(&(a.count, &b.reason, b.status, &b.error_type))
+        });
+        all.truncate(n);
+        all
     }
 }
 
@@ -189,9 +181,9 @@ impl VersionAcc {
 #[derive(Debug, Default)]
 pub struct Collector {
     pub versions: BTreeMap<String, VersionAcc>,
-    /// Lines that looked like prediction lines but did not parse.
+    /// Lines tagged as prediction or error lines that did not parse.
     pub unreadable: u64,
-    /// Lines that are not prediction lines (START/END/REPORT, EMF, the function's own output).
+    /// Lines that are neither (START/END/REPORT, EMF, the function's own output).
     pub other: u64,
     outcomes: Option<Outcomes>,
 }
@@ -211,49 +203,45 @@ impl Collector {
         self.outcomes.is_some()
     }
 
+    /// Runs `f` on the version's accumulator, creating it (and allocating its key) only on its first line.
+    fn fold(&mut self, function_version: &str, f: impl FnOnce(&mut VersionAcc, Option<&Outcomes>)) {
+        match self.versions.get_mut(function_version) {
+            Some(acc) => f(acc, self.outcomes.as_ref()),
+            None => {
+                let mut acc = VersionAcc::default();
+                f(&mut acc, self.outcomes.as_ref());
+                self.versions.insert(function_version.to_string(), acc);
+            }
+        }
+    }
+
     /// Folds one log message in.
     pub fn add(&mut self, message: &str) {
-        let line = match Line::parse(message) {
-            Ok(line) => line,
-            Err(Skip::Other) => {
-                self.other += 1;
-                return;
-            }
-            Err(Skip::Unreadable) => {
-                self.unreadable += 1;
-                return;
-            }
-        };
-        let acc = self.versions.entry(line.function_version.to_string()).or_default();
-        let prediction = acc.record(&line);
-        let id = line.id.as_ref().and_then(text);
-        if let Some(label) = self.outcomes.as_ref().zip(id).and_then(|(o, id)| o.get(&id)) {
-            acc.record_outcome(&line, &prediction, label);
+        match logline::parse(message) {
+            Ok(Line::Prediction(line)) => self.fold(&line.function_version, |acc, outcomes| {
+                let prediction = acc.record(&line);
+                let id = line.id.as_deref().and_then(text);
+                if let Some(label) = outcomes.zip(id).and_then(|(o, id)| o.get(&id)) {
+                    acc.record_outcome(&line, &prediction, label);
+                }
+            }),
+            Ok(Line::Error(line)) => self.fold(&line.function_version, |acc, _| acc.record_error(&line)),
+            Err(Skip::Other) => self.other += 1,
+            Err(Skip::Unreadable) => self.unreadable += 1,
         }
     }
 }
 
-/// Why a log message is not a prediction row.
-enum Skip {
-    /// START/END/REPORT, EMF, the function's own output, another mlambda line.
-    Other,
-    /// Looked like a prediction line and did not parse.
-    Unreadable,
-}
-
-impl<'a> Line<'a> {
-    /// Lambda may prefix a line or add a newline, so the JSON starts at the first `{`.
-    fn parse(message: &'a str) -> Result<Line<'a>, Skip> {
-        let start = message.find('{').ok_or(Skip::Other)?;
-        let json = message[start..].trim_end();
-        if !json.contains("\"mlambda\"") {
-            return Err(Skip::Other);
-        }
-        match serde_json::from_str::<Line<'a>>(json) {
-            Ok(line) if line.mlambda == "prediction" => Ok(line),
-            Ok(_) => Err(Skip::Other),
-            Err(_) => Err(Skip::Unreadable),
-        }
+/// A reason without its batch row's prefix (`instance 17: `), so one bad field in many requests is one reason.
+fn normalise(reason: &str) -> &str {
+    let Some(rest) = reason.strip_prefix("instance ") else { return reason };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return reason;
+    }
+    match rest[digits..].strip_prefix(": ") {
+        Some(tail) => tail,
+        None => reason,
     }
 }
 
@@ -268,15 +256,10 @@ struct Prediction {
 
 impl VersionAcc {
     /// Counts one prediction row: its request, latency, score and predicted class.
-    fn record(&mut self, line: &Line<'_>) -> Prediction {
+    fn record(&mut self, line: &PredictionLine<'_>) -> Prediction {
         self.rows += 1;
         if let Some(m) = &line.model_version {
-            match self.model_versions.get_mut(m.as_ref()) {
-                Some(n) => *n += 1,
-                None => {
-                    self.model_versions.insert(m.to_string(), 1);
-                }
-            }
+            count(&mut self.model_versions, m);
         }
         // 64-bit hashes stand in for request ids: a collision among 10^6 requests has odds of ~3e-8
         if self.seen.insert(hash(&line.request_id)) {
@@ -285,8 +268,9 @@ impl VersionAcc {
                 _ => self.requests_without_latency += 1,
             }
         }
-        let class = line.prediction.as_ref().and_then(text);
-        let probs: &[(String, f64)] = line.probabilities.as_ref().map_or(&[], |p| &p.0);
+        let class = line.prediction.as_ref().map(|p| p.text());
+        let pairs = line.probabilities.as_ref().map(|p| p.pairs());
+        let probs: &[(String, f64)] = pairs.as_deref().unwrap_or_default();
         self.multiclass |= probs.len() > 2;
         let score = match line.probability {
             Some(p) => Some(p),
@@ -317,7 +301,7 @@ impl VersionAcc {
     }
 
     /// Joins a row to its outcome: binary rows by the positive class, multiclass rows by the class itself.
-    fn record_outcome(&mut self, line: &Line<'_>, prediction: &Prediction, label: &str) {
+    fn record_outcome(&mut self, line: &PredictionLine<'_>, prediction: &Prediction, label: &str) {
         if let Some(p) = line.probability {
             let pos = self.positive_label.as_deref().unwrap_or("1");
             match positive_outcome(label, pos, self.negative_label.as_deref()) {
@@ -331,6 +315,43 @@ impl VersionAcc {
             if prediction.class.as_deref() == Some(label) {
                 self.correct_multiclass += 1;
             }
+        }
+    }
+
+    /// Counts one failed request by its status class and reason; it adds no row, latency or request.
+    fn record_error(&mut self, line: &ErrorLine<'_>) {
+        match line.status {
+            400..=499 => self.client_errors += 1,
+            500.. => self.model_errors += 1,
+            // not an answer the runtime gives; kept among the reasons, in neither count
+            _ => {}
+        }
+        if let Some(m) = &line.model_version {
+            count(&mut self.error_model_versions, m);
+        }
+        let reason = normalise(&line.reason);
+        let key = (line.status, line.error_type.to_string(), reason.to_string());
+        if let Some(n) = self.reasons.get_mut(&key) {
+            *n += 1;
+            return;
+        }
+        // the overflow buckets are one per status and error type, which the runtime draws from a handful
+        let key = if self.reasons.len() < MAX_REASONS { key } else { (key.0, key.1, OTHER_REASONS.to_string()) };
+        *self.reasons.entry(key).or_default() += 1;
+    }
+}
+
+/// The key with the largest count.
+fn most_named(counts: &BTreeMap<String, u64>) -> Option<&str> {
+    counts.iter().max_by_key(|(_, n)| **n).map(|(m, _)| m.as_str())
+}
+
+/// Adds one to `key`'s count, allocating the key only the first time.
+fn count(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
         }
     }
 }
@@ -397,6 +418,104 @@ mod tests {
         assert!(Outcomes::parse("id,label\nA\n").unwrap_err().contains("line 2"));
         let o = Outcomes::parse("\"id\",\"label\"\n\"C-1\",\"1\"\n").unwrap();
         assert_eq!(o.get("C-1"), Some("1"));
+    }
+
+    fn error(version: &str, req: &str, status: u16, error_type: &str, reason: &str) -> String {
+        let line = ErrorLine {
+            request_id: req.into(),
+            function_version: version.into(),
+            model_version: Some(format!("v{version}").into()),
+            status,
+            error_type: error_type.into(),
+            reason: reason.into(),
+        };
+        let mut out = Vec::new();
+        Line::Error(line).write_to(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn error_lines_count_per_version_and_group_their_reasons() {
+        let mut c = Collector::new(None);
+        c.add(&line("3", "r1", "A", 0, 1, 0.8, 2.0));
+        for i in 0..3 {
+            c.add(&error(
+                "3",
+                &format!("e{i}"),
+                400,
+                "InvalidInput",
+                &format!("instance {i}: missing required features: tenure"),
+            ));
+        }
+        c.add(&error("3", "e3", 400, "InvalidInput", "missing required features: tenure"));
+        c.add(&error("3", "e4", 400, "InvalidInput", "request body is not valid JSON: EOF while parsing"));
+        c.add(&error("3", "e5", 500, "ModelError", "the graph produced 1 values for 2 rows"));
+        c.add(&error("3", "e6", 400, "InvalidInput", "\"instances\" is empty: send at least one row"));
+        // Lambda's prefix, as the log stream carries it
+        c.add(&format!("2024-05-01T10:00:00Z\te7\tINFO\t{}", error("4", "e7", 400, "InvalidInput", "x")));
+        assert_eq!((c.other, c.unreadable), (0, 0));
+        let v3 = &c.versions["3"];
+        assert_eq!((v3.client_errors, v3.model_errors), (6, 1));
+        // error lines add no row, latency or request
+        assert_eq!((v3.rows, v3.requests(), v3.latencies.clone()), (1, 1, vec![2.0]));
+        let reason = |status, error_type: &str, reason: &str, count| ErrorReason {
+            status,
+            error_type: error_type.into(),
+            reason: reason.into(),
+            count,
+        };
+        assert_eq!(
+            v3.top_errors(3),
+            [
+                reason(400, "InvalidInput", "missing required features: tenure", 4),
+                reason(400, "InvalidInput", "\"instances\" is empty: send at least one row", 1),
+                reason(400, "InvalidInput", "request body is not valid JSON: EOF while parsing", 1),
+            ]
+        );
+        assert_eq!(v3.top_errors(10).len(), 4);
+        assert_eq!(v3.top_errors(10)[3], reason(500, "ModelError", "the graph produced 1 values for 2 rows", 1));
+        // a version that only failed still says which model it served
+        let v4 = &c.versions["4"];
+        assert_eq!((v4.client_errors, v4.rows, v4.model_version()), (1, 0, Some("v4")));
+        assert_eq!(v3.model_version(), Some("v3"));
+    }
+
+    #[test]
+    fn distinct_reasons_are_bounded() {
+        let mut c = Collector::new(None);
+        for i in 0..MAX_REASONS + 50 {
+            c.add(&error("1", "r", 400, "InvalidInput", &format!("request body is {i} bytes; the limit is 6 MB")));
+        }
+        c.add(&error("1", "r", 500, "ModelError", "late failure"));
+        c.add(&error("1", "r", 400, "InvalidInput", "request body is 0 bytes; the limit is 6 MB"));
+        let v = &c.versions["1"];
+        assert_eq!(v.reasons.len(), MAX_REASONS + 2, "the kept reasons and one overflow per status and type");
+        let top = v.top_errors(2);
+        assert_eq!((top[0].reason.as_str(), top[0].status, top[0].count), (OTHER_REASONS, 400, 50));
+        assert_eq!((top[1].reason.as_str(), top[1].count), ("request body is 0 bytes; the limit is 6 MB", 2));
+        assert!(v.top_errors(usize::MAX).iter().any(|r| r.reason == OTHER_REASONS && r.status == 500 && r.count == 1));
+        assert_eq!((v.client_errors, v.model_errors), (MAX_REASONS as u64 + 51, 1));
+    }
+
+    #[test]
+    fn reasons_lose_only_the_batch_row_prefix() {
+        assert_eq!(
+            normalise("instance 17: feature \"a\" must be a number, got a string"),
+            "feature \"a\" must be a number, got a string"
+        );
+        assert_eq!(
+            normalise("instance 3 must be an object of features, got a string"),
+            "instance 3 must be an object of features, got a string"
+        );
+        assert_eq!(normalise("instance : x"), "instance : x");
+        assert_eq!(normalise("missing required features: a"), "missing required features: a");
+    }
+
+    #[test]
+    fn a_broken_error_line_is_unreadable() {
+        let mut c = Collector::new(None);
+        c.add(r#"{"mlambda":"error","request_id":"r","function_version":"1","status":"bad"}"#);
+        assert_eq!((c.unreadable, c.versions.len()), (1, 0));
     }
 
     #[test]

@@ -75,9 +75,10 @@ impl Kernel for StringCast {
             (DatumType::String, DatumType::String) => Ok(x.clone()),
             (DatumType::String, to) => {
                 let strs = slice::<String>(x)?;
-                let bad = |s: &String| {
+                // the value stays out: this reason reaches the error log line, which carries no feature values
+                let bad = |_: &String| {
                     format_err!(
-                        "node {:?} (Cast): {s:?} is not a number onnxruntime would parse as {to:?}: send a \
+                        "node {:?} (Cast): a string is not a number onnxruntime would parse as {to:?}: send a \
                          numeric value",
                         self.node
                     )

@@ -109,7 +109,8 @@ impl Kernel for OneHot {
                 Some(&j) => out[i * self.n + j] = 1.0,
                 None if self.zeros => {}
                 None => bail!(
-                    "node {:?} (OneHotEncoder): value {k:?} is not a known category (zeros=0): send a category \
+                    // the value stays out: this reason reaches the error log line, which carries no feature values
+                    "node {:?} (OneHotEncoder): a value is not a known category (zeros=0): send a category \
                      the model was trained on, or export with handle_unknown='ignore'",
                     self.node
                 ),
