@@ -195,6 +195,17 @@ pub struct Alarms {
     /// Lambda `Throttles` above this fire.
     #[serde(default)]
     pub throttles: f64,
+    /// The fraction of answers over 5 minutes that may be 400s (the runtime's `ClientErrors`) before the
+    /// `client-errors` alarms fire; in (0, 1]. The function answers these itself, so Lambda's `Errors` never sees them.
+    #[serde(default = "default_client_error_rate")]
+    pub client_error_rate: f64,
+    /// The same for 500s (the runtime's `ModelErrors`) and the `model-errors` alarms.
+    #[serde(default = "default_model_error_rate")]
+    pub model_error_rate: f64,
+    /// Below this many invocations in 5 minutes the error-rate alarms stay quiet, so 1 bad request out of 2 does not
+    /// fire them; at least 1.
+    #[serde(default = "default_error_rate_min_invocations")]
+    pub error_rate_min_invocations: u32,
     /// SNS topic ARN notified on ALARM.
     #[serde(default)]
     pub sns_topic: Option<String>,
@@ -207,6 +218,9 @@ impl Default for Alarms {
             latency_p99_ms: default_latency(),
             errors: default_errors(),
             throttles: 0.0,
+            client_error_rate: default_client_error_rate(),
+            model_error_rate: default_model_error_rate(),
+            error_rate_min_invocations: default_error_rate_min_invocations(),
             sns_topic: None,
         }
     }
@@ -302,6 +316,15 @@ fn default_latency() -> f64 {
 }
 fn default_errors() -> f64 {
     5.0
+}
+fn default_client_error_rate() -> f64 {
+    0.05
+}
+fn default_model_error_rate() -> f64 {
+    0.01
+}
+fn default_error_rate_min_invocations() -> u32 {
+    10
 }
 fn default_strategy() -> RolloutStrategy {
     RolloutStrategy::Weight
@@ -437,6 +460,21 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
     if c.model.tolerance.is_nan() || c.model.tolerance <= 0.0 {
         return Err(("model.tolerance", "must be greater than 0".into()));
     }
+    for (field, rate) in [
+        ("alarms.client_error_rate", c.alarms.client_error_rate),
+        ("alarms.model_error_rate", c.alarms.model_error_rate),
+    ] {
+        // NaN fails the range test too, so it is refused with the same words.
+        if !(rate > 0.0 && rate <= 1.0) {
+            return Err((field, format!("is {rate}; use a fraction of answers above 0 and at most 1, e.g. 0.05")));
+        }
+    }
+    if c.alarms.error_rate_min_invocations == 0 {
+        return Err((
+            "alarms.error_rate_min_invocations",
+            "is 0; use at least 1, or the error-rate alarms fire on a single bad request".into(),
+        ));
+    }
     if c.rollout.strategy == RolloutStrategy::Steps && c.rollout.steps.is_empty() {
         return Err(("rollout.steps", "must list the weights to step through, e.g. [0.1, 0.5, 1]".into()));
     }
@@ -525,5 +563,30 @@ mod tests {
         assert!(e.message.contains("rollout.strategy") && e.message.contains("canary10-5m"), "{}", e.message);
         let e = Error::from(parse(&format!("{GOOD}rollout:\n  interval: soon\n"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("rollout.interval"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_error_rate_keys_default_and_are_checked() {
+        let c = parse(GOOD, Path::new("m.yaml")).unwrap();
+        assert_eq!(
+            (c.alarms.client_error_rate, c.alarms.model_error_rate, c.alarms.error_rate_min_invocations),
+            (0.05, 0.01, 10)
+        );
+        let set = |kv: &str| parse(&format!("{GOOD}alarms:\n  {kv}\n"), Path::new("m.yaml"));
+        let c = set("client_error_rate: 1").unwrap();
+        assert_eq!(c.alarms.client_error_rate, 1.0);
+        for (kv, field) in [
+            ("client_error_rate: 0", "`alarms.client_error_rate`"),
+            ("client_error_rate: 5", "`alarms.client_error_rate`"),
+            ("model_error_rate: -0.1", "`alarms.model_error_rate`"),
+            ("model_error_rate: .nan", "`alarms.model_error_rate`"),
+            ("error_rate_min_invocations: 0", "`alarms.error_rate_min_invocations`"),
+        ] {
+            let e = Error::from(set(kv).unwrap_err());
+            assert!(e.message.contains(field), "{kv}: {}", e.message);
+            assert!(e.help.as_deref().is_some_and(|h| h.contains(&field[1..field.len() - 1])), "{kv}: {:?}", e.help);
+        }
+        let e = Error::from(set("error_rate_min_invocations: -1").unwrap_err());
+        assert!(e.message.contains("error_rate_min_invocations"), "{}", e.message);
     }
 }

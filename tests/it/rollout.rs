@@ -241,7 +241,8 @@ fn an_alarm_on_the_old_version_does_not_block_the_rollout() {
     assert_eq!(f.routing(), ("2".to_string(), json!({})));
     // The rollout put the candidate's alarms before its first step.
     let v2 = aws_cli(&["cloudwatch", "describe-alarms", "--alarm-name-prefix", &format!("mlambda-{}-v2-", f.name())]);
-    assert_eq!(v2["MetricAlarms"].as_array().map(Vec::len), Some(3));
+    // latency p99, errors, throttles, client-error rate and model-error rate
+    assert_eq!(v2["MetricAlarms"].as_array().map(Vec::len), Some(5));
 }
 
 #[test]
