@@ -7,13 +7,15 @@ use crate::aws::logs::{self, Logs};
 use crate::aws::{cloudwatch, lambda, Aws, Target};
 use crate::config::Config;
 use crate::error::Result;
+use crate::plan::evidence::Look;
 use crate::plan::predlog::{Collector, Outcomes};
 use crate::plan::report::{self, Inputs, Metrics};
 use crate::state;
 use crate::ui::{progress, Printer};
+use mlambda_runtime::logline;
 
-/// Server-side filter on the prediction lines; lines it lets through are still checked one by one.
-pub const FILTER_PATTERN: &str = r#"{ $.mlambda = "prediction" }"#;
+/// Server-side filter on the prediction and error lines; lines it lets through are still checked one by one.
+pub const FILTER_PATTERN: &str = r#"{ ($.mlambda = "prediction") || ($.mlambda = "error") }"#;
 
 /// GetMetricStatistics' period for a window: at most 1,440 datapoints per call, and the coarser minimums
 /// CloudWatch enforces for data older than 15 and 63 days.
@@ -35,19 +37,28 @@ fn epoch_secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Lambda's Invocations, Errors and Throttles for one version through the alias.
-async fn version_metrics(aws: &Aws, function: &str, alias: &str, version: &str, window: (i64, i64)) -> Result<Metrics> {
+/// Lambda's Invocations, Errors and Throttles for one version through the alias, and the runtime's EMF counts of
+/// its 400 and 500 answers (namespace `alarms.namespace`).
+async fn version_metrics(aws: &Aws, config: &Config, version: &str, window: (i64, i64)) -> Result<Metrics> {
+    let (function, alias) = (config.function.name.as_str(), config.function.alias.as_str());
     let resource = format!("{function}:{alias}");
     let dims = [("FunctionName", function), ("Resource", resource.as_str()), ("ExecutedVersion", version)];
     let now = epoch_secs(SystemTime::now());
     let period = metric_period(window.1 - window.0, now - window.0);
+    let count = |v: Option<f64>| v.map(|x| x.round().max(0.0) as u64);
     let mut sums = [None; 3];
     for (sum, metric) in sums.iter_mut().zip(["Invocations", "Errors", "Throttles"]) {
-        let v = cloudwatch::metric_sum(aws, "AWS/Lambda", metric, &dims, window.0, window.1, period).await?;
-        *sum = v.map(|x| x.round().max(0.0) as u64);
+        *sum = count(cloudwatch::metric_sum(aws, "AWS/Lambda", metric, &dims, window.0, window.1, period).await?);
     }
     let [invocations, errors, throttles] = sums;
-    Ok(Metrics { invocations, errors, throttles })
+    let emf_dims = [("FunctionName", function), ("FunctionVersion", version)];
+    let mut emf = [None; 2];
+    for (sum, metric) in emf.iter_mut().zip([logline::CLIENT_ERRORS, logline::MODEL_ERRORS]) {
+        let ns = config.alarms.namespace.as_str();
+        *sum = count(cloudwatch::metric_sum(aws, ns, metric, &emf_dims, window.0, window.1, period).await?);
+    }
+    let [client_errors, model_errors] = emf;
+    Ok(Metrics { invocations, errors, throttles, client_errors, model_errors })
 }
 
 /// Which two versions to compare, over which window.
@@ -58,6 +69,8 @@ pub struct Request {
     pub since: SystemTime,
     pub until: SystemTime,
     pub outcomes: Option<Outcomes>,
+    /// Which look at the candidate this is (α spending).
+    pub look: Look,
 }
 
 /// Gathers the evidence for `req` and computes the report and its verdict. A missing log group or version is a
@@ -70,7 +83,7 @@ pub async fn evidence(
     req: Request,
 ) -> Result<report::Report> {
     let (function, alias) = (config.function.name.as_str(), config.function.alias.as_str());
-    let Request { baseline, candidate, traffic_share, since, until, outcomes } = req;
+    let Request { baseline, candidate, traffic_share, since, until, outcomes, look } = req;
     let mut model_versions = BTreeMap::new();
     for v in [&baseline, &candidate] {
         match lambda::get_version(aws, function, v).await? {
@@ -85,7 +98,7 @@ pub async fn evidence(
     let secs = (epoch_secs(since), epoch_secs(until));
     let mut metrics = BTreeMap::new();
     for v in [&baseline, &candidate] {
-        metrics.insert(v.clone(), version_metrics(aws, function, alias, v, secs).await?);
+        metrics.insert(v.clone(), version_metrics(aws, config, v, secs).await?);
     }
 
     let group = format!("/aws/lambda/{function}");
@@ -124,6 +137,7 @@ pub async fn evidence(
         model_versions,
         metrics,
         thresholds: config.rollout.evidence.clone(),
+        look,
     };
     Ok(report::build(&inputs, collector))
 }

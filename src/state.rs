@@ -108,6 +108,29 @@ pub struct Rollout {
     pub candidate: Option<Version>,
     #[serde(default)]
     pub weight: Option<Weight>,
+    /// The looks at the candidate's evidence this rollout planned and took, so every look spends its share of α.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub looks: Option<Looks>,
+}
+
+/// Looks at one candidate's evidence: how many its rollout planned and how many it has taken.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Looks {
+    pub candidate: Version,
+    pub planned: u32,
+    pub taken: u32,
+}
+
+impl Rollout {
+    /// The next look at `candidate`: the rollout's next one, or the only one when no rollout planned any.
+    pub fn next_look(&self, candidate: &str) -> crate::plan::evidence::Look {
+        match &self.looks {
+            Some(l) if l.candidate.to_string() == candidate => {
+                crate::plan::evidence::Look { index: l.taken + 1, planned: l.planned }
+            }
+            _ => crate::plan::evidence::Look::ONLY,
+        }
+    }
 }
 
 /// `mlambda up`'s finished steps, so a re-run resumes after the one that failed.

@@ -82,7 +82,9 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report
             .or_else(|| (a.primary == candidate).then(|| 1.0 - a.routing.values().sum::<f64>()))
     });
 
-    let req = gather::Request { baseline, candidate, traffic_share, since, until, outcomes };
+    // a preview of the rollout's next look: only the rollout's own checks spend α
+    let look = ctx.state(p)?.rollout.unwrap_or_default().next_look(&candidate);
+    let req = gather::Request { baseline, candidate, traffic_share, since, until, outcomes, look };
     let evidence = gather::evidence(&aws, &ctx.target(), ctx.printer, config, req).await?;
     gather::record(&p.state_dir, &evidence)?;
     if evidence.unreadable_labels > 0 {

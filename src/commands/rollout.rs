@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::gather;
 use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
 use crate::plan::alias::VersionFacts;
-use crate::plan::evidence::Decision;
+use crate::plan::evidence::{Decision, Look};
 use crate::plan::lambda::{Alias, FunctionInfo};
 use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
 use crate::report::Report;
@@ -104,6 +104,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
             _ => String::new(),
         },
     };
+    run.plan_looks(&plan, &s.action)?;
     if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
         let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);
         run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
@@ -187,6 +188,24 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Records how many looks at the candidate's evidence the rollout plans, keeping the looks already taken, so
+    /// a resumed or re-weighted rollout goes on spending the same α.
+    fn plan_looks(&self, plan: &RolloutPlan, action: &RolloutAction) -> Result<()> {
+        let planned = match action {
+            RolloutAction::Steps { steps, .. } => steps.looks(),
+            RolloutAction::Weight(_) => 1,
+            RolloutAction::Promote | RolloutAction::Rollback => return Ok(()),
+        };
+        let Some(candidate) = plan.candidate else { return Ok(()) };
+        state::update(&self.state_dir, |s| {
+            let r = s.rollout.get_or_insert_with(Default::default);
+            let held = r.looks.as_ref().filter(|l| l.candidate == candidate);
+            let (taken, before) = held.map_or((0, 0), |l| (l.taken, l.planned));
+            r.looks = Some(state::Looks { candidate, planned: planned.max(before), taken });
+        })?;
+        Ok(())
+    }
+
     async fn write(&self, step: &Step, revision: &str) -> Result<String> {
         let w = AliasWrite {
             function: self.function(),
@@ -205,6 +224,7 @@ impl Run<'_> {
                 (Action::Rollback, _) => {
                     r.candidate = None;
                     r.weight = None;
+                    r.looks = None;
                     // Going back to the recorded primary uses the record up.
                     if step.target.primary.to_string() != plan.from_primary {
                         r.previous_primary = None;
@@ -214,6 +234,7 @@ impl Run<'_> {
                     r.previous_primary = plan.previous_primary;
                     r.candidate = None;
                     r.weight = None;
+                    r.looks = None;
                 }
                 (_, false) => {
                     r.candidate = plan.candidate;
@@ -276,8 +297,9 @@ impl Run<'_> {
         Ok(all.into_iter().find(|a| a.state == AlarmState::Alarm))
     }
 
-    /// The report's evidence on `candidate` against `baseline` since `since`, recorded for `status`. Reading it
-    /// failing is a warning: only alarms and a `rollback` verdict stop a rollout.
+    /// The report's evidence on `candidate` against `baseline` since `since`, as the rollout's next look at it
+    /// (which spends that look's α), recorded for `status`. Reading it failing is a warning: only alarms and a
+    /// `rollback` verdict stop a rollout.
     async fn verdict(
         &self,
         baseline: &str,
@@ -285,6 +307,13 @@ impl Run<'_> {
         traffic_share: Option<f64>,
         since: SystemTime,
     ) -> Option<crate::plan::report::Report> {
+        let look = match state::load(&self.state_dir) {
+            Ok(s) => s.rollout.unwrap_or_default().next_look(candidate),
+            Err(e) => {
+                self.printer.warn(format!("could not read the looks taken so far: {e}"));
+                Look::ONLY
+            }
+        };
         let req = gather::Request {
             baseline: baseline.to_string(),
             candidate: candidate.to_string(),
@@ -292,13 +321,27 @@ impl Run<'_> {
             since,
             until: SystemTime::now(),
             outcomes: None,
+            look,
         };
         match gather::evidence(self.aws, &self.target, self.printer, self.config, req).await {
             Ok(r) => {
-                if let Err(e) = gather::record(&self.state_dir, &r) {
+                let took = state::update(&self.state_dir, |s| {
+                    if let Some(l) = s.rollout.as_mut().and_then(|r| r.looks.as_mut()) {
+                        if l.candidate.to_string() == candidate {
+                            l.taken += 1;
+                        }
+                    }
+                });
+                if let Err(e) = took.map_err(Error::from).and_then(|_| gather::record(&self.state_dir, &r)) {
                     self.printer.warn(format!("could not record the verdict: {}", e.message));
                 }
-                self.printer.status(format!("verdict on version {candidate}: {}", r.verdict.as_str()));
+                self.printer.status(format!(
+                    "verdict on version {candidate} (look {} of {}, α {:.4}): {}",
+                    r.look.index,
+                    r.look.planned,
+                    r.look.alpha,
+                    r.verdict.as_str()
+                ));
                 Some(r)
             }
             Err(e) => {
@@ -358,6 +401,7 @@ impl Run<'_> {
                     if let Some(r) = s.rollout.as_mut() {
                         r.candidate = None;
                         r.weight = None;
+                        r.looks = None;
                     }
                 });
                 Error::cloud(format!("{why}; rolled back: {}: {}", self.alias(), back.routing())).help(format!(

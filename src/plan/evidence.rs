@@ -1,25 +1,61 @@
 //! The rollout verdict from a report's evidence: promote, roll back or keep collecting, and why. Pure.
+//!
+//! Every axis is a non-inferiority test: "how much worse is the candidate" gets one-sided confidence bounds, and
+//! the candidate is promoted only when the upper bound of every axis is below its margin (shown to be no worse
+//! than the baseline by more than the margin), rolled back when the lower bound of any axis is above its margin
+//! (shown worse by more than the margin), and kept collecting otherwise. The promote bound spends the rollout's α
+//! over its planned looks (O'Brien–Fleming-type spending, [`stats::alpha_for_look`]); the rollback bound uses
+//! the full α at every look, since a wrong rollback costs a redeploy and a missed one costs users.
 use serde::{Deserialize, Serialize};
 
-use super::stats::{self, Auc, ZTest};
+use super::stats::{self, Auc, Bounds, Moments};
+
+/// Which calibration loss the verdict compares when there are outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Calibration {
+    Brier,
+    LogLoss,
+}
 
 /// How much evidence a verdict needs (`rollout.evidence` in mlambda.yaml).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
-    /// Requests each version needs before its error rate and p99 latency can clear it for promotion.
+    /// Requests each version needs before its error rates and p99 latency can clear it for promotion.
     pub min_requests: u64,
-    /// Rows joined to an outcome each version needs before its AUC can clear it for promotion.
+    /// Rows joined to an outcome each version needs before its AUC and calibration can clear it for promotion.
     pub min_labeled: u64,
-    /// Significance level of the error-rate and AUC tests.
+    /// The chance of a wrong promote over a whole rollout, however many looks it takes (one-sided).
     pub alpha: f64,
     /// The candidate's p99 latency may be at most this multiple of the baseline's.
     pub max_p99_regression: f64,
+    /// How much higher (absolute, 0.01 = one percentage point) the candidate's error rates may be: 400s and
+    /// failed answers (500s and Lambda errors) are each held to it.
+    pub error_rate_margin: f64,
+    /// How much lower the candidate's AUC may be.
+    pub auc_margin: f64,
+    /// The calibration loss compared: `brier` (bounded, the default) or `log_loss`.
+    pub calibration: Calibration,
+    /// How much higher the candidate's Brier score may be.
+    pub brier_margin: f64,
+    /// How much higher the candidate's log loss may be (nats).
+    pub log_loss_margin: f64,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { min_requests: 500, min_labeled: 200, alpha: 0.05, max_p99_regression: 1.2 }
+        Thresholds {
+            min_requests: 500,
+            min_labeled: 200,
+            alpha: 0.05,
+            max_p99_regression: 1.2,
+            error_rate_margin: 0.01,
+            auc_margin: 0.02,
+            calibration: Calibration::Brier,
+            brier_margin: 0.01,
+            log_loss_margin: 0.03,
+        }
     }
 }
 
@@ -38,23 +74,72 @@ impl Thresholds {
         if self.min_requests == 0 {
             return Err(("rollout.evidence.min_requests", "must be at least 1".into()));
         }
+        let margins = [
+            (
+                "rollout.evidence.error_rate_margin",
+                self.error_rate_margin,
+                0.5,
+                "0.01 allows one percentage point more errors",
+            ),
+            ("rollout.evidence.auc_margin", self.auc_margin, 0.5, "0.02 allows an AUC 0.02 lower"),
+            ("rollout.evidence.brier_margin", self.brier_margin, 0.25, "0.01 allows a Brier score 0.01 higher"),
+            ("rollout.evidence.log_loss_margin", self.log_loss_margin, 1.0, "0.03 allows a log loss 0.03 nats higher"),
+        ];
+        for (key, m, below, example) in margins {
+            if !(m > 0.0 && m < below) {
+                return Err((key, format!("is {m}, it must be greater than 0 and less than {below} ({example})")));
+            }
+        }
         Ok(())
     }
+}
+
+/// Which look at the evidence this is, of how many the rollout planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Look {
+    /// 1-based.
+    pub index: u32,
+    pub planned: u32,
+}
+
+impl Look {
+    /// A decision taken once: all of α.
+    pub const ONLY: Look = Look { index: 1, planned: 1 };
+}
+
+/// The α a look spent, for people and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LookReport {
+    pub index: u32,
+    pub planned: u32,
+    /// The one-sided level of this look's promote bounds.
+    pub alpha: f64,
+    /// The rollout's whole α.
+    pub alpha_total: f64,
+    pub spending: &'static str,
 }
 
 /// What the verdict needs to know about one version.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Side {
     pub version: String,
-    /// Invocations from Lambda's metrics; `None` when CloudWatch had no datapoints.
+    /// Lambda's Invocations, else the requests in the log; `None` when neither is known.
     pub requests: Option<u64>,
+    /// Failed answers that are the function's fault: 500s and Lambda `Errors` (crashes, timeouts).
     pub errors: Option<u64>,
+    /// 400 answers: requests the version refused.
+    pub client_errors: Option<u64>,
+    /// The most frequent 400 and failure, as people read them.
+    pub top_client_error: Option<String>,
+    pub top_error: Option<String>,
     /// Requests whose model latency is in the log.
     pub latency_samples: u64,
     pub p99_ms: Option<f64>,
     /// Rows joined to an outcome; `None` without an outcomes file.
     pub labeled: Option<u64>,
     pub auc: Option<Auc>,
+    /// The per-row calibration loss (`Thresholds::calibration`) of the labeled binary rows.
+    pub calibration: Option<Moments>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +150,7 @@ pub struct Evidence {
     pub traffic_share: Option<f64>,
     /// Length of the window the evidence covers.
     pub window_hours: f64,
+    pub look: Look,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,11 +175,11 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
-    /// Significantly worse (or, for p99, past the allowed regression).
+    /// Shown worse by more than the margin (or, for p99, past the allowed regression).
     Worse,
-    /// Enough data and not worse.
+    /// Shown no worse than the margin, with enough data.
     NotWorse,
-    /// Not worse so far, but too little data to say so.
+    /// Neither shown yet.
     Insufficient,
     /// Not measured in this report (no outcomes file).
     Skipped,
@@ -105,8 +191,11 @@ pub struct Check {
     pub status: Status,
     /// One sentence for a person.
     pub detail: String,
+    /// How much worse the candidate is, with the lower bound at the full α and the upper at this look's α.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub test: Option<ZTest>,
+    pub bounds: Option<Bounds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -114,6 +203,7 @@ pub struct Verdict {
     pub verdict: Decision,
     pub reasons: Vec<String>,
     pub checks: Vec<Check>,
+    pub look: LookReport,
 }
 
 /// `p = 0.042`, or `p < 0.001` where three decimals would show zero.
@@ -147,11 +237,10 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// "needs N more X (about M alias requests at 10% traffic, ~H h at the current rate)".
-fn shortfall(e: &Evidence, what: &str, have_b: u64, have_c: u64, min: u64, rate_per_hour: Option<f64>) -> String {
+/// "candidate 4 needs N more X and baseline 3 needs M more (about T more through the alias at 10% candidate
+/// traffic, ~H h at the current rate)".
+fn shortfall(e: &Evidence, what: &str, need_b: u64, need_c: u64, rate_per_hour: Option<f64>) -> String {
     let (b, c) = (&e.baseline, &e.candidate);
-    let need_c = min.saturating_sub(have_c);
-    let need_b = min.saturating_sub(have_b);
     let mut parts = Vec::new();
     if need_c > 0 {
         parts.push(format!("candidate {} needs {} more {what}", c.version, thousands(need_c)));
@@ -180,36 +269,151 @@ fn per_hour(n: u64, e: &Evidence) -> Option<f64> {
     (e.window_hours > 0.0).then(|| n as f64 / e.window_hours)
 }
 
-fn error_check(e: &Evidence, t: &Thresholds) -> Check {
+/// The one-sided quantiles of a look: the rollback bound's at the full α, the promote bound's at the look's α.
+struct Quantiles {
+    lower: f64,
+    upper: f64,
+    look_alpha: f64,
+}
+
+impl Quantiles {
+    fn new(t: &Thresholds, look: Look) -> Quantiles {
+        let look_alpha = stats::alpha_for_look(t.alpha, look.index, look.planned);
+        let upper = if look_alpha > 0.0 { stats::normal_quantile(1.0 - look_alpha) } else { f64::INFINITY };
+        Quantiles { lower: stats::normal_quantile(1.0 - t.alpha), upper, look_alpha }
+    }
+}
+
+/// One non-inferiority axis, measured.
+struct Axis<'a> {
+    name: &'static str,
+    bounds: Bounds,
+    margin: f64,
+    /// The comparison in words, e.g. `AUC 0.8120 vs 0.8010`.
+    compare: String,
+    /// How a difference in this axis's unit reads.
+    unit: &'a dyn Fn(f64) -> String,
+    /// (baseline, candidate) sample sizes, the floor they must reach, and what they count.
+    have: (u64, u64),
+    floor: u64,
+    what: &'static str,
+    rate: Option<f64>,
+    /// Appended to a `worse` detail (the top error reason).
+    why: Option<String>,
+    /// The upper bound if both samples grew by a factor at the current estimates.
+    upper_at: &'a dyn Fn(f64) -> f64,
+}
+
+/// Worse when the lower bound is past the margin, not worse when the upper bound is inside it and the floors
+/// are met, insufficient otherwise, with how much more data the upper bound needs at the current difference.
+fn judge(e: &Evidence, a: Axis<'_>) -> Check {
+    let Bounds { worse_by, lower, upper } = a.bounds;
+    let u = a.unit;
+    let upper_text = if upper.is_finite() { u(upper) } else { "unbounded".into() };
+    let numbers = format!(
+        "{}: worse by {} (lower bound {}, upper bound {}; margin {})",
+        a.compare,
+        u(worse_by),
+        u(lower),
+        upper_text,
+        u(a.margin).trim_start_matches('+')
+    );
+    let (b, c) = a.have;
+    let floor_b = a.floor.saturating_sub(b);
+    let floor_c = a.floor.saturating_sub(c);
+    let (status, detail) = if lower > a.margin {
+        let why = a.why.map(|w| format!("; {w}")).unwrap_or_default();
+        (Status::Worse, format!("candidate {} is worse by more than the margin: {numbers}{why}", e.candidate.version))
+    } else if upper < a.margin && floor_b == 0 && floor_c == 0 {
+        (Status::NotWorse, format!("{numbers}: no worse than the margin"))
+    } else if !upper.is_finite() {
+        let spent = format!(
+            "this rollout has spent its α (look {} of {}): start a new rollout of the candidate to promote it",
+            e.look.index, e.look.planned
+        );
+        (Status::Insufficient, format!("{numbers}; {spent}"))
+    } else {
+        match stats::growth_needed(a.upper_at, a.margin) {
+            Some(factor) => {
+                let grow = |n: u64, floor: u64| ((n as f64 * factor).ceil() as u64).saturating_sub(n).max(floor);
+                let need = shortfall(e, a.what, grow(b, floor_b), grow(c, floor_c), a.rate);
+                (Status::Insufficient, format!("{numbers}; {need}"))
+            }
+            None => {
+                let more = "more data will not clear the margin unless the difference shrinks";
+                (Status::Insufficient, format!("{numbers}; {more}"))
+            }
+        }
+    };
+    Check { name: a.name, status, detail, bounds: Some(a.bounds), margin: Some(a.margin) }
+}
+
+/// A normal upper bound if both samples grew by `k`: its half-width shrinks with the square root.
+fn shrunk(b: Bounds, k: f64) -> f64 {
+    b.worse_by + (b.upper - b.worse_by) / k.sqrt()
+}
+
+fn points(x: f64) -> String {
+    format!("{:+.2} points", x * 100.0)
+}
+
+fn error_check(e: &Evidence, t: &Thresholds, q: &Quantiles, client: bool) -> Check {
     let (b, c) = (&e.baseline, &e.candidate);
-    let (Some(bn), Some(be), Some(cn), Some(ce)) = (b.requests, b.errors, c.requests, c.errors) else {
+    let (name, what) = if client { ("client_error_rate", "400 rate") } else { ("error_rate", "error rate") };
+    let count = |s: &Side| if client { s.client_errors } else { s.errors };
+    let (Some(bn), Some(cn)) = (b.requests, c.requests) else {
         return Check {
-            name: "error_rate",
+            name,
             status: Status::Insufficient,
-            detail: "no Lambda Invocations metrics for both versions in the window, so error rates are unknown".into(),
-            test: None,
+            detail: format!("no request counts for both versions in the window, so the {what} is unknown"),
+            bounds: None,
+            margin: None,
         };
     };
-    let rate = |err: u64, n: u64| if n == 0 { 0.0 } else { err as f64 / n as f64 };
-    let (br, cr) = (rate(be, bn), rate(ce, cn));
-    let test = stats::two_proportions(be, bn, ce, cn);
-    let p = test.map_or(1.0, |t| t.p_value);
-    let compare = format!("error rate {} ({ce}/{cn}) vs {} ({be}/{bn}), {}", pct(cr), pct(br), p_text(p));
-    let (status, detail) = if cr > br && p < t.alpha {
-        (Status::Worse, format!("candidate {} is significantly worse: {compare}", c.version))
-    } else if bn >= t.min_requests && cn >= t.min_requests {
-        (Status::NotWorse, format!("{compare}: not significantly worse"))
-    } else {
-        let need = shortfall(e, "requests", bn, cn, t.min_requests, per_hour(bn + cn, e));
-        (Status::Insufficient, format!("{compare}; {need}"))
+    let (be, ce) = (count(b).unwrap_or(0).min(bn), count(c).unwrap_or(0).min(cn));
+    let Some(bounds) = stats::newcombe((be, bn), (ce, cn), q.lower, q.upper) else {
+        let need = shortfall(e, "requests", t.min_requests.saturating_sub(bn), t.min_requests.saturating_sub(cn), None);
+        return Check {
+            name,
+            status: Status::Insufficient,
+            detail: format!("a version has no requests in the window, so the {what} is unknown; {need}"),
+            bounds: None,
+            margin: None,
+        };
     };
-    Check { name: "error_rate", status, detail, test }
+    let rate = |k: u64, n: u64| k as f64 / n.max(1) as f64;
+    let compare = format!("{what} {} ({ce}/{cn}) vs {} ({be}/{bn})", pct(rate(ce, cn)), pct(rate(be, bn)));
+    let top = if client { c.top_client_error.clone() } else { c.top_error.clone() };
+    let f = |k: u64, n: u64| (k as f64, n as f64);
+    let upper_at = |scale: f64| {
+        stats::newcombe_scaled(f(be, bn), f(ce, cn), scale, q.lower, q.upper).map_or(f64::INFINITY, |b| b.upper)
+    };
+    judge(
+        e,
+        Axis {
+            name,
+            bounds,
+            margin: t.error_rate_margin,
+            compare,
+            unit: &points,
+            have: (bn, cn),
+            floor: t.min_requests,
+            what: "requests",
+            rate: per_hour(bn + cn, e),
+            why: top.map(|r| format!("top reason: {r}")),
+            upper_at: &upper_at,
+        },
+    )
 }
 
 fn latency_check(e: &Evidence, t: &Thresholds) -> Check {
     let (b, c) = (&e.baseline, &e.candidate);
     let (bn, cn) = (b.latency_samples, c.latency_samples);
     let enough = bn >= t.min_requests && cn >= t.min_requests;
+    let need = || {
+        let (nb, nc) = (t.min_requests.saturating_sub(bn), t.min_requests.saturating_sub(cn));
+        shortfall(e, "logged requests", nb, nc, per_hour(bn + cn, e))
+    };
     let (status, detail) = match (b.p99_ms, c.p99_ms) {
         (Some(bp), Some(cp)) => {
             let ratio = if bp > 0.0 {
@@ -224,59 +428,110 @@ fn latency_check(e: &Evidence, t: &Thresholds) -> Check {
                 t.max_p99_regression
             );
             if !enough {
-                let need = shortfall(e, "logged requests", bn, cn, t.min_requests, per_hour(bn + cn, e));
-                (Status::Insufficient, format!("{compare}; {need}"))
+                (Status::Insufficient, format!("{compare}; {}", need()))
             } else if ratio > t.max_p99_regression {
                 (Status::Worse, format!("candidate {} is slower: {compare}", c.version))
             } else {
                 (Status::NotWorse, compare)
             }
         }
-        _ => {
-            let need = shortfall(e, "logged requests", bn, cn, t.min_requests, per_hour(bn + cn, e));
-            (Status::Insufficient, format!("no model latencies in the log for both versions; {need}"))
-        }
+        _ => (Status::Insufficient, format!("no model latencies in the log for both versions; {}", need())),
     };
-    Check { name: "latency_p99", status, detail, test: None }
+    Check { name: "latency_p99", status, detail, bounds: None, margin: None }
 }
 
-fn auc_check(e: &Evidence, t: &Thresholds) -> Check {
+fn skipped(name: &'static str, what: &str) -> Check {
+    Check {
+        name,
+        status: Status::Skipped,
+        detail: format!("no outcomes given (`--outcomes FILE`), so {what} was not compared"),
+        bounds: None,
+        margin: None,
+    }
+}
+
+fn labeled_shortfall(e: &Evidence, t: &Thresholds, bl: u64, cl: u64) -> String {
+    shortfall(e, "labeled rows", t.min_labeled.saturating_sub(bl), t.min_labeled.saturating_sub(cl), None)
+}
+
+fn auc_check(e: &Evidence, t: &Thresholds, q: &Quantiles) -> Check {
     let (b, c) = (&e.baseline, &e.candidate);
     let (Some(bl), Some(cl)) = (b.labeled, c.labeled) else {
-        return Check {
-            name: "auc",
-            status: Status::Skipped,
-            detail: "no outcomes given (`--outcomes FILE`), so AUC was not compared".into(),
-            test: None,
-        };
+        return skipped("auc", "AUC");
     };
-    let enough = bl >= t.min_labeled && cl >= t.min_labeled;
-    let need = || shortfall(e, "labeled rows", bl, cl, t.min_labeled, None);
     let (Some(ba), Some(ca)) = (b.auc, c.auc) else {
         let why = "AUC needs labeled rows of both outcomes for both versions";
-        return Check { name: "auc", status: Status::Insufficient, detail: format!("{why}; {}", need()), test: None };
+        let detail = format!("{why}; {}", labeled_shortfall(e, t, bl, cl));
+        return Check { name: "auc", status: Status::Insufficient, detail, bounds: None, margin: None };
     };
-    let test = stats::auc_difference(ba, ca);
-    let compare = match test {
-        Some(z) => {
-            format!("AUC {:.4} vs {:.4} (difference {:+.4}, {})", ca.auc, ba.auc, z.difference, p_text(z.p_value))
-        }
-        None => format!("AUC {:.4} vs {:.4} (too few rows of one outcome for a variance)", ca.auc, ba.auc),
+    let compare = format!("AUC {:.4} vs {:.4}", ca.auc, ba.auc);
+    let (Some(bv), Some(cv)) = (ba.variance, ca.variance) else {
+        let detail =
+            format!("{compare} (too few rows of one outcome for a variance); {}", labeled_shortfall(e, t, bl, cl));
+        return Check { name: "auc", status: Status::Insufficient, detail, bounds: None, margin: None };
     };
-    let (status, detail) = match test {
-        Some(z) if z.difference < 0.0 && z.p_value < t.alpha => {
-            (Status::Worse, format!("candidate {} ranks outcomes significantly worse: {compare}", c.version))
-        }
-        Some(_) if enough => (Status::NotWorse, format!("{compare}: not significantly worse")),
-        _ => (Status::Insufficient, format!("{compare}; {}", need())),
-    };
-    Check { name: "auc", status, detail, test }
+    let bounds = stats::normal_bounds(ba.auc - ca.auc, (bv + cv).max(0.0).sqrt(), q.lower, q.upper);
+    labeled_axis(e, t, ("auc", compare), bounds, t.auc_margin, (bl, cl))
 }
 
-/// Rollback when any check finds the candidate worse; promote when every check has enough data and finds it not
-/// worse (AUC may be skipped without outcomes); continue otherwise, saying what data is still missing.
+/// An outcome axis with normal bounds, judged on labeled rows.
+fn labeled_axis(
+    e: &Evidence,
+    t: &Thresholds,
+    (name, compare): (&'static str, String),
+    bounds: Bounds,
+    margin: f64,
+    have: (u64, u64),
+) -> Check {
+    let unit = |x: f64| format!("{x:+.4}");
+    let upper_at = |k: f64| shrunk(bounds, k);
+    let axis = Axis {
+        name,
+        bounds,
+        margin,
+        compare,
+        unit: &unit,
+        have,
+        floor: t.min_labeled,
+        what: "labeled rows",
+        rate: None,
+        why: None,
+        upper_at: &upper_at,
+    };
+    judge(e, axis)
+}
+
+fn calibration_check(e: &Evidence, t: &Thresholds, q: &Quantiles) -> Check {
+    let (b, c) = (&e.baseline, &e.candidate);
+    let (name, label, margin) = match t.calibration {
+        Calibration::Brier => ("brier", "Brier score", t.brier_margin),
+        Calibration::LogLoss => ("log_loss", "log loss", t.log_loss_margin),
+    };
+    let (Some(bl), Some(cl)) = (b.labeled, c.labeled) else {
+        return skipped(name, label);
+    };
+    let (Some(bm), Some(cm)) = (b.calibration, c.calibration) else {
+        let why = format!("the {label} needs at least two labeled binary rows per version");
+        let detail = format!("{why}; {}", labeled_shortfall(e, t, bl, cl));
+        return Check { name, status: Status::Insufficient, detail, bounds: None, margin: None };
+    };
+    let bounds = stats::normal_bounds(cm.mean - bm.mean, stats::welch_se(bm, cm), q.lower, q.upper);
+    let compare = format!("{label} {:.4} vs {:.4}", cm.mean, bm.mean);
+    labeled_axis(e, t, (name, compare), bounds, margin, (bm.n, cm.n))
+}
+
+/// Rollback when any check shows the candidate worse by more than its margin; promote when every check shows it
+/// no worse than its margin (outcome checks may be skipped without outcomes); continue otherwise, saying what
+/// data is still missing.
 pub fn verdict(e: &Evidence, t: &Thresholds) -> Verdict {
-    let checks = vec![error_check(e, t), latency_check(e, t), auc_check(e, t)];
+    let q = Quantiles::new(t, e.look);
+    let checks = vec![
+        error_check(e, t, &q, false),
+        error_check(e, t, &q, true),
+        latency_check(e, t),
+        auc_check(e, t, &q),
+        calibration_check(e, t, &q),
+    ];
     let worse: Vec<String> = checks.iter().filter(|c| c.status == Status::Worse).map(|c| c.detail.clone()).collect();
     let (verdict, reasons) = if !worse.is_empty() {
         (Decision::Rollback, worse)
@@ -286,7 +541,14 @@ pub fn verdict(e: &Evidence, t: &Thresholds) -> Verdict {
         let waiting = checks.iter().filter(|c| c.status == Status::Insufficient).map(|c| c.detail.clone()).collect();
         (Decision::Continue, waiting)
     };
-    Verdict { verdict, reasons, checks }
+    let look = LookReport {
+        index: e.look.index,
+        planned: e.look.planned,
+        alpha: q.look_alpha,
+        alpha_total: t.alpha,
+        spending: "o'brien-fleming",
+    };
+    Verdict { verdict, reasons, checks, look }
 }
 
 #[cfg(test)]
@@ -298,32 +560,65 @@ mod tests {
             version: version.into(),
             requests: Some(requests),
             errors: Some(errors),
+            client_errors: Some(0),
+            top_client_error: None,
+            top_error: None,
             latency_samples: requests,
             p99_ms: Some(p99),
             labeled,
             auc,
+            calibration: labeled.map(|n| Moments { n, mean: 0.15, variance: 0.04 }),
         }
     }
 
     fn evidence(baseline: Side, candidate: Side) -> Evidence {
-        Evidence { baseline, candidate, traffic_share: Some(0.1), window_hours: 24.0 }
+        Evidence { baseline, candidate, traffic_share: Some(0.1), window_hours: 24.0, look: Look::ONLY }
     }
 
     const AUC_B: Auc = Auc { auc: 0.80, variance: Some(0.0004) };
 
+    fn statuses(v: &Verdict) -> Vec<(&'static str, Status)> {
+        v.checks.iter().map(|c| (c.name, c.status)).collect()
+    }
+
     #[test]
     fn a_candidate_as_good_with_enough_data_is_promoted() {
+        let mut c = side("4", 2000, 8, 12.5, Some(1000), Some(Auc { auc: 0.83, variance: Some(0.0001) }));
+        c.calibration = Some(Moments { n: 1000, mean: 0.14, variance: 0.04 });
+        let e = evidence(side("3", 9000, 45, 12.0, Some(2000), Some(AUC_B)), c);
+        insta::assert_json_snapshot!(verdict(&e, &Thresholds::default()));
+    }
+
+    #[test]
+    fn an_equal_brier_score_on_a_thousand_rows_is_not_yet_proof() {
         let e = evidence(
             side("3", 9000, 45, 12.0, Some(2000), Some(AUC_B)),
-            side("4", 1000, 4, 12.5, Some(250), Some(Auc { auc: 0.81, variance: Some(0.0016) })),
+            side("4", 2000, 8, 12.5, Some(1000), Some(Auc { auc: 0.83, variance: Some(0.0001) })),
         );
-        insta::assert_json_snapshot!(verdict(&e, &Thresholds::default()));
+        let v = verdict(&e, &Thresholds::default());
+        assert_eq!(v.verdict, Decision::Continue);
+        assert_eq!(statuses(&v)[4], ("brier", Status::Insufficient));
+        assert!(v.reasons[0].contains("more labeled rows"), "{:?}", v.reasons);
     }
 
     #[test]
     fn more_errors_roll_back_even_with_little_data() {
         let e = evidence(side("3", 9000, 9, 12.0, None, None), side("4", 200, 12, 12.0, None, None));
         insta::assert_json_snapshot!(verdict(&e, &Thresholds::default()));
+    }
+
+    #[test]
+    fn a_candidate_that_refuses_every_request_is_rolled_back_naming_the_reason() {
+        let mut c = side("4", 200, 0, 0.0, None, None);
+        c.client_errors = Some(200);
+        c.latency_samples = 0;
+        c.p99_ms = None;
+        c.top_client_error = Some("400 InvalidInput: missing required features: tenure (200)".into());
+        let v = verdict(&evidence(side("3", 600, 0, 2.0, None, None), c), &Thresholds::default());
+        assert_eq!(v.verdict, Decision::Rollback);
+        assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+        assert!(v.reasons[0].contains("400 rate 100.00% (200/200) vs 0.000% (0/600)"), "{}", v.reasons[0]);
+        assert!(v.reasons[0].contains("top reason: 400 InvalidInput: missing required features"), "{}", v.reasons[0]);
     }
 
     #[test]
@@ -347,11 +642,41 @@ mod tests {
     #[test]
     fn without_metrics_or_outcomes_nothing_is_promoted() {
         let mut b = side("3", 900, 0, 10.0, None, None);
-        let mut c = side("4", 600, 0, 10.0, None, None);
+        let c = side("4", 600, 0, 10.0, None, None);
         b.requests = None;
-        c.errors = None;
         let e = Evidence { traffic_share: None, ..evidence(b, c) };
         insta::assert_json_snapshot!(verdict(&e, &Thresholds::default()));
+    }
+
+    #[test]
+    fn zero_errors_on_both_sides_is_not_proof_on_thin_data() {
+        // Wald would give a zero-width interval at 0/600; Wilson's upper bound on 0 of 600 is not zero
+        let e = evidence(side("3", 600, 0, 10.0, None, None), side("4", 600, 0, 10.0, None, None));
+        let v = verdict(&e, &Thresholds::default());
+        let err = &v.checks[0];
+        assert!(err.bounds.is_some_and(|b| b.upper > 0.0), "{err:?}");
+        assert_eq!(err.status, Status::NotWorse, "{}", err.detail);
+        let tight = Thresholds { error_rate_margin: 0.002, ..Thresholds::default() };
+        let v = verdict(&e, &tight);
+        assert_eq!(v.checks[0].status, Status::Insufficient, "{}", v.checks[0].detail);
+        assert!(v.checks[0].detail.contains("more requests"), "{}", v.checks[0].detail);
+    }
+
+    #[test]
+    fn later_looks_spend_more_and_a_look_past_the_plan_cannot_promote() {
+        let mut c = side("4", 2000, 8, 12.5, Some(1000), Some(Auc { auc: 0.83, variance: Some(0.0001) }));
+        c.calibration = Some(Moments { n: 1000, mean: 0.14, variance: 0.04 });
+        let e = evidence(side("3", 9000, 45, 12.0, Some(2000), Some(AUC_B)), c);
+        let t = Thresholds::default();
+        let first = verdict(&Evidence { look: Look { index: 1, planned: 3 }, ..e.clone() }, &t);
+        let last = verdict(&Evidence { look: Look { index: 3, planned: 3 }, ..e.clone() }, &t);
+        assert!(first.look.alpha < last.look.alpha, "{:?} {:?}", first.look, last.look);
+        let width = |v: &Verdict| v.checks[3].bounds.map(|b| b.upper - b.worse_by).unwrap_or(f64::NAN);
+        assert!(width(&first) > width(&last));
+        let past = verdict(&Evidence { look: Look { index: 4, planned: 3 }, ..e }, &t);
+        assert_eq!(past.verdict, Decision::Continue);
+        assert!(past.reasons.iter().any(|r| r.contains("spent its α (look 4 of 3)")), "{:?}", past.reasons);
+        assert_eq!(statuses(&past)[2], ("latency_p99", Status::NotWorse));
     }
 
     #[test]
@@ -361,6 +686,17 @@ mod tests {
         assert_eq!(bad.validate().unwrap_err().0, "rollout.evidence.alpha");
         let bad = Thresholds { max_p99_regression: 0.9, ..Thresholds::default() };
         assert_eq!(bad.validate().unwrap_err().0, "rollout.evidence.max_p99_regression");
+        for (t, key) in [
+            (Thresholds { error_rate_margin: -0.01, ..Thresholds::default() }, "rollout.evidence.error_rate_margin"),
+            (Thresholds { error_rate_margin: 1.0, ..Thresholds::default() }, "rollout.evidence.error_rate_margin"),
+            (Thresholds { auc_margin: 1.0, ..Thresholds::default() }, "rollout.evidence.auc_margin"),
+            (Thresholds { brier_margin: 0.0, ..Thresholds::default() }, "rollout.evidence.brier_margin"),
+            (Thresholds { log_loss_margin: 1.0, ..Thresholds::default() }, "rollout.evidence.log_loss_margin"),
+        ] {
+            let (field, why) = t.validate().unwrap_err();
+            assert_eq!(field, key);
+            assert!(why.contains("greater than 0"), "{why}");
+        }
     }
 
     #[test]

@@ -4,16 +4,19 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::evidence::{self, Evidence, Side, Thresholds, Verdict};
-use super::predlog::{Collector, VersionAcc, BINS};
+use super::evidence::{self, Calibration, Evidence, Look, LookReport, Side, Thresholds, Verdict};
+use super::predlog::{Collector, ErrorReason, VersionAcc, BINS};
 use super::stats::{self, ZTest};
 
-/// Lambda's per-version metric sums over the window; `None` where CloudWatch had no datapoints.
+/// Per-version metric sums over the window: Lambda's, and the runtime's EMF counts of its 400 and 500 answers;
+/// `None` where CloudWatch had no datapoints.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Metrics {
     pub invocations: Option<u64>,
     pub errors: Option<u64>,
     pub throttles: Option<u64>,
+    pub client_errors: Option<u64>,
+    pub model_errors: Option<u64>,
 }
 
 /// What the command found out before computing anything.
@@ -33,6 +36,8 @@ pub struct Inputs {
     pub model_versions: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, Metrics>,
     pub thresholds: Thresholds,
+    /// Which look at the candidate this report is, of how many its rollout planned.
+    pub look: Look,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -58,9 +63,21 @@ pub struct VersionReport {
     pub logged_requests: u64,
     /// Prediction lines: one per answered row.
     pub rows: u64,
+    /// Lambda `Errors`: invocations that crashed or timed out.
     pub errors: Option<u64>,
     pub throttles: Option<u64>,
+    /// Answers the runtime refused with a 400 (the caller's request did not fit the model).
+    pub client_errors: Option<u64>,
+    /// Answers that failed with a 500 (the model failed).
+    pub model_errors: Option<u64>,
+    /// `emf` when the runtime's EMF counts were in CloudWatch, else `log` (its error lines).
+    pub error_counts_from: &'static str,
+    /// Failed answers, 500s and Lambda errors, over requests.
     pub error_rate: Option<f64>,
+    /// 400s over requests.
+    pub client_error_rate: Option<f64>,
+    /// The most frequent failure reasons in the log, most frequent first.
+    pub top_errors: Vec<ErrorReason>,
     pub latency_ms: Latency,
     /// Binary classifiers: share of rows predicted as the positive class.
     pub positive_rate: Option<f64>,
@@ -87,6 +104,8 @@ pub struct VersionReport {
     pub roc: Vec<[f64; 2]>,
     #[serde(skip)]
     auc_value: Option<stats::Auc>,
+    #[serde(skip)]
+    calibration: Option<stats::Moments>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,6 +129,7 @@ pub struct Report {
     pub verdict: evidence::Decision,
     pub reasons: Vec<String>,
     pub checks: Vec<evidence::Check>,
+    pub look: LookReport,
     pub thresholds: Thresholds,
     /// Log lines that looked like prediction lines but did not parse.
     pub unreadable_lines: u64,
@@ -138,10 +158,15 @@ fn version_report(version: &str, acc: Option<VersionAcc>, inputs: &Inputs, outco
     };
     // Lambda emits Errors beside Invocations; a missing Errors series with invocations means none failed
     let errors = m.invocations.map(|_| m.errors.unwrap_or(0));
-    let error_rate = match (m.invocations, errors) {
-        (Some(n), Some(e)) if n > 0 => Some(e as f64 / n as f64),
-        _ => None,
+    // EMF counts cover every invocation, sampled prediction logging or not; the error lines are the fallback
+    let (client_errors, model_errors, error_counts_from) = match (m.client_errors, m.model_errors) {
+        (None, None) => (acc.client_errors, acc.model_errors, "log"),
+        (c, e) => (c.unwrap_or(0), e.unwrap_or(0), "emf"),
     };
+    let requests = m.invocations.unwrap_or(logged_requests + acc.client_errors + acc.model_errors);
+    let rate = |n: u64| (requests > 0).then(|| n as f64 / requests as f64);
+    let error_rate = rate(errors.unwrap_or(0) + model_errors);
+    let client_error_rate = rate(client_errors);
     let binary = acc.positive_label.is_some() && !acc.multiclass;
     let classified: u64 = acc.classes.values().sum();
     let class_shares =
@@ -155,13 +180,18 @@ fn version_report(version: &str, acc: Option<VersionAcc>, inputs: &Inputs, outco
     VersionReport {
         version: version.to_string(),
         model_version: acc.model_version().map(str::to_string).or_else(|| inputs.model_versions.get(version).cloned()),
-        requests: m.invocations.unwrap_or(logged_requests),
+        requests,
         invocations: m.invocations,
         logged_requests,
         rows: acc.rows,
         errors,
         throttles: m.invocations.map(|_| m.throttles.unwrap_or(0)).or(m.throttles),
+        client_errors: Some(client_errors),
+        model_errors: Some(model_errors),
+        error_counts_from,
         error_rate,
+        client_error_rate,
+        top_errors: acc.top_errors(5),
         latency_ms,
         positive_rate: (binary && acc.scored > 0).then(|| acc.predicted_positive as f64 / acc.scored as f64),
         positive_label: acc.positive_label.clone().filter(|_| binary),
@@ -178,18 +208,33 @@ fn version_report(version: &str, acc: Option<VersionAcc>, inputs: &Inputs, outco
         latencies,
         roc: stats::roc_curve(&pairs),
         auc_value: auc,
+        calibration: stats::Moments::of(pairs.iter().map(|&(p, y)| match inputs.thresholds.calibration {
+            Calibration::Brier => stats::brier_row(p, y),
+            Calibration::LogLoss => stats::log_loss_row(p, y),
+        })),
     }
 }
 
+/// `400 InvalidInput: missing required features: tenure (200)`.
+fn reason_text(r: &ErrorReason) -> String {
+    format!("{} {}: {} ({})", r.status, r.error_type, r.reason, evidence::thousands(r.count))
+}
+
 fn side(v: &VersionReport) -> Side {
+    let top = |client: bool| v.top_errors.iter().find(|r| (r.status < 500) == client).map(reason_text);
+    let known = v.requests > 0 || v.invocations.is_some();
     Side {
         version: v.version.clone(),
-        requests: v.invocations,
-        errors: v.errors,
+        requests: known.then_some(v.requests),
+        errors: known.then(|| v.errors.unwrap_or(0) + v.model_errors.unwrap_or(0)),
+        client_errors: known.then(|| v.client_errors.unwrap_or(0)),
+        top_client_error: top(true),
+        top_error: top(false),
         latency_samples: v.latency_ms.count,
         p99_ms: v.latency_ms.p99,
         labeled: v.labeled,
         auc: v.auc_value,
+        calibration: v.calibration,
     }
 }
 
@@ -227,8 +272,9 @@ pub fn build(inputs: &Inputs, mut collected: Collector) -> Report {
         candidate: side(&c),
         traffic_share: inputs.traffic_share,
         window_hours: inputs.window_hours,
+        look: inputs.look,
     };
-    let Verdict { verdict, reasons, checks } = evidence::verdict(&e, &inputs.thresholds);
+    let Verdict { verdict, reasons, checks, look } = evidence::verdict(&e, &inputs.thresholds);
     Report {
         function: inputs.function.clone(),
         alias: inputs.alias.clone(),
@@ -245,6 +291,7 @@ pub fn build(inputs: &Inputs, mut collected: Collector) -> Report {
         verdict,
         reasons,
         checks,
+        look,
         thresholds: inputs.thresholds.clone(),
         unreadable_lines: collected.unreadable,
         unreadable_labels,
@@ -258,7 +305,7 @@ mod tests {
 
     fn inputs() -> Inputs {
         let mut metrics = BTreeMap::new();
-        metrics.insert("3".to_string(), Metrics { invocations: Some(4), errors: Some(1), throttles: None });
+        metrics.insert("3".to_string(), Metrics { invocations: Some(4), errors: Some(1), ..Metrics::default() });
         Inputs {
             function: "churn".into(),
             alias: "production".into(),
@@ -271,6 +318,7 @@ mod tests {
             model_versions: [("4".to_string(), "v5".to_string())].into(),
             metrics,
             thresholds: Thresholds::default(),
+            look: Look::ONLY,
         }
     }
 

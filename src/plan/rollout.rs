@@ -45,6 +45,13 @@ impl Steps {
         &self.0
     }
 
+    /// The looks at the candidate's evidence these steps take: one after each step below 1, and one more for the
+    /// `--promote` that must follow when the last step is below 1.
+    pub fn looks(&self) -> u32 {
+        let checks = self.0.iter().filter(|w| **w < 1.0).count() as u32;
+        checks + u32::from(self.0.last().is_some_and(|w| *w < 1.0))
+    }
+
     /// The steps still to run when the candidate already has `current` of the traffic (a resumed rollout).
     pub fn remaining(&self, current: Option<f64>) -> Vec<f64> {
         self.0.iter().copied().filter(|w| current.is_none_or(|c| *w > c + 1e-9)).collect()
@@ -314,6 +321,14 @@ pub fn rollback(i: &Inputs<'_>) -> Result<RolloutPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_plan_a_look_after_each_partial_step_and_one_for_a_later_promote() {
+        assert_eq!(Steps::new(vec![0.1, 0.5, 1.0]).unwrap().looks(), 2);
+        assert_eq!(Steps::new(vec![0.1, 0.5]).unwrap().looks(), 3);
+        assert_eq!(Steps::new(vec![1.0]).unwrap().looks(), 0);
+        assert_eq!(Steps::preset(Preset::Linear10_1m).0.looks(), 9);
+    }
 
     fn versions(n: u64) -> Vec<VersionFacts> {
         (1..=n).map(|v| VersionFacts { version: v.to_string(), role: "r".into(), dead_letter: None }).collect()

@@ -1,4 +1,5 @@
-//! Pure statistics behind `mlambda report`: quantiles, AUC with DeLong's variance, PSI, log loss, Brier, normal tails.
+//! Pure statistics behind `mlambda report`: quantiles, AUC with DeLong's variance, PSI, log loss, Brier, normal tails,
+//! score intervals for error rates, and the α-spending that keeps repeated looks honest.
 //!
 //! Expected values in the tests were computed independently with numpy 2 / scikit-learn / scipy in the venv; the
 //! snippet that made each one is next to it.
@@ -109,18 +110,6 @@ fn z_test(difference: f64, variance: f64) -> ZTest {
     ZTest { difference, z, p_value: two_sided_p(z) }
 }
 
-/// Two-proportion z-test (pooled) of candidate − baseline error rates; `None` without requests on either side.
-pub fn two_proportions(base_errors: u64, base_n: u64, cand_errors: u64, cand_n: u64) -> Option<ZTest> {
-    if base_n == 0 || cand_n == 0 {
-        return None;
-    }
-    let (n1, n2) = (base_n as f64, cand_n as f64);
-    let (p1, p2) = (base_errors as f64 / n1, cand_errors as f64 / n2);
-    let pooled = (base_errors + cand_errors) as f64 / (n1 + n2);
-    let variance = pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2);
-    Some(z_test(p2 - p1, variance))
-}
-
 /// P(|Z| ≥ |z|) for a standard normal Z.
 pub fn two_sided_p(z: f64) -> f64 {
     libm::erfc(z.abs() / std::f64::consts::SQRT_2).min(1.0)
@@ -178,6 +167,145 @@ pub fn normal_quantile(p: f64) -> f64 {
     x - u / (1.0 + x * u / 2.0)
 }
 
+/// Wilson's score interval for `k` of `n` at normal quantile `z`: unlike the Wald interval it has width with
+/// zero events (0 of 300 is not "exactly 0%"), which is what keeps thin data from promoting. The counts may be
+/// fractional (a sample scaled up to ask how much more data a bound needs). `None` for `n = 0`.
+pub fn wilson(k: f64, nf: f64, z: f64) -> Option<[f64; 2]> {
+    if nf <= 0.0 {
+        return None;
+    }
+    if z.is_infinite() {
+        return Some([0.0, 1.0]);
+    }
+    let p = k / nf;
+    let z2 = z * z;
+    let denom = 1.0 + z2 / nf;
+    let center = (p + z2 / (2.0 * nf)) / denom;
+    let half = z / denom * (p * (1.0 - p) / nf + z2 / (4.0 * nf * nf)).sqrt();
+    Some([(center - half).max(0.0), (center + half).min(1.0)])
+}
+
+/// One-sided confidence bounds on how much worse the candidate is (`worse_by`): `lower` at quantile `z_lower`,
+/// `upper` at `z_upper`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Bounds {
+    pub worse_by: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// Newcombe's hybrid score bounds (his method 10) on candidate − baseline proportions, from the Wilson
+/// intervals of each side; `None` without requests on either side.
+pub fn newcombe(base: (u64, u64), cand: (u64, u64), z_lower: f64, z_upper: f64) -> Option<Bounds> {
+    let f = |(k, n): (u64, u64)| (k as f64, n as f64);
+    newcombe_scaled(f(base), f(cand), 1.0, z_lower, z_upper)
+}
+
+/// [`newcombe`] as if both samples were `scale` times as large at the same rates.
+pub fn newcombe_scaled(base: (f64, f64), cand: (f64, f64), scale: f64, z_lower: f64, z_upper: f64) -> Option<Bounds> {
+    let (base, cand) = ((base.0 * scale, base.1 * scale), (cand.0 * scale, cand.1 * scale));
+    let (pb, pc) = (base.0 / base.1.max(1e-300), cand.0 / cand.1.max(1e-300));
+    let [_, ub_lo] = wilson(base.0, base.1, z_lower)?;
+    let [lc_lo, _] = wilson(cand.0, cand.1, z_lower)?;
+    let [lb_hi, _] = wilson(base.0, base.1, z_upper)?;
+    let [_, uc_hi] = wilson(cand.0, cand.1, z_upper)?;
+    let d = pc - pb;
+    Some(Bounds {
+        worse_by: d,
+        lower: d - ((pc - lc_lo).powi(2) + (ub_lo - pb).powi(2)).sqrt(),
+        upper: d + ((uc_hi - pc).powi(2) + (pb - lb_hi).powi(2)).sqrt(),
+    })
+}
+
+/// Normal bounds `worse_by ± z · se`; an infinite `z` (no α left to spend) gives an infinite bound.
+pub fn normal_bounds(worse_by: f64, se: f64, z_lower: f64, z_upper: f64) -> Bounds {
+    let spread = |z: f64| if z.is_infinite() { f64::INFINITY } else { z * se };
+    Bounds { worse_by, lower: worse_by - spread(z_lower), upper: worse_by + spread(z_upper) }
+}
+
+/// The smallest factor (at least 1, at most 10⁶) by which both samples must grow for `upper_at(factor)`, a bound
+/// that shrinks as they grow, to fall below `margin`; `None` when no growth gets it there.
+pub fn growth_needed(upper_at: impl Fn(f64) -> f64, margin: f64) -> Option<f64> {
+    if upper_at(1.0) < margin {
+        return Some(1.0);
+    }
+    let mut hi = 2.0;
+    while upper_at(hi) >= margin {
+        hi *= 2.0;
+        if hi > 1e6 {
+            return None;
+        }
+    }
+    let mut lo = hi / 2.0;
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if upper_at(mid) < margin {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
+/// A sample's size, mean and variance (ddof 1): enough for a difference of means between independent samples.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Moments {
+    pub n: u64,
+    pub mean: f64,
+    pub variance: f64,
+}
+
+impl Moments {
+    /// `None` with fewer than two values.
+    pub fn of(values: impl Iterator<Item = f64>) -> Option<Moments> {
+        let x: Vec<f64> = values.collect();
+        let variance = sample_variance(&x)?;
+        Some(Moments { n: x.len() as u64, mean: x.iter().sum::<f64>() / x.len() as f64, variance })
+    }
+}
+
+/// Welch's standard error of the difference of two independent means.
+pub fn welch_se(a: Moments, b: Moments) -> f64 {
+    (a.variance / a.n as f64 + b.variance / b.n as f64).sqrt()
+}
+
+/// Per-row log loss, clipped as [`log_loss`] clips.
+pub fn log_loss_row(p: f64, y: bool) -> f64 {
+    let p = p.clamp(LOG_LOSS_EPSILON, 1.0 - LOG_LOSS_EPSILON);
+    if y {
+        -p.ln()
+    } else {
+        -(1.0 - p).ln()
+    }
+}
+
+/// Per-row Brier score.
+pub fn brier_row(p: f64, y: bool) -> f64 {
+    (p - if y { 1.0 } else { 0.0 }).powi(2)
+}
+
+/// The Lan–DeMets O'Brien–Fleming-type spending function: how much of a one-sided `alpha` may be spent by
+/// information fraction `t` in (0, 1], `2 − 2Φ(z_{1−α/2} / √t)`; it is `alpha` at `t = 1`.
+pub fn obrien_fleming_spent(alpha: f64, t: f64) -> f64 {
+    if t <= 0.0 {
+        return 0.0;
+    }
+    let t = t.min(1.0);
+    2.0 - 2.0 * normal_cdf(normal_quantile(1.0 - alpha / 2.0) / t.sqrt())
+}
+
+/// The α look `k` of `planned` may use: the increment of the spending function over the look fractions
+/// `k / planned`. The increments add up to `alpha`, so by the union bound the chance that any look wrongly
+/// clears a bound is at most `alpha`; looks past the plan get nothing.
+pub fn alpha_for_look(alpha: f64, k: u32, planned: u32) -> f64 {
+    if k == 0 || planned == 0 || k > planned {
+        return 0.0;
+    }
+    let t = |i: u32| f64::from(i) / f64::from(planned);
+    (obrien_fleming_spent(alpha, t(k)) - obrien_fleming_spent(alpha, t(k - 1))).max(0.0)
+}
+
 /// Proportions below this count as this in PSI, so an empty bin adds a large but finite term.
 pub const PSI_EPSILON: f64 = 1e-4;
 
@@ -210,17 +338,7 @@ pub fn log_loss(pairs: &[(f64, bool)]) -> Option<f64> {
     if pairs.is_empty() {
         return None;
     }
-    let sum: f64 = pairs
-        .iter()
-        .map(|&(p, y)| {
-            let p = p.clamp(LOG_LOSS_EPSILON, 1.0 - LOG_LOSS_EPSILON);
-            if y {
-                -p.ln()
-            } else {
-                -(1.0 - p).ln()
-            }
-        })
-        .sum();
+    let sum: f64 = pairs.iter().map(|&(p, y)| log_loss_row(p, y)).sum();
     Some(sum / pairs.len() as f64)
 }
 
@@ -229,7 +347,7 @@ pub fn brier(pairs: &[(f64, bool)]) -> Option<f64> {
     if pairs.is_empty() {
         return None;
     }
-    Some(pairs.iter().map(|&(p, y)| (p - if y { 1.0 } else { 0.0 }).powi(2)).sum::<f64>() / pairs.len() as f64)
+    Some(pairs.iter().map(|&(p, y)| brier_row(p, y)).sum::<f64>() / pairs.len() as f64)
 }
 
 /// ROC curve points (false positive rate, true positive rate) from (score, is positive) pairs, one point per
@@ -330,17 +448,6 @@ mod tests {
     }
 
     #[test]
-    fn two_proportion_test_matches_scipy() {
-        // pooled z by hand in numpy: p = 42 / 1900, se = sqrt(p (1 - p) (1/900 + 1/1000)); 2 * norm.sf(|z|)
-        let t = two_proportions(12, 900, 30, 1000).unwrap();
-        close(t.difference, 0.03 - 12.0 / 900.0, 1e-15);
-        close(t.z, 2.4671713024192417, 1e-12);
-        close(t.p_value, 0.013618518958655297, 1e-12);
-        assert_eq!(two_proportions(0, 100, 0, 10).unwrap().p_value, 1.0);
-        assert_eq!(two_proportions(0, 0, 1, 10), None);
-    }
-
-    #[test]
     fn psi_with_an_empty_bin_uses_epsilon() {
         // b = [50, 30, 20, 0] / 100, c = [40, 30, 20, 10] / 100, zero replaced by 1e-4:
         // sum((c - b) * log(c / b))
@@ -383,5 +490,73 @@ mod tests {
             close(g[0], e[0], 1e-12);
             close(g[1], e[1], 1e-12);
         }
+    }
+
+    #[test]
+    fn wilson_intervals_match_numpy() {
+        // z = norm.ppf(0.95); Wilson by its formula in numpy
+        let z = 1.6448536269514722;
+        let [lo, hi] = wilson(0.0, 300.0, z).unwrap();
+        close(lo, 0.0, 1e-15);
+        close(hi, 0.008937872175128179, 1e-12);
+        let [lo, hi] = wilson(7.0, 250.0, z).unwrap();
+        close(lo, 0.015251144207328121, 1e-12);
+        close(hi, 0.05085561081575675, 1e-12);
+        assert_eq!(wilson(1.0, 0.0, z), None);
+        assert_eq!(wilson(3.0, 10.0, f64::INFINITY), Some([0.0, 1.0]));
+    }
+
+    #[test]
+    fn newcombe_bounds_match_numpy() {
+        // baseline 3/900, candidate 12/400, lower at norm.ppf(0.95), upper at norm.ppf(1 - 0.0123)
+        let b = newcombe((3, 900), (12, 400), normal_quantile(0.95), normal_quantile(1.0 - 0.0123)).unwrap();
+        close(b.worse_by, 0.026666666666666665, 1e-15);
+        close(b.lower, 0.014431585592915557, 1e-9);
+        close(b.upper, 0.05256762082135604, 1e-9);
+        assert_eq!(newcombe((0, 0), (1, 10), 1.0, 1.0), None);
+    }
+
+    #[test]
+    fn alpha_spent_per_look_matches_scipy() {
+        // a(t) = 2 - 2 norm.cdf(norm.ppf(1 - 0.05/2) / sqrt(t)); increments over k/K
+        close(alpha_for_look(0.05, 1, 1), 0.05, 1e-12);
+        let two = [0.005574596680784305, 0.04442540331921574];
+        let three = [0.0006868948682239306, 0.015687771581824217, 0.0336253335499519];
+        let four = [8.857543832130332e-05, 0.005486021242463002, 0.018050524636817, 0.02637487868239874];
+        for (k, want) in two.iter().enumerate() {
+            close(alpha_for_look(0.05, k as u32 + 1, 2), *want, 1e-12);
+        }
+        for (k, want) in three.iter().enumerate() {
+            close(alpha_for_look(0.05, k as u32 + 1, 3), *want, 1e-12);
+        }
+        for (k, want) in four.iter().enumerate() {
+            close(alpha_for_look(0.05, k as u32 + 1, 4), *want, 1e-12);
+        }
+        let total: f64 = (1..=4).map(|k| alpha_for_look(0.05, k, 4)).sum();
+        close(total, 0.05, 1e-12);
+        assert_eq!((alpha_for_look(0.05, 5, 4), alpha_for_look(0.05, 0, 4)), (0.0, 0.0));
+    }
+
+    #[test]
+    fn growth_needed_finds_where_a_shrinking_bound_clears_the_margin() {
+        close(growth_needed(|k| 1.0 / k, 0.1).unwrap(), 10.0, 1e-9);
+        assert_eq!(growth_needed(|k| 0.05 / k, 0.1), Some(1.0));
+        assert_eq!(growth_needed(|_| 0.2, 0.1), None);
+        // 0 errors of n on both sides: Wilson's upper end on the candidate falls below 1% near n = z^2 / 0.0099
+        let z = normal_quantile(0.95);
+        let k = growth_needed(|s| newcombe_scaled((0.0, 100.0), (0.0, 100.0), s, z, z).unwrap().upper, 0.01).unwrap();
+        assert!((2.6..2.8).contains(&k), "{k}");
+    }
+
+    #[test]
+    fn moments_and_welch() {
+        // np.mean, np.var(ddof=1)
+        let m = Moments::of([1.0, 2.0, 4.0].into_iter()).unwrap();
+        assert_eq!((m.n, m.mean), (3, 7.0 / 3.0));
+        close(m.variance, 2.333333333333333, 1e-12);
+        assert_eq!(Moments::of([1.0].into_iter()), None);
+        close(welch_se(m, m), (2.0 * 2.333333333333333 / 3.0f64).sqrt(), 1e-12);
+        let b = normal_bounds(0.01, 0.02, 1.0, f64::INFINITY);
+        assert_eq!((b.lower, b.upper), (0.01 - 0.02, f64::INFINITY));
     }
 }

@@ -65,7 +65,14 @@ fn rows(r: &Report) -> Vec<(&'static str, String, String)> {
     push("requests", both(&|v| count(v.invocations)));
     push("logged requests", both(&|v| thousands(v.logged_requests)));
     push("rows", both(&|v| thousands(v.rows)));
-    push("errors", both(&|v| format!("{} ({})", count(v.errors), pct(v.error_rate))));
+    push("400 answers", both(&|v| format!("{} ({})", count(v.client_errors), pct(v.client_error_rate))));
+    push(
+        "failed (500s, errors)",
+        both(&|v| {
+            let failed = v.errors.map(|e| e + v.model_errors.unwrap_or(0)).or(v.model_errors);
+            format!("{} ({})", count(failed), pct(v.error_rate))
+        }),
+    );
     push("throttles", both(&|v| count(v.throttles)));
     push("latency p50 ms", both(&|v| num(v.latency_ms.p50, 3)));
     push("latency p90 ms", both(&|v| num(v.latency_ms.p90, 3)));
@@ -135,6 +142,19 @@ impl fmt::Display for Report {
         if !self.other_versions.is_empty() {
             writeln!(f, "other versions in the log: {}", self.other_versions.join(", "))?;
         }
+        for v in &self.versions {
+            for e in &v.top_errors {
+                writeln!(
+                    f,
+                    "version {} answered {} {} ×{}: {}",
+                    v.version,
+                    e.status,
+                    e.error_type,
+                    thousands(e.count),
+                    e.reason
+                )?;
+            }
+        }
         writeln!(f)?;
         writeln!(
             f,
@@ -144,6 +164,11 @@ impl fmt::Display for Report {
         for r in &self.reasons {
             writeln!(f, "  - {r}")?;
         }
+        writeln!(
+            f,
+            "look {} of {} planned: promote bounds at α {:.4} of the rollout's {} ({} spending)",
+            self.look.index, self.look.planned, self.look.alpha, self.look.alpha_total, self.look.spending
+        )?;
         Ok(())
     }
 }

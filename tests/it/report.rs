@@ -156,10 +156,17 @@ fn canary(prefix: &str, model: &str) -> Fixture {
 
 /// numpy's and scikit-learn's figures per version (`report_expected.py`) for `lines.txt` and `outcomes.csv` in `f`.
 fn expected_figures(f: &Fixture) -> Value {
+    expected_with(f, None)
+}
+
+/// `expected_figures`, plus with `compare` (see `report_expected.py`) the verdict's bounds and the look's α as
+/// numpy and scipy compute them.
+fn expected_with(f: &Fixture, compare: Option<&Value>) -> Value {
     let out = std::process::Command::new(python())
         .arg(repo().join("tests/it/report_expected.py"))
         .arg(f.p.path("lines.txt"))
         .arg(f.p.path("outcomes.csv"))
+        .args(compare.map(Value::to_string))
         .output()
         .expect("run report_expected.py with the venv's python");
     assert!(out.status.success(), "report_expected.py failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -188,6 +195,37 @@ fn seeded_at(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64, o
     std::fs::write(f.p.path("lines.txt"), all.join("\n") + "\n").expect("write lines");
     let expected = expected_figures(&f);
     (f, expected)
+}
+
+/// The comparison `report_expected.py` needs for two seeded versions: their request and error counts.
+fn compare_of(traffic: [&Traffic; 2], look: [u32; 2]) -> Value {
+    let counts: serde_json::Map<String, Value> = traffic
+        .iter()
+        .map(|t| {
+            let n = t.requests as u64 + t.errors;
+            (t.version.to_string(), json!({"requests": n, "errors": t.errors, "client_errors": 0}))
+        })
+        .collect();
+    json!({"baseline": traffic[0].version, "candidate": traffic[1].version, "alpha": 0.05, "look": look, "counts": counts})
+}
+
+/// Every bound the verdict used, and the look's α, equal numpy's and scipy's within 1e-9.
+fn check_bounds(r: &Value, expected: &Value) {
+    close(&r["look"]["alpha"], &expected["look_alpha"], "the look's alpha");
+    let mut seen = Vec::new();
+    for c in r["checks"].as_array().expect("checks") {
+        let Some(b) = c.get("bounds") else { continue };
+        let name = c["name"].as_str().expect("name");
+        let want = &expected["bounds"][name];
+        for k in ["worse_by", "lower", "upper"] {
+            close(&b[k], &want[k], &format!("{name} {k}"));
+        }
+        seen.push(name.to_string());
+    }
+    let mut want: Vec<String> = expected["bounds"].as_object().expect("bounds").keys().cloned().collect();
+    want.sort();
+    seen.sort();
+    assert_eq!(seen, want, "every bound numpy computed was used by the verdict");
 }
 
 fn close(got: &Value, want: &Value, what: &str) {
@@ -228,6 +266,7 @@ fn a_clearly_better_candidate_is_promoted_with_figures_equal_to_numpy_and_sklear
     let b = Traffic { version: "1", model: "v1", requests: 1500, errors: 8, noise: 1.5, latency_ms: 2.0 };
     let c = Traffic { version: "2", model: "v2", requests: 600, errors: 2, noise: 0.3, latency_ms: 1.8 };
     let (f, expected) = seeded("rep-better", &b, &c, 0x5eed_0001);
+    let numpy = expected_with(&f, Some(&compare_of([&b, &c], [1, 1])));
     let html = f.p.path("report.html");
     let r =
         f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv", "--html", html.to_str().expect("utf-8")]);
@@ -239,6 +278,7 @@ fn a_clearly_better_candidate_is_promoted_with_figures_equal_to_numpy_and_sklear
     assert!(diff["difference"].as_f64().is_some_and(|d| d > 0.05), "{diff}");
     assert!(diff["p_value"].as_f64().is_some_and(|p| p < 0.05), "{diff}");
     assert_eq!(r["verdict"], "promote", "{:#}", r["reasons"]);
+    check_bounds(&r, &numpy);
     assert_eq!(r["unreadable_lines"], 0);
 
     let page = std::fs::read_to_string(&html).expect("html written");
@@ -263,15 +303,25 @@ fn a_clearly_worse_candidate_is_rolled_back_for_errors_latency_and_auc() {
     let r = f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv"]);
     check_figures(&r, &expected, [&b, &c]);
     assert_eq!(r["verdict"], "rollback");
+    check_bounds(&r, &expected_with(&f, Some(&compare_of([&b, &c], [1, 1]))));
     let checks: Vec<(String, String)> = r["checks"]
         .as_array()
         .expect("checks")
         .iter()
         .map(|c| (c["name"].as_str().unwrap_or("").into(), c["status"].as_str().unwrap_or("").into()))
         .collect();
-    let worse = |n: &str| (n.to_string(), "worse".to_string());
-    assert_eq!(checks, [worse("error_rate"), worse("latency_p99"), worse("auc")]);
-    assert_eq!(r["reasons"].as_array().map(Vec::len), Some(3));
+    let check = |n: &str, s: &str| (n.to_string(), s.to_string());
+    assert_eq!(
+        checks,
+        [
+            check("error_rate", "worse"),
+            check("client_error_rate", "not_worse"),
+            check("latency_p99", "worse"),
+            check("auc", "worse"),
+            check("brier", "worse")
+        ]
+    );
+    assert_eq!(r["reasons"].as_array().map(Vec::len), Some(4));
 }
 
 const WORSE: [Traffic; 2] = [
@@ -304,19 +354,25 @@ fn promote_is_refused_on_a_rollback_verdict_unless_forced() {
     assert_eq!(f.routing(), ("2".to_string(), json!({})));
 }
 
-#[test]
-fn a_step_with_a_rollback_verdict_rolls_back_and_exits_2() {
-    // The lines land 15 s ahead, after seeding ends and inside the window of the step the rollout begins.
-    let (f, _) = seeded_at("rep-step", &WORSE[0], &WORSE[1], 0x5eed_0006, 15_000);
+/// `mlambda rollout --steps STEPS --interval 25s`, which must roll back at a check and exit 2; its stderr.
+fn rollout_rolled_back(f: &Fixture, steps: &str) -> String {
     let out =
         f.p.cmd()
-            .args(["rollout", "--steps", "0.2,1", "--interval", "25s"])
+            .args(["rollout", "--steps", steps, "--interval", "25s"])
             .timeout(std::time::Duration::from_secs(120))
             .output()
             .expect("run mlambda");
     let stderr = crate::common::unwrap_lines(&String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("the report's verdict on version 2 is rollback"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_step_with_a_rollback_verdict_rolls_back_and_exits_2() {
+    // The lines land 15 s ahead, after seeding ends and inside the window of the step the rollout begins.
+    let (f, _) = seeded_at("rep-step", &WORSE[0], &WORSE[1], 0x5eed_0006, 15_000);
+    let stderr = rollout_rolled_back(&f, "0.2,1");
     assert!(stderr.contains("rolled back: production: 1 100%"), "{stderr}");
     assert_eq!(f.routing(), ("1".to_string(), json!({})));
 }
@@ -406,52 +462,27 @@ fn the_html_page_renders_its_three_charts_in_headless_chromium_without_console_e
     }
 }
 
-/// The real `bootstrap` in local mode, as function version `version` serving `model`: answers every reference
-/// row of the churn example as a single request (ids `C-<version>-<i>`) and once as a batch of ten, then returns
-/// everything it printed on stdout (prediction lines and EMF lines).
-fn bootstrap_lines(version: &str, model_version: &str, model: &Path, rows: &[Value], dir: &Path) -> Vec<String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let mut child = std::process::Command::new(crate::common::runtime_binary())
-        .env("MODEL_PATH", model)
-        .env("MODEL_FEATURES", crate::common::CHURN_FEATURES.join(","))
-        .env("MODEL_VERSION", model_version)
-        .env("MODEL_ID_FIELD", "customer_id")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", version)
-        .env("MLAMBDA_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start bootstrap");
-    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations");
-    let post = |body: &Value| {
-        let file = dir.join(format!("request-{version}.json"));
-        std::fs::write(&file, body.to_string()).expect("write request");
-        std::process::Command::new("curl")
-            .args(["-sf", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--max-time", "10"])
-            .arg("--data-binary")
-            .arg(format!("@{}", file.display()))
-            .arg(&url)
-            .output()
-            .expect("run curl")
-    };
-    let request = |i: usize| {
-        let mut row: serde_json::Map<String, Value> = crate::common::CHURN_FEATURES
-            .iter()
-            .zip(rows[i].as_array().expect("row"))
-            .map(|(f, v)| (f.to_string(), v.clone()))
-            .collect();
-        row.insert("customer_id".into(), json!(format!("C-{version}-{i}")));
-        Value::Object(row)
-    };
-    for i in 0..rows.len() {
-        let out = post(&request(i));
-        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("200"), "request {i}: {out:?}");
-    }
-    let batch = json!({ "instances": (0..10).map(request).collect::<Vec<_>>() });
-    assert!(post(&batch).status.success(), "the batch request failed");
-    child.kill().expect("stop bootstrap");
-    let out = child.wait_with_output().expect("bootstrap's output");
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+/// Row `i` of the churn example's reference rows as a request, with the customer id `C-<version>-<i>`.
+fn churn_request(rows: &[Value], version: &str, i: usize) -> Value {
+    let mut row: serde_json::Map<String, Value> = crate::common::CHURN_FEATURES
+        .iter()
+        .zip(rows[i % rows.len()].as_array().expect("row"))
+        .map(|(f, v)| (f.to_string(), v.clone()))
+        .collect();
+    row.insert("customer_id".into(), json!(format!("C-{version}-{i}")));
+    Value::Object(row)
+}
+
+/// The real `bootstrap` in local mode, as version `version` of `function` serving `model`: answers every
+/// reference row of the churn example as a single request and once as a batch of ten, then returns everything it
+/// printed on stdout (prediction lines and EMF lines).
+fn bootstrap_lines(function: &str, version: &str, model_version: &str, model: &Path, rows: &[Value]) -> Vec<String> {
+    let mut requests: Vec<Value> = (0..rows.len()).map(|i| churn_request(rows, version, i)).collect();
+    requests.push(json!({ "instances": (0..10).map(|i| churn_request(rows, version, i)).collect::<Vec<_>>() }));
+    let served = Served { function, version, model_version, model };
+    let (statuses, lines) = served.answer(&crate::common::CHURN_FEATURES, &requests);
+    assert!(statuses.iter().all(|s| *s == 200), "every request is answered: {statuses:?}");
+    lines
 }
 
 #[test]
@@ -471,7 +502,7 @@ fn the_real_runtimes_prediction_lines_give_the_figures_numpy_and_sklearn_give() 
     let start = now_ms() - 60_000;
     let mut all = Vec::new();
     for (version, model_version, model) in &models {
-        let lines = bootstrap_lines(version, model_version, model, rows, &dir);
+        let lines = bootstrap_lines(f.name(), version, model_version, model, rows);
         let predictions = lines.iter().filter(|l| l.contains(r#""mlambda":"prediction""#)).count();
         assert_eq!(predictions, rows.len() + 10, "one prediction line per row answered");
         assert!(lines.iter().any(|l| l.contains(r#""FunctionVersion""#)), "the EMF lines carry the function version");
@@ -508,5 +539,231 @@ fn the_real_runtimes_prediction_lines_give_the_figures_numpy_and_sklearn_give() 
         for k in ["positive_rate", "mean_probability", "auc", "log_loss", "brier", "accuracy"] {
             close(&v[k], &e[k], &format!("version {version} {k}"));
         }
+    }
+}
+
+#[test]
+fn a_candidate_identical_to_the_baseline_on_300_labeled_rows_each_is_not_promoted() {
+    let b = Traffic { version: "1", model: "v1", requests: 600, errors: 0, noise: 1.0, latency_ms: 2.0 };
+    let c = Traffic { version: "2", model: "v1", requests: 600, errors: 0, noise: 1.0, latency_ms: 2.0 };
+    let (f, _) = seeded("rep-same", &b, &c, 0x5eed_0007);
+    // exactly 300 labeled rows per version: the first 300 outcomes of each
+    let text = std::fs::read_to_string(f.p.path("outcomes.csv")).expect("outcomes");
+    let mut kept = String::from("id,label\n");
+    for version in ["1", "2"] {
+        let prefix = format!("C-{version}-");
+        for line in text.lines().filter(|l| l.starts_with(&prefix)).take(300) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    std::fs::write(f.p.path("outcomes.csv"), kept).expect("write outcomes");
+    let numpy = expected_with(&f, Some(&compare_of([&b, &c], [1, 1])));
+    let r = f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv"]);
+    assert_eq!((r["versions"][0]["labeled"].as_u64(), r["versions"][1]["labeled"].as_u64()), (Some(300), Some(300)));
+    check_bounds(&r, &numpy);
+    assert_eq!(r["verdict"], "continue", "{:#}", r["reasons"]);
+    let auc = r["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "auc")).expect("auc check");
+    assert_eq!(auc["status"], "insufficient", "{auc}");
+    assert!(auc["bounds"]["upper"].as_f64().expect("upper") > auc["margin"].as_f64().expect("margin"), "{auc}");
+    assert!(auc["detail"].as_str().expect("detail").contains("more labeled rows"), "{auc}");
+
+    // a stepped rollout that stops short of 1 plans two looks (its step's check and the promote) and takes one
+    f.p.json(&["rollout", "--steps", "0.2", "--interval", "1s"]);
+    assert_eq!(f.p.state()["rollout"]["looks"], json!({"candidate": "2", "planned": 2, "taken": 1}));
+    let r = f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv"]);
+    assert_eq!((r["look"]["index"].as_u64(), r["look"]["planned"].as_u64()), (Some(2), Some(2)), "{}", r["look"]);
+    check_bounds(&r, &expected_with(&f, Some(&compare_of([&b, &c], [2, 2]))));
+}
+
+/// POSTs `body` to a local-mode bootstrap on `port` and returns the proxy envelope's `statusCode`.
+fn post_status(port: u16, body: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to bootstrap");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    let request = format!(
+        "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let json = &response[response.find("\r\n\r\n").expect("http body") + 4..];
+    let envelope: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {response}"));
+    envelope["statusCode"].as_u64().expect("statusCode")
+}
+
+/// The real `bootstrap` in local mode as version `version` of `function`, serving `model`.
+struct Served<'a> {
+    function: &'a str,
+    version: &'a str,
+    model_version: &'a str,
+    model: &'a Path,
+}
+
+impl Served<'_> {
+    /// Starts it expecting `features`, answers each of `requests`, stops it; the answers' status codes and
+    /// everything it printed on stdout.
+    fn answer(&self, features: &[&str], requests: &[Value]) -> (Vec<u64>, Vec<String>) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let mut child = std::process::Command::new(crate::common::runtime_binary())
+            .env("MODEL_PATH", self.model)
+            .env("MODEL_FEATURES", features.join(","))
+            .env("MODEL_VERSION", self.model_version)
+            .env("MODEL_ID_FIELD", "customer_id")
+            .env("METRICS_NAMESPACE", "ChurnModel")
+            .env("AWS_LAMBDA_FUNCTION_NAME", self.function)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", self.version)
+            .env("MLAMBDA_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start bootstrap");
+        // drained as it comes: a full pipe would block the bootstrap's next write, and with it its next answer
+        let stdout = child.stdout.take().expect("piped stdout");
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>()
+        });
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20), "bootstrap did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let statuses = requests.iter().map(|r| post_status(port, &r.to_string())).collect();
+        child.kill().expect("stop bootstrap");
+        child.wait().expect("bootstrap exits");
+        (statuses, reader.join().expect("stdout reader"))
+    }
+}
+
+/// The EMF lines' Count metrics summed per namespace, metric and dimension set, put into moto's CloudWatch as
+/// CloudWatch would extract them from the log (the Sum statistic of one datapoint per line equals that of the sum).
+fn put_emf_metrics(lines: &[String], dir: &Path, at_ms: i64) -> usize {
+    // (namespace, metric, dimensions) -> sum
+    type Key = (String, String, Vec<(String, String)>);
+    let mut sums: std::collections::BTreeMap<Key, f64> = Default::default();
+    for line in lines.iter().filter(|l| l.contains("\"_aws\"")) {
+        let doc: Value = serde_json::from_str(line).expect("an EMF line is json");
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().expect("directives") {
+            let ns = directive["Namespace"].as_str().expect("namespace").to_string();
+            for metric in directive["Metrics"].as_array().expect("metrics") {
+                if metric["Unit"] != "Count" {
+                    continue;
+                }
+                let name = metric["Name"].as_str().expect("name").to_string();
+                for set in directive["Dimensions"].as_array().expect("dimension sets") {
+                    let dims = set
+                        .as_array()
+                        .expect("dimension set")
+                        .iter()
+                        .map(|d| {
+                            let d = d.as_str().expect("dimension");
+                            (d.to_string(), doc[d].as_str().expect("dimension value").to_string())
+                        })
+                        .collect();
+                    *sums.entry((ns.clone(), name.clone(), dims)).or_default() += doc[&name].as_f64().expect("value");
+                }
+            }
+        }
+    }
+    let namespaces: std::collections::BTreeSet<String> = sums.keys().map(|k| k.0.clone()).collect();
+    for ns in &namespaces {
+        let data: Vec<Value> = sums
+            .iter()
+            .filter(|((n, _, _), _)| n == ns)
+            .map(|((_, metric, dims), value)| {
+                let dims: Vec<Value> = dims.iter().map(|(k, v)| json!({"Name": k, "Value": v})).collect();
+                json!({"MetricName": metric, "Dimensions": dims, "Value": value, "Unit": "Count", "Timestamp": at_ms / 1000})
+            })
+            .collect();
+        let file = dir.join("emf-metrics.json");
+        std::fs::write(&file, serde_json::to_vec(&data).expect("json")).expect("write metrics");
+        let arg = format!("file://{}", file.display());
+        aws_cli(&["cloudwatch", "put-metric-data", "--namespace", ns, "--metric-data", &arg]);
+    }
+    sums.len()
+}
+
+#[test]
+fn a_candidate_that_answers_400_to_everyone_is_alarmed_judged_and_rolled_back() {
+    let f = canary("rep-400", "v2");
+    // the alarms the recipe asks for, and the error-rate alarms of the routed candidate
+    f.p.json(&["alarms"]);
+    let alarms =
+        aws_cli(&["cloudwatch", "describe-alarms", "--alarm-name-prefix", &format!("mlambda-{}-v2-", f.name())]);
+    let names: Vec<&str> =
+        alarms["MetricAlarms"].as_array().expect("alarms").iter().filter_map(|a| a["AlarmName"].as_str()).collect();
+    assert!(names.contains(&format!("mlambda-{}-v2-client-errors", f.name()).as_str()), "{names:?}");
+    assert!(names.contains(&format!("mlambda-{}-v2-model-errors", f.name()).as_str()), "{names:?}");
+
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("examples/churn/reference.json")).expect("reference"))
+            .expect("json");
+    let rows = reference["rows"].as_array().expect("rows");
+    let request = |version: &str, i: usize| churn_request(rows, version, i);
+    // the candidate's model.features renamed `tenure_months` to `tenure`; callers still send `tenure_months`
+    let renamed: Vec<&str> =
+        crate::common::CHURN_FEATURES.iter().map(|f| if *f == "tenure_months" { "tenure" } else { f }).collect();
+    let model = repo().join("examples/churn/model.onnx");
+    let base = Served { function: f.name(), version: "1", model_version: "v1", model: &model };
+    let cand = Served { function: f.name(), version: "2", model_version: "v2", model: &model };
+    let (base_status, base_lines) =
+        base.answer(&crate::common::CHURN_FEATURES, &(0..600).map(|i| request("1", i)).collect::<Vec<_>>());
+    let (cand_status, cand_lines) = cand.answer(&renamed, &(0..200).map(|i| request("2", i)).collect::<Vec<_>>());
+    assert!(base_status.iter().all(|s| *s == 200), "the baseline answers");
+    assert!(cand_status.iter().all(|s| *s == 400), "the candidate refuses every request");
+    let errors: Vec<&String> = cand_lines.iter().filter(|l| l.contains(r#""mlambda":"error""#)).collect();
+    assert_eq!(errors.len(), 200, "one error line per refused request");
+    assert!(errors[0].contains("missing required features: tenure"), "{}", errors[0]);
+
+    // Lambda's logs and metrics as CloudWatch would hold them, 15 s ahead: inside the first step's window
+    let dir = f.p.root().to_path_buf();
+    let group = format!("/aws/lambda/{}", f.name());
+    aws_cli(&["logs", "create-log-group", "--log-group-name", &group]);
+    let at = now_ms() + 15_000;
+    put_log_events(&group, "2026/12/07/[1]base", &base_lines, &dir, at);
+    put_log_events(&group, "2026/12/07/[2]cand", &cand_lines, &dir, at);
+    put_metrics(f.name(), "1", 600, 0, &dir, at);
+    put_metrics(f.name(), "2", 200, 0, &dir, at);
+    let all: Vec<String> = base_lines.iter().chain(&cand_lines).cloned().collect();
+    assert!(put_emf_metrics(&all, &dir, at) >= 6, "Rows, ClientErrors and ModelErrors per version");
+
+    let stderr = rollout_rolled_back(&f, "0.2,0.5,1");
+    assert!(stderr.contains("step 1/3"), "{stderr}");
+    assert!(!stderr.contains("step 2/3"), "the first check stops the rollout: {stderr}");
+    assert!(stderr.contains("400 rate 100.00% (200/200)"), "{stderr}");
+    assert!(stderr.contains("rolled back: production: 1 100%"), "{stderr}");
+    assert_eq!(f.routing(), ("1".to_string(), json!({})));
+
+    let r = f.p.json(&["report", "--since", "1h", "--candidate", "2"]);
+    assert_eq!(r["verdict"], "rollback", "{:#}", r["reasons"]);
+    let cand = &r["versions"][1];
+    assert_eq!((cand["client_errors"].as_u64(), cand["model_errors"].as_u64()), (Some(200), Some(0)), "{cand}");
+    assert_eq!(cand["error_counts_from"], "emf");
+    assert_eq!(cand["client_error_rate"], 1.0);
+    assert_eq!(cand["top_errors"][0]["count"], 200);
+    assert_eq!(cand["top_errors"][0]["status"], 400);
+    assert_eq!(r["versions"][0]["client_errors"], 0);
+    let reasons = r["reasons"].to_string();
+    assert!(reasons.contains("400 rate 100.00% (200/200) vs 0.000% (0/600)"), "{reasons}");
+    assert!(reasons.contains("top reason: 400 InvalidInput: missing required features: tenure (200)"), "{reasons}");
+    let text = f.p.cmd().args(["report", "--since", "1h", "--candidate", "2"]).output().expect("run");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("400 answers") && text.contains("verdict: ROLLBACK"), "{text}");
+}
+
+#[test]
+fn a_margin_outside_its_range_is_refused_at_config_load_naming_the_key() {
+    let f = Fixture::new("rep-margin");
+    let base = f.p.default_config();
+    for (key, value) in [("auc_margin", "1"), ("error_rate_margin", "-0.01"), ("brier_margin", "0")] {
+        f.p.write_config(&format!("{base}  evidence:\n    {key}: {value}\n"));
+        let e = f.p.fails(&["report", "--candidate", "1"], 1);
+        assert!(e.contains(&format!("`rollout.evidence.{key}` is {value}")), "{key}: {e}");
+        assert!(e.contains("greater than 0 and less than"), "{e}");
+        let e = f.p.fails(&["rollout", "--promote", "--dry-run"], 1);
+        assert!(e.contains(&format!("rollout.evidence.{key}")), "{key}: {e}");
     }
 }

@@ -37,7 +37,7 @@ fn status_shows_versions_routing_alarm_states_and_the_rollout() {
         .iter()
         .map(|a| (a["name"].as_str().unwrap_or("").into(), a["state"].as_str().unwrap_or("").into()))
         .collect();
-    assert_eq!(states.len(), 9);
+    assert_eq!(states.len(), 15, "five alarms each for the alias and both routed versions");
     assert!(states.contains(&(alarm.clone(), "ALARM".to_string())), "{states:?}");
     assert!(states.iter().filter(|(n, _)| *n != alarm).all(|(_, st)| st == "OK"), "{states:?}");
     assert_eq!(s["rollout"]["candidate"], "2");
