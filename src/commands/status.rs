@@ -122,6 +122,13 @@ impl fmt::Display for Outcome {
             if let (Some(c), Some(w)) = (&r.candidate, r.weight) {
                 writeln!(f, "\nrollout in progress: version {c} at {}", alias::Percent(w.get()))?;
             }
+            if let Some(l) = &r.looks {
+                writeln!(
+                    f,
+                    "looks at version {}'s evidence: {} of {} planned taken (each spends its share of α)",
+                    l.candidate, l.taken, l.planned
+                )?;
+            }
             if let Some(p) = &r.previous_primary {
                 writeln!(f, "previous primary: {p} (`mlambda rollout --rollback` returns to it)")?;
             }

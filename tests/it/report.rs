@@ -571,6 +571,9 @@ fn a_candidate_identical_to_the_baseline_on_300_labeled_rows_each_is_not_promote
     // a stepped rollout that stops short of 1 plans two looks (its step's check and the promote) and takes one
     f.p.json(&["rollout", "--steps", "0.2", "--interval", "1s"]);
     assert_eq!(f.p.state()["rollout"]["looks"], json!({"candidate": "2", "planned": 2, "taken": 1}));
+    let text = f.p.cmd().arg("status").output().expect("run mlambda status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("looks at version 2's evidence: 1 of 2 planned taken"), "{text}");
     let r = f.p.json(&["report", "--since", "1h", "--outcomes", "outcomes.csv"]);
     assert_eq!((r["look"]["index"].as_u64(), r["look"]["planned"].as_u64()), (Some(2), Some(2)), "{}", r["look"]);
     check_bounds(&r, &expected_with(&f, Some(&compare_of([&b, &c], [2, 2]))));
