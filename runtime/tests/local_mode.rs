@@ -282,6 +282,31 @@ fn named_inputs_multiclass_answers_and_the_prediction_log() {
 }
 
 #[test]
+fn a_function_url_event_with_a_base64_body_is_answered_like_the_plain_body() {
+    use base64::Engine as _;
+    let port = free_port();
+    let _p = start(port);
+    let plain = payload("one.json");
+    let (status, want) = invoke(port, &plain);
+    assert_eq!(status, 200, "{want}");
+    // what a Function URL hands over for `curl -d '{...}'`: a form content type, so the body arrives base64-encoded
+    let event = |body: &[u8]| {
+        json!({
+            "version": "2.0",
+            "rawPath": "/",
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+            "requestContext": {"http": {"method": "POST", "path": "/"}},
+            "body": base64::engine::general_purpose::STANDARD.encode(body),
+            "isBase64Encoded": true,
+        })
+        .to_string()
+    };
+    assert_eq!(invoke(port, event(&plain).as_bytes()), (200, want));
+    let e = error_of(port, event(b"tenure_months=1&monthly_charges=2").as_bytes());
+    assert!(e.starts_with("request body is not valid JSON"), "{e}");
+}
+
+#[test]
 fn init_errors_name_the_problem_and_exit_nonzero() {
     // MODEL_FEATURES with the wrong count
     let mut cmd = bootstrap();
