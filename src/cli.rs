@@ -138,6 +138,10 @@ pub struct InitArgs {
     /// Overwrite existing files
     #[arg(long)]
     pub force: bool,
+    /// Also write a CI workflow for this CI: `github` (`.github/workflows/mlambda.yml`: OIDC, `pip install
+    /// mlambda`, `mlambda up` on main, a promote gated on `mlambda report`'s verdict)
+    #[arg(long, value_name = "NAME")]
+    pub ci: Option<String>,
     #[command(flatten)]
     pub dry: DryRun,
 }

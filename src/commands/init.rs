@@ -1,4 +1,5 @@
-//! `mlambda init`: scaffold mlambda.yaml, an example payload and an export script from `templates/init`.
+//! `mlambda init`: scaffold mlambda.yaml, an example payload and an export script from `templates/init`, and with
+//! `--ci` a CI workflow from `templates/ci`.
 use std::fmt;
 use std::path::Path;
 
@@ -13,6 +14,27 @@ const FILES: [(&str, &str); 3] = [
     ("payload.json", include_str!("../../templates/init/payload.json")),
     ("export_model.py", include_str!("../../templates/init/export_model.py")),
 ];
+
+/// The CI workflows `--ci` writes: name, path in the project, text.
+const CI: [(&str, &str, &str); 1] =
+    [("github", ".github/workflows/mlambda.yml", include_str!("../../templates/ci/github.yml"))];
+
+/// The files to write: the project's, and the CI workflow `--ci` names.
+fn files(ci: Option<&str>) -> Result<Vec<(&'static str, &'static str)>> {
+    let mut out = FILES.to_vec();
+    if let Some(name) = ci {
+        let Some((_, path, text)) = CI.iter().find(|(n, _, _)| *n == name) else {
+            let known: Vec<&str> = CI.iter().map(|(n, _, _)| *n).collect();
+            return Err(Error::user(format!(
+                "unknown CI `{name}`; mlambda writes workflows for: {}",
+                known.join(", ")
+            ))
+            .help("pass `--ci github`, or leave `--ci` out"));
+        };
+        out.push((path, text));
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Serialize)]
 struct Outcome {
@@ -64,7 +86,8 @@ pub async fn run(args: &InitArgs) -> Result<Report> {
         return Err(Error::user(format!("`{}` exists and is not a directory", dir.display()))
             .help("pass a directory to scaffold into"));
     }
-    let existing: Vec<&str> = FILES.iter().map(|(n, _)| *n).filter(|n| dir.join(n).exists()).collect();
+    let files = files(args.ci.as_deref())?;
+    let existing: Vec<&str> = files.iter().map(|(n, _)| *n).filter(|n| dir.join(n).exists()).collect();
     if !existing.is_empty() && !args.force {
         return Err(Error::user(format!(
             "`{}` already has {}; nothing was written",
@@ -74,18 +97,22 @@ pub async fn run(args: &InitArgs) -> Result<Report> {
         .help("pass `--force` to overwrite them, or scaffold into another directory"));
     }
     let name = project_name(dir);
-    let files = FILES
+    let actions = files
         .iter()
         .map(|(n, _)| FileAction {
             path: dir.join(n).display().to_string(),
             action: if existing.contains(n) { "overwrite" } else { "create" },
         })
         .collect();
-    let outcome = Outcome { dir: dir.display().to_string(), name: name.clone(), dry_run: args.dry.dry_run, files };
+    let outcome =
+        Outcome { dir: dir.display().to_string(), name: name.clone(), dry_run: args.dry.dry_run, files: actions };
     if !args.dry.dry_run {
         std::fs::create_dir_all(dir).map_err(|e| crate::error::io_error(dir, "create directory", e))?;
-        for (file, text) in FILES {
+        for (file, text) in files {
             let path = dir.join(file);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| crate::error::io_error(parent, "create directory", e))?;
+            }
             std::fs::write(&path, text.replace("{{name}}", &name))
                 .map_err(|e| crate::error::io_error(&path, "write", e))?;
         }
@@ -101,6 +128,15 @@ mod tests {
     fn the_name_comes_from_the_directory() {
         assert_eq!(project_name(Path::new("/tmp/Churn Model_2")), "churn-model-2");
         assert_eq!(project_name(Path::new("/")), "my-model");
+    }
+
+    #[test]
+    fn an_unknown_ci_is_refused_naming_the_known_ones() {
+        let e = files(Some("nope")).unwrap_err();
+        assert!(e.message.contains("unknown CI `nope`") && e.message.contains("github"), "{}", e.message);
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(files(Some("github")).unwrap().last().map(|f| f.0), Some(".github/workflows/mlambda.yml"));
+        assert_eq!(files(None).unwrap().len(), FILES.len());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `scripts/test` starts the stack and exports its environment; without it these tests fail loudly.
 mod alarms;
 mod build_push;
+mod ci;
 mod common;
 mod deploy;
 mod install;
