@@ -99,17 +99,18 @@ impl fmt::Display for PackageOutcome {
 }
 
 pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &BuildSettings) -> Result<Report> {
+    // What is cheap to check goes first: finding `bootstrap` may mean compiling it for minutes.
+    super::require_model_file(&s.model_path, true)?;
     if p.config().function.package == PackageType::Zip {
         return package(ctx, p, s);
     }
+    // Without an engine, a compiled runtime would be minutes spent for nothing.
+    let docker = if s.dry_run { None } else { Some(engine::connect().await?) };
     let (mut outcome, tar) = prepare(ctx, p, s)?;
-    if s.dry_run {
-        return Ok(Report::new(outcome, true));
-    }
+    let Some(docker) = docker else { return Ok(Report::new(outcome, true)) };
     let c = p.config();
     let platform = c.function.architecture.platform();
     let image = outcome.image.clone();
-    let docker = engine::connect().await?;
     ctx.printer.status(format!("building {image} for {platform} (legacy builder, base `{}`)", c.image.base));
     let spinner = progress::spinner(ctx.printer, format!("building {image}"));
     let built = engine::build(&docker, tar, &image, platform, |line| {

@@ -1,6 +1,8 @@
 //! One file per subcommand, each `run(ctx, project, settings) -> Report`; this module resolves each command's
 //! settings, dispatches, and shares the context. Commands never import each other, except `up`, which composes
 //! the reports of the commands it runs.
+use std::path::Path;
+
 use clap::CommandFactory;
 
 use crate::aws::{Aws, Target};
@@ -56,6 +58,31 @@ impl Ctx<'_> {
     pub fn state(&self, p: &Project) -> Result<State> {
         Ok(state::load(&p.state_dir)?)
     }
+}
+
+/// Refuses a missing model file before anything slow or remote starts: `build` hashes it, `model push` loads
+/// it, `up` does both, and a first run without one must not compile, build or call AWS first.
+/// `from_config`: the path is `model.path`, not a command-line argument.
+fn require_model_file(path: &Path, from_config: bool) -> Result<()> {
+    if path.is_file() {
+        return Ok(());
+    }
+    let shown = shown(path);
+    let what = if path.exists() { "is not a file" } else { "does not exist" };
+    let err = Error::user(format!("model file `{shown}` {what}"));
+    Err(if from_config {
+        err.help(format!(
+            "export your model to that file, e.g. `python export_model.py model.joblib {shown}` (the script \
+             `mlambda init` wrote, for a scikit-learn pipeline), or point `model.path` in mlambda.yaml at your ONNX file"
+        ))
+    } else {
+        err.help("check the path passed to `mlambda model push PATH`, or leave it out to push `model.path`")
+    })
+}
+
+/// A path as the user wrote it: mlambda.yaml's `model.onnx` resolves to `./model.onnx`.
+fn shown(path: &Path) -> std::path::Display<'_> {
+    path.strip_prefix(".").unwrap_or(path).display()
 }
 
 /// Resolves the command's settings from its flags and the project, then runs it.

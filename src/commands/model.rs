@@ -6,7 +6,7 @@ use std::path::Path;
 use mlambda_runtime::model::{InputKind, Label as RuntimeLabel, Model, Prediction as RuntimePrediction, RowAnswer};
 use serde::Serialize;
 
-use super::Ctx;
+use super::{require_model_file, shown, Ctx};
 use crate::aws::{lambda, s3};
 use crate::error::{io_error, Error, Result};
 use crate::plan::lambda::{Alias, FunctionInfo};
@@ -19,26 +19,30 @@ use crate::settings::{ModelPushSettings, Project};
 use crate::ui::{progress, table, HumanBytes};
 
 /// What the runtime's loader found: the request fields and, when reference rows were given, their parity.
-struct Checked {
+pub(super) struct Checked {
     fields: Vec<String>,
     parity: Option<Parity>,
 }
 
+/// Every local check `model push` makes before it calls AWS: the file, the runtime's loader, `model.features`
+/// and the reference rows. `up` runs it first of all, so a broken model costs no compile and no AWS call.
+pub(super) fn check(p: &Project, s: &ModelPushSettings) -> Result<Checked> {
+    let c = p.config();
+    require_model_file(&s.path, s.path == p.model_path())?;
+    check_model(&s.path, c.model.features.as_deref(), s.reference.as_deref(), c.model.tolerance)
+}
+
 /// Loads the model with the runtime's own loader and checks inputs and reference parity.
 fn check_model(path: &Path, features: Option<&[String]>, reference: Option<&Path>, tolerance: f64) -> Result<Checked> {
-    if !path.is_file() {
-        return Err(Error::user(format!("model file `{}` does not exist", path.display()))
-            .help("pass the ONNX file as `mlambda model push PATH`, or set `model.path` in mlambda.yaml"));
-    }
     let model = Model::from_path(path).map_err(|e| {
-        Error::user(format!("`{}` is not an ONNX model the runtime can load: {e}", path.display()))
+        Error::user(format!("`{}` is not an ONNX model the runtime can load: {e}", shown(path)))
             .help("export the model to ONNX (skl2onnx, torch.onnx.export); the runtime serves ONNX only")
     })?;
     if let (Some(listed), [only]) = (features, model.inputs()) {
         if only.kind == InputKind::F32 && only.width != listed.len() {
             return Err(Error::user(format!(
                 "model `{}` takes {} input features but `model.features` lists {}",
-                path.display(),
+                shown(path),
                 only.width,
                 listed.len()
             ))
@@ -49,7 +53,7 @@ fn check_model(path: &Path, features: Option<&[String]>, reference: Option<&Path
         .fields(features)
         .map_err(|why| {
             let why = why.replace("MODEL_FEATURES", "`model.features`");
-            Error::user(format!("model `{}` does not fit `model.features`: {why}", path.display())).help(
+            Error::user(format!("model `{}` does not fit `model.features`: {why}", shown(path))).help(
                 "list the columns of a single float input in `model.features`, in order; for a model with named \
                  inputs (a ColumnTransformer export) leave `model.features` out or list its input names",
             )
@@ -60,22 +64,22 @@ fn check_model(path: &Path, features: Option<&[String]>, reference: Option<&Path
     let Some(reference) = reference else { return Ok(Checked { fields, parity: None }) };
     let text = std::fs::read_to_string(reference).map_err(|e| io_error(reference, "read the reference file", e))?;
     let r: Reference = serde_json::from_str(&text).map_err(|e| {
-        Error::user(format!("cannot parse reference `{}`: {e}", reference.display())).help(
+        Error::user(format!("cannot parse reference `{}`: {e}", shown(reference))).help(
             "the format is {\"features\":[…],\"rows\":[[…]],\"expected\":[{\"prediction\":…,\"probability\":…,\"probabilities\":{…}}]}",
         )
     })?;
     r.check(&fields).map_err(|why| {
-        Error::user(format!("reference `{}` does not fit the model: {why}", reference.display()))
+        Error::user(format!("reference `{}` does not fit the model: {why}", shown(reference)))
             .help("regenerate the reference rows with the model's export script")
     })?;
     let answers = model.predict_rows(&r.objects(), features).map_err(|e| {
-        Error::user(format!("model `{}` cannot run the rows of `{}`: {e}", path.display(), reference.display()))
+        Error::user(format!("model `{}` cannot run the rows of `{}`: {e}", shown(path), shown(reference)))
     })?;
     let got: Vec<Prediction> = answers.iter().map(|a| prediction(&model, a)).collect();
     if got.len() != r.expected.len() {
         return Err(Error::user(format!(
             "model `{}` returned {} outputs for {} reference rows",
-            path.display(),
+            shown(path),
             got.len(),
             r.expected.len()
         )));
@@ -84,8 +88,8 @@ fn check_model(path: &Path, features: Option<&[String]>, reference: Option<&Path
     if !mismatches.is_empty() {
         return Err(Error::user(format!(
             "model `{}` does not reproduce `{}`: {} of {} rows differ by more than {tolerance}: {}",
-            path.display(),
-            reference.display(),
+            shown(path),
+            shown(reference),
             mismatches.len(),
             r.expected.len(),
             describe_mismatches(&mismatches, 5)
@@ -148,9 +152,8 @@ impl fmt::Display for PushOutcome {
 
 pub async fn push(ctx: &Ctx<'_>, p: &Project, s: &ModelPushSettings) -> Result<Report> {
     let c = p.config();
-    ctx.printer.status(format!("checking `{}` with the runtime's loader", s.path.display()));
-    let Checked { fields, parity } =
-        check_model(&s.path, c.model.features.as_deref(), s.reference.as_deref(), c.model.tolerance)?;
+    ctx.printer.status(format!("checking `{}` with the runtime's loader", shown(&s.path)));
+    let Checked { fields, parity } = check(p, s)?;
     let (sha256, size) = crate::hash::file_sha256(&s.path).map_err(|e| io_error(&s.path, "read", e))?;
     let aws = ctx.aws().await?;
     let (mut outcome, decision) = plan_push(&aws, p, s, &sha256, size, parity.clone()).await?;

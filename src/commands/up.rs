@@ -57,9 +57,16 @@ fn fingerprint(loaded: &Loaded) -> Result<String> {
 
 pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report> {
     let print = fingerprint(&p.loaded)?;
-    deploy::check_package(&ctx.aws().await?, p.config()).await?;
     let saved = ctx.state(p)?.up.unwrap_or_default();
     let the_plan = up::plan(&print, &saved.fingerprint, &saved.done, args.restart);
+    // Local inputs before the first AWS call, image build or compile: a first run without a model (or with
+    // one that does not load or fit `model.features`) fails in a second instead of minutes later.
+    if the_plan.reads_model() {
+        let s = args.model_push(p);
+        ctx.printer.status(format!("checking `{}` with the runtime's loader, before any step", super::shown(&s.path)));
+        model::check(p, &s)?;
+    }
+    deploy::check_package(&ctx.aws().await?, p.config()).await?;
     let mut done = the_plan.done();
     if the_plan.resumed && !args.dry_run {
         ctx.printer.status(format!("resuming after `{}` (pass --restart to start over)", done.join("`, `")));

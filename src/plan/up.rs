@@ -1,8 +1,12 @@
 //! `mlambda up`'s plan: the flow's steps in order, and which of them an earlier run already finished.
 use serde::Serialize;
 
-/// The flow, in order.
+/// The flow, in order. Before the first of them, `up` checks what it can locally (the model the steps that
+/// read it would read), so a bad input fails in a second rather than after a compile or an AWS call.
 pub const STEPS: [&str; 6] = ["build", "push", "model push", "deploy", "rollout", "alarms"];
+
+/// The steps that read the local model file: `build` hashes (and may bake) it, `model push` loads and uploads it.
+const READS_MODEL: [&str; 2] = ["build", "model push"];
 
 /// One step and whether this run does it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,6 +27,11 @@ impl UpPlan {
     /// The steps an earlier run finished, in order.
     pub fn done(&self) -> Vec<String> {
         self.steps.iter().filter(|s| s.skip).map(|s| s.step.to_string()).collect()
+    }
+
+    /// Whether a step this run does reads the model file, which must then be checked before anything else.
+    pub fn reads_model(&self) -> bool {
+        self.steps.iter().any(|s| !s.skip && READS_MODEL.contains(&s.step))
     }
 }
 
@@ -56,5 +65,12 @@ mod tests {
         assert_eq!(plan("f2", "f1", &done(&["build"]), false), fresh);
         assert_eq!(plan("f1", "f1", &done(&["build"]), true), fresh);
         assert_eq!(plan("f1", "f1", &done(&STEPS), false), fresh);
+    }
+
+    #[test]
+    fn the_model_is_checked_while_a_step_that_reads_it_is_still_to_run() {
+        assert!(plan("f1", "", &[], false).reads_model());
+        assert!(plan("f1", "f1", &done(&["build", "push"]), false).reads_model(), "model push is still to run");
+        assert!(!plan("f1", "f1", &done(&["build", "push", "model push"]), false).reads_model());
     }
 }

@@ -173,3 +173,131 @@ fn every_command_has_help_with_examples() {
     let out = p.cmd().arg("man").output().expect("run mlambda");
     assert!(String::from_utf8_lossy(&out.stdout).contains(".TH mlambda"), "a roff man page");
 }
+
+/// Stands in for cargo in the first-run tests: records that it ran and fails, so any compile shows.
+const RECORDING_CARGO: &str = "#!/bin/sh\necho \"$@\" >>\"$STUB_LOG\"\nexit 1\n";
+
+/// `mlambda` in `dir` as a new user runs it: outside this checkout, an empty runtime cache (so a build would
+/// compile the runtime, through the recording cargo), no Docker engine and an AWS endpoint that refuses every
+/// connection, so whatever `up` reaches past its local checks fails otherwise than they do.
+fn first_run(dir: &std::path::Path, home: &std::path::Path) -> assert_cmd::Command {
+    use std::os::unix::fs::PermissionsExt;
+    let stub = home.join("cargo");
+    if !stub.is_file() {
+        std::fs::write(&stub, RECORDING_CARGO).expect("write stub cargo");
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod stub cargo");
+    }
+    let mut c = assert_cmd::Command::cargo_bin("mlambda").expect("mlambda binary");
+    c.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("CARGO", &stub)
+        .env("STUB_LOG", home.join("cargo.log"))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env_remove("MLAMBDA_RUNTIME")
+        .env_remove("MLAMBDA_CONFIG")
+        .timeout(std::time::Duration::from_secs(60));
+    c
+}
+
+#[test]
+fn up_in_a_fresh_project_without_a_model_fails_at_once_naming_the_file_before_any_compile() {
+    let project = tempfile::tempdir().expect("tempdir");
+    let home = tempfile::tempdir().expect("tempdir");
+    let (dir, home) = (project.path(), home.path());
+    assert!(!dir.starts_with(common::repo()), "outside the checkout, where a build compiles the runtime");
+    common::json_of(first_run(dir, home), &["init"]);
+
+    for args in [&["up"][..], &["up", "--dry-run"], &["build"], &["model", "push"]] {
+        let started = std::time::Instant::now();
+        let err = common::fails_of(first_run(dir, home), args, 1);
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(5), "mlambda {args:?} took {took:?}: {err}");
+        assert!(err.contains("model file `model.onnx` does not exist"), "mlambda {args:?}: {err}");
+        assert!(err.contains("export_model.py") && err.contains("`model.path`"), "the fix: {err}");
+    }
+    assert!(!home.join("cargo.log").exists(), "nothing was compiled");
+    assert!(!dir.join(".mlambda").exists(), "nothing was recorded");
+
+    // A model that loads but does not fit the scaffold's `model.features` is refused as early.
+    std::fs::copy(common::repo().join("examples/churn/model.onnx"), dir.join("model.onnx")).expect("copy model");
+    let started = std::time::Instant::now();
+    let err = common::fails_of(first_run(dir, home), &["up"], 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{err}");
+    assert!(err.contains("takes 7 input features but `model.features` lists 2"), "{err}");
+    assert!(!home.join("cargo.log").exists(), "nothing was compiled");
+}
+
+/// `mlambda` with no AWS credentials anywhere: an empty `HOME`, no `AWS_*` variable but `keep`, IMDS off
+/// unless `keep` points it somewhere, and a region.
+fn without_credentials(p: &Project, home: &std::path::Path, keep: &[(&str, &str)]) -> assert_cmd::Command {
+    let mut c = p.cmd();
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        c.env_remove(k);
+    }
+    c.env("HOME", home).env("AWS_REGION", "us-east-1").env("AWS_EC2_METADATA_DISABLED", "true");
+    c.envs(keep.iter().copied());
+    c
+}
+
+/// Answers every request with a 403, as a network that intercepts the instance metadata address does.
+fn forbidding_metadata_service() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\nconnection: close\r\n\r\ndenied");
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn without_credentials_status_and_up_say_how_to_provide_them_in_plain_words() {
+    let p = Project::churn("nocreds");
+    let home = tempfile::tempdir().expect("tempdir");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the stack's endpoint");
+    let imds = forbidding_metadata_service();
+    let variants: [(&str, Vec<(&str, &str)>); 3] = [
+        ("no endpoint", vec![]),
+        ("the stack's endpoint", vec![("AWS_ENDPOINT_URL", &endpoint)]),
+        (
+            "a metadata service that refuses",
+            vec![
+                ("AWS_ENDPOINT_URL", &endpoint),
+                ("AWS_EC2_METADATA_DISABLED", "false"),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds),
+            ],
+        ),
+    ];
+    for (variant, keep) in &variants {
+        for args in [&["status"][..], &["up"]] {
+            let err = common::fails_of(without_credentials(&p, home.path(), keep), args, 1);
+            let at = format!("{variant}, mlambda {args:?}");
+            assert!(err.contains("no AWS credentials found"), "{at}: {err}");
+            for way in ["AWS_PROFILE", "aws configure", "aws sso login", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+                assert!(err.contains(way), "{at}: names {way}: {err}");
+            }
+            for dump in ["DispatchFailure", "ConnectorError", "CredentialsNotLoaded", "Some(", "{ ", "StatusCode("] {
+                assert!(!err.contains(dump), "{at}: Debug text `{dump}`: {err}");
+            }
+            assert!(!err.contains("unreachable"), "{at}: {err}");
+            let imds_said = err.contains("the EC2 instance metadata service, failed");
+            assert_eq!(imds_said, keep.iter().any(|(k, _)| *k == "AWS_EC2_METADATA_SERVICE_ENDPOINT"), "{at}: {err}");
+        }
+    }
+    assert!(!p.path(".mlambda/state.json").exists(), "up stopped before its first step");
+
+    // Credentials, but nothing listening: still "unreachable", in plain words, and the cloud's failure (exit 2).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}", closed.local_addr().expect("addr").port());
+    drop(closed);
+    let err = p.fails_with(&["status"], &[("AWS_ENDPOINT_URL", &url)], 2);
+    assert!(err.contains("AWS is unreachable") && err.contains("Connection refused"), "{err}");
+    assert!(err.contains("check the network"), "{err}");
+    assert!(!err.contains("DispatchFailure") && !err.contains("Some("), "{err}");
+}
