@@ -1,6 +1,7 @@
 //! Where `mlambda build` gets the static `bootstrap` its image carries, in order: `--runtime` or
-//! `MLAMBDA_RUNTIME`, the user cache (one binary per mlambda version, target and embedded source), an mlambda
-//! source checkout, or a one-time compile of the runtime source embedded in this binary.
+//! `MLAMBDA_RUNTIME`, the one a wheel installed beside this binary, the user cache (one binary per mlambda
+//! version, target and embedded source), an mlambda source checkout, or a one-time compile of the runtime source
+//! embedded in this binary.
 pub mod compile;
 pub mod embedded;
 pub mod key;
@@ -26,6 +27,8 @@ pub const RUSTFLAGS: &str = include_str!("../../runtime/rustflags").trim_ascii()
 pub enum Source {
     Flag,
     Env,
+    /// Installed by the wheel beside this binary (`pip install mlambda`).
+    Bundled,
     Cache,
     Checkout,
     /// The runtime source inside this binary, compiled into the cache.
@@ -38,6 +41,7 @@ impl fmt::Display for Source {
         f.write_str(match self {
             Source::Flag => "flag",
             Source::Env => "env",
+            Source::Bundled => "bundled",
             Source::Cache => "cache",
             Source::Checkout => "checkout",
             Source::Embedded => "embedded-source",
@@ -55,6 +59,9 @@ pub struct Located {
     pub cache_key: String,
     #[serde(skip)]
     pub target: &'static str,
+    /// Why a source that should have been there was passed over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl fmt::Display for Located {
@@ -67,9 +74,39 @@ impl fmt::Display for Located {
         };
         writeln!(f, "path:   {}", self.path.display())?;
         writeln!(f, "source: {}{note}", self.source)?;
-        writeln!(f, "key:    {}", self.cache_key)
+        writeln!(f, "key:    {}", self.cache_key)?;
+        if let Some(n) = &self.note {
+            writeln!(f, "note:   {n}")?;
+        }
+        Ok(())
     }
 }
+
+/// Where a wheel put the bootstrap for `target`, given the `mlambda` it installed as `<prefix>/bin/mlambda`:
+/// `<prefix>/lib/python3.X/site-packages/mlambda_bootstrap/<target>` (`lib64` and Debian's `dist-packages` too;
+/// a `--user` install keeps the same shape under `~/.local`). It sits alone in its own package directory, so
+/// `pip uninstall` removes the directory with it and leaves nothing behind.
+pub fn bundled_path(exe: &Path, target: &str) -> Option<PathBuf> {
+    let prefix = exe.parent()?.parent()?;
+    let mut candidates = Vec::new();
+    for lib in ["lib", "lib64"] {
+        let Ok(entries) = std::fs::read_dir(prefix.join(lib)) else { continue };
+        for python in entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("python")) {
+            for packages in ["site-packages", "dist-packages"] {
+                candidates.push(python.path().join(packages).join(BUNDLE_DIR).join(target));
+            }
+        }
+    }
+    candidates.sort();
+    candidates
+        .iter()
+        .find(|c| c.is_file())
+        .or_else(|| candidates.iter().find(|c| c.parent().is_some_and(Path::is_dir)))
+        .cloned()
+}
+
+/// The wheel's package directory that holds the bootstrap per target.
+pub const BUNDLE_DIR: &str = "mlambda_bootstrap";
 
 /// The cache key of this binary's embedded runtime for `arch`.
 pub fn cache_key(arch: Architecture) -> CacheKey {
@@ -95,22 +132,41 @@ pub fn locate(explicit: Option<PathBuf>, arch: Architecture) -> Result<Located, 
     let target = key.target;
     let root = key::cache_root(|name| std::env::var_os(name));
     let paths = root.as_deref().map(|r| CachePaths::new(r, &key));
-    let found = |path: PathBuf, source| Located { exists: path.is_file(), path, source, cache_key: key.name(), target };
+    let found = |path: PathBuf, source, note| Located {
+        exists: path.is_file(),
+        path,
+        source,
+        cache_key: key.name(),
+        target,
+        note,
+    };
     if let Some(path) = explicit {
         let from_env = std::env::var_os("MLAMBDA_RUNTIME").is_some_and(|v| Path::new(&v) == path);
-        return Ok(found(path, if from_env { Source::Env } else { Source::Flag }));
+        return Ok(found(path, if from_env { Source::Env } else { Source::Flag }, None));
     }
+    let bundled = std::env::current_exe().ok().and_then(|exe| bundled_path(&exe, target));
+    if let Some(b) = bundled.as_ref().filter(|b| b.is_file()) {
+        return Ok(found(b.clone(), Source::Bundled, None));
+    }
+    // the wheel's package directory without its bootstrap: deleted after install
+    let note = bundled.map(|b| {
+        format!(
+            "the bundled bootstrap `{}` is missing, so the next source is used; \
+             `pip install --force-reinstall mlambda` puts it back",
+            b.display()
+        )
+    });
     if let Some(p) = paths.as_ref().filter(|p| p.bootstrap.is_file()) {
-        return Ok(found(p.bootstrap.clone(), Source::Cache));
+        return Ok(found(p.bootstrap.clone(), Source::Cache, note));
     }
     let cwd = std::env::current_dir().ok();
     if let Some(ws) = cwd.as_deref().and_then(checkout) {
         let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| ws.join("target"));
         let binary = target_dir.join(target).join("lambda").join("bootstrap");
-        return Ok(found(binary, Source::Checkout));
+        return Ok(found(binary, Source::Checkout, note));
     }
     let paths = paths.ok_or(Error::NoCacheDir)?;
-    Ok(found(paths.bootstrap, Source::Embedded))
+    Ok(found(paths.bootstrap, Source::Embedded, note))
 }
 
 /// The mlambda source checkout `dir` is in, if any.
@@ -266,6 +322,7 @@ mod tests {
             exists: false,
             cache_key: "k".into(),
             target: "x86_64-unknown-linux-gnu",
+            note: None,
         };
         let v = serde_json::to_value(&l).unwrap();
         assert_eq!(
@@ -273,6 +330,21 @@ mod tests {
             serde_json::json!({"path": "/c/bootstrap", "source": "embedded-source", "exists": false, "cache_key": "k"})
         );
         assert!(l.to_string().contains("source: embedded-source (not built yet"), "{l}");
+    }
+
+    #[test]
+    fn a_wheels_bootstrap_is_found_in_the_site_packages_of_the_binarys_prefix() {
+        let prefix = tempfile::tempdir().unwrap();
+        let exe = prefix.path().join("bin/mlambda");
+        let target = "x86_64-unknown-linux-gnu";
+        assert_eq!(bundled_path(&exe, target), None);
+        let dir = prefix.path().join("lib/python3.12/site-packages").join(BUNDLE_DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        // the package directory without the file: found, so the caller can say it is missing
+        assert_eq!(bundled_path(&exe, target), Some(dir.join(target)));
+        std::fs::write(dir.join(target), b"elf").unwrap();
+        assert_eq!(bundled_path(&exe, target), Some(dir.join(target)));
+        assert_eq!(bundled_path(Path::new("mlambda"), target), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `mlambda init --ci`: the workflow it writes passes actionlint (the venv's, installed by `scripts/stack up`), and
-//! an unknown CI writes nothing.
+//! The GitHub workflows: the one `mlambda init --ci github` writes and this repository's release workflow pass
+//! actionlint (the venv's, installed by `scripts/stack up`); an unknown CI writes nothing.
 use std::path::PathBuf;
 
 use assert_cmd::Command;
@@ -45,6 +45,22 @@ fn init_ci_github_writes_a_workflow_that_passes_actionlint() {
     std::fs::write(&broken, text.replace("${{ vars.AWS_REGION }}", "${{ nope.AWS_REGION }}")).expect("write");
     let lint = std::process::Command::new(actionlint()).arg(&broken).output().expect("run actionlint");
     assert!(!lint.status.success() && String::from_utf8_lossy(&lint.stdout).contains("nope"), "{lint:?}");
+}
+
+#[test]
+fn the_release_workflow_passes_actionlint() {
+    let workflow = crate::common::repo().join(".github/workflows/release.yml");
+    let lint = std::process::Command::new(actionlint()).arg(&workflow).output().expect("run actionlint");
+    assert!(lint.status.success(), "actionlint:\n{}", String::from_utf8_lossy(&lint.stdout));
+    let text = std::fs::read_to_string(&workflow).expect("release.yml");
+    // trusted publishing: an OIDC token for the publish job only, no stored PyPI token
+    assert!(text.contains("id-token: write") && text.contains("pypa/gh-action-pypi-publish"), "{text}");
+    assert!(!text.contains("password:") && !text.contains("PYPI_API_TOKEN"), "no stored token");
+    for target in
+        ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-apple-darwin", "aarch64-apple-darwin"]
+    {
+        assert!(text.contains(&format!("target: {target}")), "a wheel for {target}");
+    }
 }
 
 #[test]

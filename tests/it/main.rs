@@ -13,4 +13,5 @@ mod status;
 mod tabular;
 mod up;
 mod url;
+mod wheel;
 mod zip_package;

@@ -92,7 +92,7 @@ impl ZipProject {
 }
 
 /// `CodeSha256` as Lambda computes it: base64 of the raw sha256 of the zip.
-fn code_sha256(bytes: &[u8]) -> String {
+pub fn code_sha256(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
 }
 
@@ -283,7 +283,7 @@ fn the_zips_bootstrap_answers_through_cargo_lambdas_runtime_api() {
 }
 
 /// One file of a zip and its unix mode, read with the `zip` crate (not mlambda's reader).
-fn zip_file(bytes: &[u8], name: &str) -> (Vec<u8>, u32) {
+pub fn zip_file(bytes: &[u8], name: &str) -> (Vec<u8>, u32) {
     use std::io::Read;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
     let names: Vec<String> = archive.file_names().filter_map(Result::ok).map(|n| n.to_string()).collect();
