@@ -118,11 +118,13 @@ mod tests {
         let lambda = m.split("[profile.lambda]").nth(1).expect("[profile.lambda]");
         let lambda = lambda.split("\n[").next().unwrap();
         assert!(lambda.contains("inherits = \"release\"") && lambda.contains("opt-level = \"s\""), "{m}");
+        // the function body keeps its size tuning whatever `release` favours for `cargo install`
+        for line in ["lto = true", "codegen-units = 1", "panic = \"abort\""] {
+            assert!(lambda.contains(line), "{line} in [profile.lambda] of {m}");
+        }
         let release = m.split("[profile.release]").nth(1).expect("[profile.release]");
         let release = release.split("\n[").next().unwrap();
-        for line in ["lto = true", "codegen-units = 1", "strip = true", "panic = \"abort\""] {
-            assert!(release.contains(line), "{line} in {m}");
-        }
+        assert!(release.contains("strip = true"), "{m}");
         assert!(!m.contains("[package]") && !m.contains("[dependencies]"), "{m}");
     }
 
