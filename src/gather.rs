@@ -37,6 +37,24 @@ fn epoch_secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+/// The `Sum`s of `metrics` in `namespace` with `dims` over `window`, as counts; `None` where CloudWatch had no
+/// datapoint.
+async fn counts<const N: usize>(
+    aws: &Aws,
+    namespace: &str,
+    metrics: [&str; N],
+    dims: &[(&str, &str)],
+    window: (i64, i64),
+    period: i32,
+) -> Result<[Option<u64>; N]> {
+    let mut out = [None; N];
+    for (sum, metric) in out.iter_mut().zip(metrics) {
+        let v = cloudwatch::metric_sum(aws, namespace, metric, dims, window.0, window.1, period).await?;
+        *sum = v.map(|x| x.round().max(0.0) as u64);
+    }
+    Ok(out)
+}
+
 /// Lambda's Invocations, Errors and Throttles for one version through the alias, and the runtime's EMF counts of
 /// its 400 and 500 answers (namespace `alarms.namespace`).
 async fn version_metrics(aws: &Aws, config: &Config, version: &str, window: (i64, i64)) -> Result<Metrics> {
@@ -45,19 +63,12 @@ async fn version_metrics(aws: &Aws, config: &Config, version: &str, window: (i64
     let dims = [("FunctionName", function), ("Resource", resource.as_str()), ("ExecutedVersion", version)];
     let now = epoch_secs(SystemTime::now());
     let period = metric_period(window.1 - window.0, now - window.0);
-    let count = |v: Option<f64>| v.map(|x| x.round().max(0.0) as u64);
-    let mut sums = [None; 3];
-    for (sum, metric) in sums.iter_mut().zip(["Invocations", "Errors", "Throttles"]) {
-        *sum = count(cloudwatch::metric_sum(aws, "AWS/Lambda", metric, &dims, window.0, window.1, period).await?);
-    }
-    let [invocations, errors, throttles] = sums;
+    let lambda = ["Invocations", "Errors", "Throttles"];
+    let [invocations, errors, throttles] = counts(aws, "AWS/Lambda", lambda, &dims, window, period).await?;
     let emf_dims = [("FunctionName", function), ("FunctionVersion", version)];
-    let mut emf = [None; 2];
-    for (sum, metric) in emf.iter_mut().zip([logline::CLIENT_ERRORS, logline::MODEL_ERRORS]) {
-        let ns = config.alarms.namespace.as_str();
-        *sum = count(cloudwatch::metric_sum(aws, ns, metric, &emf_dims, window.0, window.1, period).await?);
-    }
-    let [client_errors, model_errors] = emf;
+    let ns = config.alarms.namespace.as_str();
+    let emf = [logline::CLIENT_ERRORS, logline::MODEL_ERRORS];
+    let [client_errors, model_errors] = counts(aws, ns, emf, &emf_dims, window, period).await?;
     Ok(Metrics { invocations, errors, throttles, client_errors, model_errors })
 }
 
@@ -142,16 +153,20 @@ pub async fn evidence(
     Ok(report::build(&inputs, collector))
 }
 
-/// Records the report's verdict in `.mlambda/state.json`, for `status`.
-pub fn record(state_dir: &std::path::Path, r: &report::Report) -> Result<()> {
-    let last = state::LastVerdict {
+/// The report's verdict as `.mlambda/state.json` keeps it, for `status`.
+pub fn last_verdict(r: &report::Report) -> state::LastVerdict {
+    state::LastVerdict {
         verdict: r.verdict,
         baseline: r.baseline.clone(),
         candidate: r.candidate.clone(),
         time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         reasons: r.reasons.clone(),
-    };
-    state::update(state_dir, |s| s.verdict = Some(last))?;
+    }
+}
+
+/// Records the report's verdict in `.mlambda/state.json`, for `status`.
+pub fn record(state_dir: &std::path::Path, r: &report::Report) -> Result<()> {
+    state::update(state_dir, |s| s.verdict = Some(last_verdict(r)))?;
     Ok(())
 }
 

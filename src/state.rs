@@ -121,14 +121,25 @@ pub struct Looks {
     pub taken: u32,
 }
 
+impl Looks {
+    fn of(&self, candidate: &str) -> bool {
+        self.candidate.to_string() == candidate
+    }
+}
+
 impl Rollout {
     /// The next look at `candidate`: the rollout's next one, or the only one when no rollout planned any.
     pub fn next_look(&self, candidate: &str) -> crate::plan::evidence::Look {
-        match &self.looks {
-            Some(l) if l.candidate.to_string() == candidate => {
-                crate::plan::evidence::Look { index: l.taken + 1, planned: l.planned }
-            }
-            _ => crate::plan::evidence::Look::ONLY,
+        match self.looks.as_ref().filter(|l| l.of(candidate)) {
+            Some(l) => crate::plan::evidence::Look { index: l.taken + 1, planned: l.planned },
+            None => crate::plan::evidence::Look::ONLY,
+        }
+    }
+
+    /// Counts a look taken at `candidate`'s evidence, when the rollout planned looks at it.
+    pub fn take_look(&mut self, candidate: &str) {
+        if let Some(l) = self.looks.as_mut().filter(|l| l.of(candidate)) {
+            l.taken += 1;
         }
     }
 }

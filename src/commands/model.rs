@@ -151,9 +151,20 @@ impl fmt::Display for PushOutcome {
 }
 
 pub async fn push(ctx: &Ctx<'_>, p: &Project, s: &ModelPushSettings) -> Result<Report> {
-    let c = p.config();
     ctx.printer.status(format!("checking `{}` with the runtime's loader", shown(&s.path)));
-    let Checked { fields, parity } = check(p, s)?;
+    let checked = check(p, s)?;
+    push_checked(ctx, p, s, checked).await
+}
+
+/// `push` of a model `check` already passed (`up` checks it before any step, and loads it only once).
+pub(super) async fn push_checked(
+    ctx: &Ctx<'_>,
+    p: &Project,
+    s: &ModelPushSettings,
+    checked: Checked,
+) -> Result<Report> {
+    let c = p.config();
+    let Checked { fields, parity } = checked;
     let (sha256, size) = crate::hash::file_sha256(&s.path).map_err(|e| io_error(&s.path, "read", e))?;
     let aws = ctx.aws().await?;
     let (mut outcome, decision) = plan_push(&aws, p, s, &sha256, size, parity.clone()).await?;

@@ -325,15 +325,14 @@ impl Run<'_> {
         };
         match gather::evidence(self.aws, &self.target, self.printer, self.config, req).await {
             Ok(r) => {
-                let took = state::update(&self.state_dir, |s| {
-                    if let Some(l) = s.rollout.as_mut().and_then(|r| r.looks.as_mut()) {
-                        if l.candidate.to_string() == candidate {
-                            l.taken += 1;
-                        }
+                let recorded = state::update(&self.state_dir, |s| {
+                    if let Some(rollout) = s.rollout.as_mut() {
+                        rollout.take_look(candidate);
                     }
+                    s.verdict = Some(gather::last_verdict(&r));
                 });
-                if let Err(e) = took.map_err(Error::from).and_then(|_| gather::record(&self.state_dir, &r)) {
-                    self.printer.warn(format!("could not record the verdict: {}", e.message));
+                if let Err(e) = recorded {
+                    self.printer.warn(format!("could not record the verdict: {e}"));
                 }
                 self.printer.status(format!(
                     "verdict on version {candidate} (look {} of {}, α {:.4}): {}",

@@ -61,10 +61,11 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report
     let the_plan = up::plan(&print, &saved.fingerprint, &saved.done, args.restart);
     // Local inputs before the first AWS call, image build or compile: a first run without a model (or with
     // one that does not load or fit `model.features`) fails in a second instead of minutes later.
+    let mut checked = None;
     if the_plan.reads_model() {
         let s = args.model_push(p);
         ctx.printer.status(format!("checking `{}` with the runtime's loader, before any step", super::shown(&s.path)));
-        model::check(p, &s)?;
+        checked = Some(model::check(p, &s)?);
     }
     deploy::check_package(&ctx.aws().await?, p.config()).await?;
     let mut done = the_plan.done();
@@ -78,7 +79,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report
             continue;
         }
         ctx.printer.status(format!("── {step}"));
-        match run_step(ctx, p, args, step).await {
+        match run_step(ctx, p, args, step, &mut checked).await {
             Ok(report) => {
                 let results: Vec<_> = report.outcome.iter().filter_map(|o| o.to_json().ok()).collect();
                 let status = match (args.dry_run, report.outcome.is_some()) {
@@ -105,12 +106,22 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report
     Ok(Report::new(Outcome { dry_run: args.dry_run, steps }, args.dry_run))
 }
 
-/// One step, run as its command would run with the settings `up` derives from mlambda.yaml.
-async fn run_step(ctx: &Ctx<'_>, p: &Project, args: &UpSettings, step: &str) -> Result<Report> {
+/// One step, run as its command would run with the settings `up` derives from mlambda.yaml. `checked` is the
+/// model `up` checked before any step, which `model push` takes instead of loading it again.
+async fn run_step(
+    ctx: &Ctx<'_>,
+    p: &Project,
+    args: &UpSettings,
+    step: &str,
+    checked: &mut Option<model::Checked>,
+) -> Result<Report> {
     match step {
         "build" => build::run(ctx, p, &args.build(p)).await,
         "push" => push::run(ctx, p, &args.push(p)).await,
-        "model push" => model::push(ctx, p, &args.model_push(p)).await,
+        "model push" => match checked.take() {
+            Some(c) => model::push_checked(ctx, p, &args.model_push(p), c).await,
+            None => model::push(ctx, p, &args.model_push(p)).await,
+        },
         "deploy" => deploy::run(ctx, p, &args.deploy(p)).await,
         "rollout" => rollout_step(ctx, p, args.dry_run).await,
         _ => alarms::run(ctx, p, &args.alarms()).await,

@@ -362,24 +362,14 @@ fn error_check(e: &Evidence, t: &Thresholds, q: &Quantiles, client: bool) -> Che
     let (name, what) = if client { ("client_error_rate", "400 rate") } else { ("error_rate", "error rate") };
     let count = |s: &Side| if client { s.client_errors } else { s.errors };
     let (Some(bn), Some(cn)) = (b.requests, c.requests) else {
-        return Check {
-            name,
-            status: Status::Insufficient,
-            detail: format!("no request counts for both versions in the window, so the {what} is unknown"),
-            bounds: None,
-            margin: None,
-        };
+        let detail = format!("no request counts for both versions in the window, so the {what} is unknown");
+        return unbounded(name, Status::Insufficient, detail);
     };
     let (be, ce) = (count(b).unwrap_or(0).min(bn), count(c).unwrap_or(0).min(cn));
     let Some(bounds) = stats::newcombe((be, bn), (ce, cn), q.lower, q.upper) else {
         let need = shortfall(e, "requests", t.min_requests.saturating_sub(bn), t.min_requests.saturating_sub(cn), None);
-        return Check {
-            name,
-            status: Status::Insufficient,
-            detail: format!("a version has no requests in the window, so the {what} is unknown; {need}"),
-            bounds: None,
-            margin: None,
-        };
+        let detail = format!("a version has no requests in the window, so the {what} is unknown; {need}");
+        return unbounded(name, Status::Insufficient, detail);
     };
     let rate = |k: u64, n: u64| k as f64 / n.max(1) as f64;
     let compare = format!("{what} {} ({ce}/{cn}) vs {} ({be}/{bn})", pct(rate(ce, cn)), pct(rate(be, bn)));
@@ -437,17 +427,16 @@ fn latency_check(e: &Evidence, t: &Thresholds) -> Check {
         }
         _ => (Status::Insufficient, format!("no model latencies in the log for both versions; {}", need())),
     };
-    Check { name: "latency_p99", status, detail, bounds: None, margin: None }
+    unbounded("latency_p99", status, detail)
+}
+
+/// A check without confidence bounds: nothing to bound yet, or (p99) a ratio.
+fn unbounded(name: &'static str, status: Status, detail: String) -> Check {
+    Check { name, status, detail, bounds: None, margin: None }
 }
 
 fn skipped(name: &'static str, what: &str) -> Check {
-    Check {
-        name,
-        status: Status::Skipped,
-        detail: format!("no outcomes given (`--outcomes FILE`), so {what} was not compared"),
-        bounds: None,
-        margin: None,
-    }
+    unbounded(name, Status::Skipped, format!("no outcomes given (`--outcomes FILE`), so {what} was not compared"))
 }
 
 fn labeled_shortfall(e: &Evidence, t: &Thresholds, bl: u64, cl: u64) -> String {
@@ -462,13 +451,13 @@ fn auc_check(e: &Evidence, t: &Thresholds, q: &Quantiles) -> Check {
     let (Some(ba), Some(ca)) = (b.auc, c.auc) else {
         let why = "AUC needs labeled rows of both outcomes for both versions";
         let detail = format!("{why}; {}", labeled_shortfall(e, t, bl, cl));
-        return Check { name: "auc", status: Status::Insufficient, detail, bounds: None, margin: None };
+        return unbounded("auc", Status::Insufficient, detail);
     };
     let compare = format!("AUC {:.4} vs {:.4}", ca.auc, ba.auc);
     let (Some(bv), Some(cv)) = (ba.variance, ca.variance) else {
         let detail =
             format!("{compare} (too few rows of one outcome for a variance); {}", labeled_shortfall(e, t, bl, cl));
-        return Check { name: "auc", status: Status::Insufficient, detail, bounds: None, margin: None };
+        return unbounded("auc", Status::Insufficient, detail);
     };
     let bounds = stats::normal_bounds(ba.auc - ca.auc, (bv + cv).max(0.0).sqrt(), q.lower, q.upper);
     labeled_axis(e, t, ("auc", compare), bounds, t.auc_margin, (bl, cl))
@@ -513,7 +502,7 @@ fn calibration_check(e: &Evidence, t: &Thresholds, q: &Quantiles) -> Check {
     let (Some(bm), Some(cm)) = (b.calibration, c.calibration) else {
         let why = format!("the {label} needs at least two labeled binary rows per version");
         let detail = format!("{why}; {}", labeled_shortfall(e, t, bl, cl));
-        return Check { name, status: Status::Insufficient, detail, bounds: None, margin: None };
+        return unbounded(name, Status::Insufficient, detail);
     };
     let bounds = stats::normal_bounds(cm.mean - bm.mean, stats::welch_se(bm, cm), q.lower, q.upper);
     let compare = format!("{label} {:.4} vs {:.4}", cm.mean, bm.mean);
