@@ -270,10 +270,11 @@ impl Failed {
         }
     }
 
+    /// The runtime's EMF metric, named where the runtime writes it.
     fn metric(self) -> &'static str {
         match self {
-            Failed::Client => "ClientErrors",
-            Failed::Model => "ModelErrors",
+            Failed::Client => mlambda_runtime::logline::CLIENT_ERRORS,
+            Failed::Model => mlambda_runtime::logline::MODEL_ERRORS,
         }
     }
 
