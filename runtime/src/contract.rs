@@ -144,7 +144,7 @@ pub fn unwrap_event(event: Value) -> Result<Map<String, Value>, Error> {
 }
 
 /// The row's id for the prediction log: the `MODEL_ID_FIELD` value when it is a string or a number.
-fn row_id(obj: &Map<String, Value>, id_field: Option<&str>) -> Option<Value> {
+pub fn row_id(obj: &Map<String, Value>, id_field: Option<&str>) -> Option<Value> {
     match obj.get(id_field?)? {
         v @ (Value::String(_) | Value::Number(_)) => Some(v.clone()),
         _ => None,
@@ -396,6 +396,23 @@ pub fn log_lines(
     latency_ms: f64,
 ) -> String {
     let mut out = Vec::with_capacity(answers.len() * 160);
+    write_prediction_lines(&mut out, origin, request_id, ids, None, answers, labels, latency_ms);
+    into_text(out)
+}
+
+/// Appends one [`logline::PredictionLine`] per answer to `out`. `rows` numbers them (a batch slice's row
+/// indices, which skip refused rows); without it they count from 0.
+#[allow(clippy::too_many_arguments)]
+pub fn write_prediction_lines(
+    out: &mut Vec<u8>,
+    origin: &Origin,
+    request_id: &str,
+    ids: &[Option<Value>],
+    rows: Option<&[usize]>,
+    answers: &Answers,
+    labels: Option<&Labels>,
+    latency_ms: f64,
+) {
     let keys = labels.map(LabelKeys::from);
     for i in 0..answers.len() {
         let prediction = match answers.label(i) {
@@ -408,7 +425,7 @@ pub fn log_lines(
             function_version: Cow::Borrowed(&origin.function_version),
             model_version: Some(Cow::Borrowed(&origin.model_version)),
             id: ids.get(i).and_then(Option::as_ref).map(Cow::Borrowed),
-            row: i,
+            row: rows.and_then(|r| r.get(i).copied()).unwrap_or(i),
             rows: answers.len(),
             prediction: Some(prediction),
             probability: answers.probability(i),
@@ -417,9 +434,8 @@ pub fn log_lines(
                 .map(|(labels, probs)| Probabilities::Row { labels, probs }),
             latency_ms: Some(latency_ms),
         })
-        .write_to(&mut out);
+        .write_to(out);
     }
-    into_text(out)
 }
 
 /// The error log line of a failed invocation (a [`logline::ErrorLine`]), newline included. The reason is the

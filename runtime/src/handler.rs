@@ -60,6 +60,15 @@ impl App {
         &self.model
     }
 
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Who answers: the model and function versions that stamp every output line.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
     /// The request fields, in order.
     pub fn feature_names(&self) -> Vec<&str> {
         self.schema.fields().iter().map(|f| f.name.as_str()).collect()

@@ -18,9 +18,15 @@ use crate::handler::App;
 pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
-        // the handler answers every event itself (400/500 envelopes), so this never reports an error and
-        // Lambda's `Errors` stays 0: the EMF line's `ClientErrors`/`ModelErrors` count failures instead
-        async move { Ok::<Value, lambda_runtime::Error>(app.handle_request(event.payload, &event.context.request_id)) }
+        // the handler answers every request itself (400/500 envelopes), so a request never reports an error and
+        // Lambda's `Errors` stays 0: the EMF line's `ClientErrors`/`ModelErrors` count failures instead. A batch
+        // slice that cannot be read or written does fail, so Step Functions retries it.
+        async move {
+            if let Some(job) = crate::slice::handle(&app, &event.payload).await {
+                return job.map_err(lambda_runtime::Error::from);
+            }
+            Ok::<Value, lambda_runtime::Error>(app.handle_request(event.payload, &event.context.request_id))
+        }
     }))
     .await
 }

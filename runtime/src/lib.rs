@@ -3,6 +3,7 @@
 //!
 //! Modules depend one way: `model` (tract) <- `error` <- `rows` <- `contract` <- `handler` <- `lambda`/`local`;
 //! `env` <- `config` <- `source`; `logline` (the log lines' schema, which the CLI reads) depends on nothing.
+pub mod batch;
 pub mod contract;
 pub mod env;
 pub mod error;
@@ -18,6 +19,8 @@ pub mod handler;
 pub mod lambda;
 #[cfg(feature = "server")]
 pub mod local;
+#[cfg(feature = "server")]
+pub mod slice;
 #[cfg(feature = "server")]
 pub mod source;
 

@@ -43,7 +43,13 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<By
         return Ok(json_response(StatusCode::METHOD_NOT_ALLOWED, msg.to_string()));
     }
     let envelope = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
-        Ok(body) => app.handle_bytes(&body.to_bytes()),
+        Ok(body) => {
+            let bytes = body.to_bytes();
+            if let Some(job) = batch_job(&app, &bytes).await {
+                return Ok(job);
+            }
+            app.handle_bytes(&bytes)
+        }
         // refused before the handler saw a byte, yet still answers: counted and logged like any other 400
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             app.handle_failure(&Error::InvalidInput("request body is over the 6 MB limit".into()))
@@ -54,6 +60,23 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<By
         }
     };
     Ok(json_response(StatusCode::OK, envelope.to_string()))
+}
+
+/// A batch job's answer: its [`crate::batch::Done`], or HTTP 500 with Lambda's error shape, as the Runtime
+/// Interface Emulator reports an unhandled function error.
+async fn batch_job(app: &App, bytes: &[u8]) -> Option<Response<Full<Bytes>>> {
+    // cheap test first: requests never parse twice
+    if !bytes.windows(crate::batch::EVENT_KEY.len()).any(|w| w == crate::batch::EVENT_KEY.as_bytes()) {
+        return None;
+    }
+    let event: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    Some(match crate::slice::handle(app, &event).await? {
+        Ok(done) => json_response(StatusCode::OK, done.to_string()),
+        Err(e) => {
+            let body = serde_json::json!({"errorMessage": e, "errorType": "BatchSliceFailed"});
+            json_response(StatusCode::INTERNAL_SERVER_ERROR, body.to_string())
+        }
+    })
 }
 
 /// Serves until SIGTERM/SIGINT.

@@ -118,8 +118,20 @@ impl Schema {
         Batch { n: 0, columns }
     }
 
-    /// Appends one row, listing every missing field at once.
+    /// Appends one row, listing every missing field at once. A refused row leaves the batch as it was, so a
+    /// batch slice can go on with the next row.
     pub fn push_row(&self, obj: &Map<String, Value>, batch: &mut Batch) -> Result<(), String> {
+        let before: Vec<usize> = batch.columns.iter().map(Column::len).collect();
+        let pushed = self.push_fields(obj, batch);
+        if pushed.is_err() {
+            for (column, n) in batch.columns.iter_mut().zip(before) {
+                column.truncate(n);
+            }
+        }
+        pushed
+    }
+
+    fn push_fields(&self, obj: &Map<String, Value>, batch: &mut Batch) -> Result<(), String> {
         if self.fields.iter().any(|f| !obj.contains_key(&f.name)) {
             let missing: Vec<&str> =
                 self.fields.iter().filter(|f| !obj.contains_key(&f.name)).map(|f| f.name.as_str()).collect();

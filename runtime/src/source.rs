@@ -91,7 +91,13 @@ impl S3Target {
     }
 
     /// A presigned GetObject URL, valid for a few minutes.
+    #[cfg(test)]
     fn get_url(&self, bucket: &str, key: &str) -> Result<url::Url, String> {
+        self.presign(bucket, key, false)
+    }
+
+    /// A presigned GetObject or PutObject URL, valid for a few minutes.
+    fn presign(&self, bucket: &str, key: &str, put: bool) -> Result<url::Url, String> {
         use rusty_s3::{actions::S3Action, Bucket, Credentials, UrlStyle};
         let endpoint: url::Url = self
             .endpoint
@@ -105,7 +111,11 @@ impl S3Target {
             Some(t) => Credentials::new_with_token(&self.key_id, &self.secret, t),
             None => Credentials::new(&self.key_id, &self.secret),
         };
-        Ok(bucket.get_object(Some(&creds), key).sign(std::time::Duration::from_secs(300)))
+        let ttl = std::time::Duration::from_secs(300);
+        Ok(match put {
+            true => bucket.put_object(Some(&creds), key).sign(ttl),
+            false => bucket.get_object(Some(&creds), key).sign(ttl),
+        })
     }
 }
 
@@ -114,51 +124,131 @@ const ATTEMPTS: u32 = 3;
 
 async fn fetch_s3(bucket: &str, key: &str) -> Result<Fetched, String> {
     let origin = format!("s3://{bucket}/{key}");
-    let target = S3Target::from_lookup(|k| std::env::var(k).ok())?;
-    let client = http::client()?;
+    let s3 = S3::from_env()?;
     let hint = "check MODEL_BUCKET/MODEL_KEY and that the function's role may s3:GetObject it";
-    let mut last = String::new();
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-        }
-        // signed per attempt: the signature carries a timestamp
-        let url = target.get_url(bucket, key)?;
-        match http::get(&client, url.as_str()).await {
-            Ok(resp) if resp.status == 200 => {
-                let declared_sha256 = resp.header("x-amz-meta-sha256");
-                return Ok(Fetched { bytes: resp.body, declared_sha256, origin });
-            }
-            Ok(resp) => {
-                last = format!("S3 answered {} {}", resp.status, http::s3_error(&resp.body));
-                if resp.status < 500 {
-                    break;
-                }
-            }
-            Err(e) => last = format!("cannot reach S3 at {}: {e}", target.endpoint),
-        }
+    match s3.get(bucket, key).await {
+        Ok(Some(resp)) => Ok(Fetched { declared_sha256: resp.header("x-amz-meta-sha256"), bytes: resp.body, origin }),
+        Ok(None) => Err(format!("cannot fetch the model from {origin}: S3 answered 404 NoSuchKey; {hint}")),
+        Err(e) => Err(format!("cannot fetch the model from {origin}: {e}; {hint}")),
     }
-    Err(format!("cannot fetch the model from {origin}: {last}; {hint}"))
+}
+
+/// GetObject and PutObject through presigned URLs, each retried as S3 asks (5xx and connection failures).
+pub struct S3 {
+    target: S3Target,
+    client: http::HttpClient,
+}
+
+impl S3 {
+    pub fn from_env() -> Result<S3, String> {
+        Ok(S3 { target: S3Target::from_lookup(|k| std::env::var(k).ok())?, client: http::client()? })
+    }
+
+    /// Runs `attempt` up to [`ATTEMPTS`] times; `Ok(Err(status))` with a status under 500 is final.
+    async fn retried<T, F, Fut>(&self, mut attempt: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Result<T, (u16, String)>, String>>,
+    {
+        let mut last = String::new();
+        for n in 0..ATTEMPTS {
+            if n > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(200 << n)).await;
+            }
+            // each attempt signs its own URL: the signature carries a timestamp
+            match attempt().await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err((status, detail))) => {
+                    last = format!("S3 answered {status} {detail}");
+                    if status < 500 {
+                        break;
+                    }
+                }
+                Err(e) => last = format!("cannot reach S3 at {}: {e}", self.target.endpoint),
+            }
+        }
+        Err(last)
+    }
+
+    /// A whole (small) object, or `None` on 404.
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<http::Response>, String> {
+        let got = self
+            .retried(|| async {
+                let url = self.target.presign(bucket, key, false)?;
+                let resp = http::get(&self.client, url.as_str()).await?;
+                Ok(match resp.status {
+                    200 => Ok(Some(resp)),
+                    404 => Ok(None),
+                    status => Err((status, http::s3_error(&resp.body))),
+                })
+            })
+            .await?;
+        Ok(got)
+    }
+
+    /// Streams an object into `path`; `None` on 404. Memory stays flat whatever the object's size.
+    pub async fn download(&self, bucket: &str, key: &str, path: &Path) -> Result<Option<u64>, String> {
+        self.retried(|| async {
+            let url = self.target.presign(bucket, key, false)?;
+            Ok(match http::get_to_file(&self.client, url.as_str(), path).await? {
+                (200, n) => Ok(Some(n)),
+                (404, _) => Ok(None),
+                (status, _) => Err((status, String::new())),
+            })
+        })
+        .await
+    }
+
+    /// Streams `path` up as one object.
+    pub async fn upload(&self, bucket: &str, key: &str, path: &Path, content_type: &str) -> Result<(), String> {
+        self.retried(|| async {
+            let url = self.target.presign(bucket, key, true)?;
+            let (status, body) = http::put_file(&self.client, url.as_str(), path, content_type).await?;
+            Ok(if status == 200 { Ok(()) } else { Err((status, http::s3_error(&body))) })
+        })
+        .await
+    }
+
+    /// Puts a few bytes as one object.
+    pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), String> {
+        let bytes = hyper::body::Bytes::from(bytes);
+        self.retried(|| {
+            let bytes = bytes.clone();
+            async move {
+                let url = self.target.presign(bucket, key, true)?;
+                let (status, body) = http::put_bytes(&self.client, url.as_str(), bytes, content_type).await?;
+                Ok(if status == 200 { Ok(()) } else { Err((status, http::s3_error(&body))) })
+            }
+        })
+        .await
+    }
 }
 
 /// The one HTTPS client the runtime needs, built to ask nothing of a `FROM scratch` image: bundled CA roots,
 /// rustls on ring, and a pure-Rust DNS resolver (a static glibc's `getaddrinfo` wants NSS modules that
 /// scratch lacks).
-mod http {
+pub mod http {
     use std::future::Future;
     use std::net::{IpAddr, SocketAddr};
+    use std::path::Path;
     use std::pin::Pin;
     use std::sync::{Arc, OnceLock};
     use std::task::{Context, Poll};
     use std::time::Duration;
 
-    use http_body_util::{BodyExt, Empty};
-    use hyper::body::Bytes;
+    use http_body_util::combinators::BoxBody;
+    use http_body_util::{BodyExt, Empty, Full};
+    use hyper::body::{Body, Bytes, Frame, SizeHint};
     use hyper_util::client::legacy::{connect::dns::Name, connect::HttpConnector, Client};
     use hyper_util::rt::TokioExecutor;
+    use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
     type Https = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
-    pub type HttpClient = Client<Https, Empty<Bytes>>;
+    type RequestBody = BoxBody<Bytes, std::io::Error>;
+    pub type HttpClient = Client<Https, RequestBody>;
+
+    /// Whole requests and responses are bounded by this, so a stalled peer never hangs an invocation.
+    const TIMEOUT: Duration = Duration::from_secs(120);
 
     pub struct Response {
         pub status: u16,
@@ -186,15 +276,129 @@ mod http {
         Ok(Client::builder(TokioExecutor::new()).build(https))
     }
 
-    pub async fn get(client: &HttpClient, url: &str) -> Result<Response, String> {
-        let uri: hyper::Uri = url.parse().map_err(|e| format!("bad S3 URL: {e}"))?;
+    fn empty() -> RequestBody {
+        Empty::new().map_err(|never| match never {}).boxed()
+    }
+
+    async fn send(client: &HttpClient, req: hyper::Request<RequestBody>) -> Result<Response, String> {
         let work = async {
-            let resp = client.get(uri).await.map_err(|e| error_chain(&e))?;
+            let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
             let (parts, body) = resp.into_parts();
             let body = body.collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes().to_vec();
             Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body })
         };
-        tokio::time::timeout(Duration::from_secs(120), work).await.map_err(|_| "timed out after 120 s".to_string())?
+        tokio::time::timeout(TIMEOUT, work).await.map_err(|_| "timed out after 120 s".to_string())?
+    }
+
+    fn request(method: hyper::Method, url: &str) -> Result<hyper::http::request::Builder, String> {
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("bad S3 URL: {e}"))?;
+        Ok(hyper::Request::builder().method(method).uri(uri))
+    }
+
+    pub async fn get(client: &HttpClient, url: &str) -> Result<Response, String> {
+        let req = request(hyper::Method::GET, url)?.body(empty()).map_err(|e| e.to_string())?;
+        send(client, req).await
+    }
+
+    /// GETs into `path` frame by frame: (status, bytes written). Non-200 bodies are not written.
+    pub async fn get_to_file(client: &HttpClient, url: &str, path: &Path) -> Result<(u16, u64), String> {
+        let req = request(hyper::Method::GET, url)?.body(empty()).map_err(|e| e.to_string())?;
+        let work = async {
+            let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
+            let status = resp.status().as_u16();
+            if status != 200 {
+                return Ok((status, 0));
+            }
+            let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+            let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+            let mut body = resp.into_body();
+            let mut n = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| format!("reading the body: {e}"))?;
+                if let Ok(data) = frame.into_data() {
+                    n += data.len() as u64;
+                    file.write_all(&data).await.map_err(io)?;
+                }
+            }
+            file.flush().await.map_err(io)?;
+            Ok((status, n))
+        };
+        tokio::time::timeout(TIMEOUT, work).await.map_err(|_| "timed out after 120 s".to_string())?
+    }
+
+    /// PUTs a file, streamed from disk with its length declared (presigned PUTs take no chunked bodies).
+    pub async fn put_file(
+        client: &HttpClient,
+        url: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let io = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+        let file = tokio::fs::File::open(path).await.map_err(io)?;
+        let len = file.metadata().await.map_err(io)?.len();
+        let body = FileBody { file, left: len, buf: vec![0; 64 * 1024] }.boxed();
+        let req = request(hyper::Method::PUT, url)?
+            .header(hyper::header::CONTENT_LENGTH, len)
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        send(client, req).await.map(|r| (r.status, r.body))
+    }
+
+    pub async fn put_bytes(
+        client: &HttpClient,
+        url: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let len = bytes.len();
+        let req = request(hyper::Method::PUT, url)?
+            .header(hyper::header::CONTENT_LENGTH, len)
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .body(Full::new(bytes).map_err(|never| match never {}).boxed())
+            .map_err(|e| e.to_string())?;
+        send(client, req).await.map(|r| (r.status, r.body))
+    }
+
+    /// A file as a request body, read in 64 KiB frames.
+    struct FileBody {
+        file: tokio::fs::File,
+        left: u64,
+        buf: Vec<u8>,
+    }
+
+    impl Body for FileBody {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            let this = self.get_mut();
+            if this.left == 0 {
+                return Poll::Ready(None);
+            }
+            let mut read = ReadBuf::new(&mut this.buf);
+            match Pin::new(&mut this.file).poll_read(cx, &mut read) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was being uploaded",
+                )))),
+                Poll::Ready(Ok(())) => {
+                    let data = Bytes::copy_from_slice(read.filled());
+                    this.left = this.left.saturating_sub(data.len() as u64);
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+            }
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.left == 0
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.left)
+        }
     }
 
     fn error_chain(e: &dyn std::error::Error) -> String {

@@ -1,4 +1,5 @@
-//! S3 for model versions: bucket checks and creation, streamed and multipart uploads, small JSON documents.
+//! S3 for model versions and batch runs: bucket checks and creation, streamed and multipart uploads, small
+//! documents, listings and streamed downloads.
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -212,16 +213,7 @@ async fn upload_parts(
 }
 
 pub async fn put_json(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> Result<()> {
-    aws.s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|e| fail(format!("write `s3://{bucket}/{key}`"), e))?;
-    Ok(())
+    put_bytes(aws, bucket, key, "application/json", body).await
 }
 
 /// Deletes one object; S3 answers the same whether or not it existed.
@@ -278,6 +270,66 @@ pub async fn list_prefixes(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// Every key under `prefix` with its size, in S3's (lexicographic) order.
+pub async fn list_keys(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page =
+            aws.s3.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(token).send().await.map_err(
+                |e| match e.as_service_error().is_some_and(|se| se.is_no_such_bucket()) {
+                    true => Error::user(format!("bucket `{bucket}` does not exist")).help("check the `s3://` address"),
+                    false => fail(format!("list `s3://{bucket}/{prefix}`"), e).into(),
+                },
+            )?;
+        for o in page.contents() {
+            if let Some(k) = o.key() {
+                out.push((k.to_string(), o.size().unwrap_or_default().max(0) as u64));
+            }
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Streams an object into `path` (memory stays flat whatever its size); `None` when it does not exist.
+pub async fn download(aws: &Aws, bucket: &str, key: &str, path: &Path) -> Result<Option<u64>> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = match aws.s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => out,
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(fail(format!("read `s3://{bucket}/{key}`"), e).into()),
+    };
+    let io = |e: std::io::Error| Error::user(format!("cannot write {}: {e}", path.display()));
+    let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+    let mut n = 0u64;
+    while let Some(chunk) =
+        out.body.try_next().await.map_err(|e| Error::cloud(format!("failed to read `s3://{bucket}/{key}`: {e}")))?
+    {
+        n += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    Ok(Some(n))
+}
+
+/// Puts bytes as one object (slices and run records: each well under S3's 5 GB single-put limit).
+pub async fn put_bytes(aws: &Aws, bucket: &str, key: &str, content_type: &str, body: Vec<u8>) -> Result<()> {
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| fail(format!("write `s3://{bucket}/{key}`"), e))?;
+    Ok(())
 }
 
 #[cfg(test)]

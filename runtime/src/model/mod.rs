@@ -173,11 +173,23 @@ impl Column {
         }
     }
 
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
             Column::F32(v) => v.len(),
             Column::I64(v) => v.len(),
             Column::Str(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn truncate(&mut self, n: usize) {
+        match self {
+            Column::F32(v) => v.truncate(n),
+            Column::I64(v) => v.truncate(n),
+            Column::Str(v) => v.truncate(n),
         }
     }
 
