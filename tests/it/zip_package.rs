@@ -15,20 +15,28 @@ mod rt;
 
 /// A zip project outside the checkout, run by a copy of `mlambda` installed outside the workspace's target
 /// dir, with its own user cache seeded with the suite's static `bootstrap` and no `MLAMBDA_RUNTIME`.
-struct ZipProject {
+pub struct ZipProject {
     dir: tempfile::TempDir,
     home: tempfile::TempDir,
-    name: String,
+    pub name: String,
 }
 
 impl ZipProject {
-    fn new(prefix: &str) -> ZipProject {
+    pub fn new(prefix: &str) -> ZipProject {
         common::require_stack();
         let (dir, home) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
         assert!(!dir.path().starts_with(common::repo()), "outside the checkout: {}", dir.path().display());
         let bin = home.path().join("bin/mlambda");
         std::fs::create_dir_all(bin.parent().expect("bin dir")).expect("create bin dir");
         std::fs::copy(assert_cmd::cargo::cargo_bin("mlambda"), &bin).expect("install mlambda");
+        // A child another test thread forked while the copy was open for writing holds that fd until it execs,
+        // and exec of the copy fails with ETXTBSY until then: wait for the first exec to succeed.
+        for _ in 0..100 {
+            match std::process::Command::new(&bin).arg("--version").output() {
+                Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                _ => break,
+            }
+        }
         let example = common::repo().join("examples/churn");
         for f in ["model.onnx", "reference.json"] {
             std::fs::copy(example.join(f), dir.path().join(f)).expect("copy example file");
@@ -58,11 +66,11 @@ impl ZipProject {
         std::fs::write(self.path("mlambda.yaml"), text).expect("write mlambda.yaml");
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    fn cmd(&self) -> Command {
+    pub fn cmd(&self) -> Command {
         let mut c = Command::new(self.home.path().join("bin/mlambda"));
         c.current_dir(self.dir.path())
             .env("XDG_CACHE_HOME", self.home.path().join("cache"))
@@ -73,7 +81,7 @@ impl ZipProject {
         c
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub fn json(&self, args: &[&str]) -> Value {
         common::json_of(self.cmd(), args)
     }
 
