@@ -103,6 +103,9 @@ pub enum Command {
         mlambda report --baseline 3 --candidate 4 --output json"
     )]
     Report(ReportArgs),
+    /// Score a whole dataset in S3 with one function version, fanned out by Step Functions Distributed Map
+    #[command(subcommand)]
+    Batch(BatchCommand),
     /// Create, or show, the alias's function URL: the recipe's stable HTTPS endpoint, weighted like the alias
     #[command(after_help = "Examples:\n  mlambda url\n  mlambda url --public --dry-run\n  mlambda url --output json")]
     Url(UrlArgs),
@@ -180,6 +183,89 @@ pub enum ModelCommand {
     List,
 }
 
+#[derive(Debug, Clone, Subcommand)]
+pub enum BatchCommand {
+    /// Cut INPUT into slices, score every slice on Lambda through a Distributed Map, and account for every row
+    #[command(
+        after_help = "Examples:\n  mlambda batch run customers.csv --out s3://scores/weekly/ --version 4 --wait\n  \
+        mlambda batch run s3://data/customers.jsonl --out s3://scores/q3/ --alias live --id-field customer_id --dry-run"
+    )]
+    Run(BatchRunArgs),
+    /// Show a run's progress and accounting (default: the newest run)
+    #[command(after_help = "Examples:\n  mlambda batch status\n  mlambda batch status 3f9a0c21d4e7 --output json")]
+    Status(BatchRunRef),
+    /// List the function's batch runs, newest first
+    #[command(after_help = "Examples:\n  mlambda batch list --output json")]
+    List,
+    /// Stop a running run; `mlambda batch run` with the same arguments resumes it
+    #[command(after_help = "Examples:\n  mlambda batch stop 3f9a0c21d4e7")]
+    Stop(BatchStopArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BatchRunArgs {
+    /// The rows: `s3://BUCKET/KEY` or a local file (uploaded as slices); CSV with a header row, or JSON Lines
+    pub input: String,
+    /// Where the run writes: `s3://BUCKET/PREFIX/` (the run's files go under `PREFIX/<run>/`)
+    #[arg(long, value_name = "S3_PREFIX")]
+    pub out: String,
+    /// The function version to score with (default: the alias's version)
+    #[arg(long, value_parser = parse::<Version>, conflicts_with = "alias")]
+    pub version: Option<Version>,
+    /// Score with the version this alias points at (default: `function.alias`)
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// The column naming each row in the output and the failures (default: `model.id_field`)
+    #[arg(long, value_name = "FIELD")]
+    pub id_field: Option<String>,
+    /// Slices scored at once (the Map's MaxConcurrency)
+    #[arg(long, value_name = "C", default_value_t = crate::plan::batch::DEFAULT_MAX_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_concurrency: u32,
+    /// Percentage of rows (and slices) that may fail while the run still succeeds
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_percent)]
+    pub tolerated_failure: f64,
+    /// Rows per slice: one function invocation each
+    #[arg(long, value_name = "N", default_value_t = crate::plan::batch::DEFAULT_SLICE_ROWS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub slice_rows: u64,
+    /// Wait for the run, showing the slices' progress (Ctrl-C stops waiting, not the run)
+    #[arg(long)]
+    pub wait: bool,
+    /// Write into a prefix that already holds another run
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Create the Step Functions role if it is missing (or name one with `batch.role`)
+    #[arg(long)]
+    pub create_role: bool,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BatchRunRef {
+    /// The run id `batch run` printed (default: the newest run)
+    pub run: Option<String>,
+    /// Wait for the run to finish, showing the slices' progress
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BatchStopArgs {
+    /// The run id
+    pub run: String,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}` is not a percentage from 0 to 100")),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ModelPushArgs {
     /// The ONNX file (default: `model.path` in mlambda.yaml)
@@ -244,8 +330,9 @@ pub struct RolloutArgs {
     /// Candidate version (default: the newest published version)
     #[arg(long, value_parser = parse::<Version>)]
     pub version: Option<Version>,
-    /// Promote even when the report's verdict is `rollback`
-    #[arg(long, requires = "promote")]
+    /// Promote even when the report's verdict is `rollback`; route traffic to a candidate whose backtest
+    /// (`mlambda report --batch`) says `rollback`
+    #[arg(long, conflicts_with = "rollback")]
     pub force: bool,
     #[command(flatten)]
     pub dry: DryRun,
@@ -382,4 +469,9 @@ pub struct ReportArgs {
     /// Also write a self-contained HTML page with the charts to this file
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Backtest on a batch run's output instead of live logs: `s3://BUCKET/PREFIX/<run>/`. Give two runs by two
+    /// versions over the same ids for the paired test and a verdict (the alias's primary, else the first run, is
+    /// the baseline); needs --outcomes
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["until", "html"])]
+    pub batch: Vec<String>,
 }

@@ -1,17 +1,23 @@
 //! A report's evidence for two versions over a window, gathered from AWS (the versions' models, Lambda's metrics,
-//! the prediction log) and computed: `report` shows it and `rollout` acts on its verdict.
+//! the prediction log) and computed: `report` shows it and `rollout` acts on its verdict. A backtest's evidence
+//! is gathered from batch runs' output in S3 instead, one part file at a time.
 use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Deserialize;
+
 use crate::aws::logs::{self, Logs};
-use crate::aws::{cloudwatch, lambda, Aws, Target};
+use crate::aws::{cloudwatch, lambda, s3, Aws, Target};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{io_error, Error, Result};
 use crate::plan::evidence::Look;
 use crate::plan::predlog::{Collector, Outcomes};
 use crate::plan::report::{self, Inputs, Metrics};
 use crate::state;
 use crate::ui::{progress, Printer};
+use mlambda_runtime::batch::FailedRow;
 use mlambda_runtime::logline;
 
 /// Server-side filter on the prediction and error lines; lines it lets through are still checked one by one.
@@ -167,6 +173,128 @@ pub fn last_verdict(r: &report::Report) -> state::LastVerdict {
 /// Records the report's verdict in `.mlambda/state.json`, for `status`.
 pub fn record(state_dir: &std::path::Path, r: &report::Report) -> Result<()> {
     state::update(state_dir, |s| s.verdict = Some(last_verdict(r)))?;
+    Ok(())
+}
+
+/// What `report` reads of a batch run's `run.json`; `batch run` writes more.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunRecord {
+    /// The run's id.
+    pub run: String,
+    pub function: String,
+    /// The function version that scored it.
+    pub version: String,
+}
+
+/// The record of the batch run under `prefix` (ending in `/`) in `bucket`.
+pub async fn read_run(aws: &Aws, bucket: &str, prefix: &str) -> Result<RunRecord> {
+    let key = format!("{prefix}run.json");
+    let Some(bytes) = s3::get_small(aws, bucket, &key).await? else {
+        return Err(Error::user(format!("`s3://{bucket}/{prefix}` holds no batch run: it has no `run.json`"))
+            .help("pass a run's address as `mlambda batch run` printed it, `s3://BUCKET/PREFIX/<run>/`"));
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::user(format!("`s3://{bucket}/{key}` is not a run record ({e})"))
+            .help("`run.json` is written by `mlambda batch run`; score the input again to replace it")
+    })
+}
+
+/// The `.jsonl` part files under `prefix`, in order.
+async fn parts(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+    Ok(s3::list_keys(aws, bucket, prefix)
+        .await?
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.ends_with(".jsonl"))
+        .collect())
+}
+
+/// Downloads one part into `dir` and hands `line` each of its lines: memory holds one line at a time.
+async fn each_line(aws: &Aws, bucket: &str, key: &str, dir: &Path, mut line: impl FnMut(&str)) -> Result<()> {
+    let path = dir.join("part.jsonl");
+    if s3::download(aws, bucket, key, &path).await?.is_none() {
+        // listed a moment ago: a run being rewritten (a redrive) removed it
+        return Err(Error::cloud(format!("`s3://{bucket}/{key}` disappeared while the run was read"))
+            .help("wait until the run has finished, then report again"));
+    }
+    let file = std::fs::File::open(&path).map_err(|e| io_error(&path, "read the downloaded part", e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        let n = reader.read_line(&mut buf).map_err(|e| io_error(&path, "read the downloaded part", e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        line(&buf);
+    }
+}
+
+/// How many part files of a run were read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunParts {
+    pub out: u64,
+    pub failures: u64,
+}
+
+/// Folds a batch run's answered rows (`out/`) and failed rows (`failures/`) into `collector`, one part at a time
+/// through a temporary file. A run with no answered part is refused: there is nothing to judge yet.
+pub async fn fold_run(
+    aws: &Aws,
+    printer: &Printer,
+    (bucket, prefix): (&str, &str),
+    version: &str,
+    collector: &mut Collector,
+) -> Result<RunParts> {
+    let out = parts(aws, bucket, &format!("{prefix}out/")).await?;
+    if out.is_empty() {
+        return Err(Error::user(format!("batch run `s3://{bucket}/{prefix}` has no output yet: `out/` is empty"))
+            .help("wait until it has finished (`mlambda batch status RUN`), then report again"));
+    }
+    let failures = parts(aws, bucket, &format!("{prefix}failures/")).await?;
+    let dir = tempfile::tempdir().map_err(|e| Error::local(format!("cannot create a temporary directory: {e}")))?;
+    let spinner = progress::spinner(printer, format!("reading s3://{bucket}/{prefix}"));
+    let started = std::time::Instant::now();
+    let total = out.len() + failures.len();
+    for (i, key) in out.iter().enumerate() {
+        spinner.set_message(format!("reading s3://{bucket}/{prefix}: part {} of {total}", i + 1));
+        each_line(aws, bucket, key, dir.path(), |l| collector.add_scored(l)).await?;
+    }
+    for (i, key) in failures.iter().enumerate() {
+        spinner.set_message(format!("reading s3://{bucket}/{prefix}: part {} of {total}", out.len() + i + 1));
+        each_line(aws, bucket, key, dir.path(), |l| match serde_json::from_str::<FailedRow>(l.trim()) {
+            Ok(row) => collector.add_failed(version, &row),
+            Err(_) if l.trim().is_empty() => {}
+            Err(_) => collector.unreadable += 1,
+        })
+        .await?;
+    }
+    spinner.finish_and_clear();
+    printer.status(format!(
+        "read {} output and {} failure parts of s3://{bucket}/{prefix} in {:.1?}",
+        out.len(),
+        failures.len(),
+        started.elapsed()
+    ));
+    Ok(RunParts { out: out.len() as u64, failures: failures.len() as u64 })
+}
+
+/// Records a backtest's verdict on its candidate in `.mlambda/state.json`, where `rollout` looks before sending
+/// the candidate traffic. A report of one run has no verdict and records nothing.
+pub fn record_backtest(state_dir: &Path, r: &report::BatchReport) -> Result<()> {
+    let (Some(candidate), Some(verdict)) = (&r.candidate, r.verdict) else { return Ok(()) };
+    let mut runs: Vec<String> = r.runs.iter().filter(|x| x.version == r.baseline).map(|x| x.address.clone()).collect();
+    runs.extend(r.runs.iter().filter(|x| x.version != r.baseline).map(|x| x.address.clone()));
+    let backtest = state::Backtest {
+        verdict,
+        baseline: r.baseline.clone(),
+        runs,
+        time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        reasons: r.reasons.clone(),
+    };
+    state::update(state_dir, |s| {
+        s.backtests.insert(candidate.clone(), backtest);
+    })?;
     Ok(())
 }
 

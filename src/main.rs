@@ -13,6 +13,7 @@ mod hash;
 mod image;
 mod plan;
 mod report;
+mod runs;
 mod settings;
 mod state;
 mod ui;

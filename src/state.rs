@@ -1,4 +1,5 @@
 //! `.mlambda/state.json`: what earlier commands produced (image, digest, deployed version) so later ones can use it.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,22 @@ pub struct State {
     pub up: Option<Up>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<LastVerdict>,
+    /// The last backtest of each candidate (`report --batch` of two runs), by its function version, which
+    /// `rollout` checks before sending it any traffic.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backtests: BTreeMap<String, Backtest>,
+}
+
+/// A backtest's verdict on a candidate version against a baseline, from two batch runs over the same rows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Backtest {
+    pub verdict: crate::plan::evidence::Decision,
+    pub baseline: String,
+    /// The runs' addresses, baseline's first: what `report --batch` was given.
+    pub runs: Vec<String>,
+    /// RFC 3339, when it was computed.
+    pub time: String,
+    pub reasons: Vec<String>,
 }
 
 /// The last verdict `report` or a rollout computed.
@@ -230,6 +247,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(load(dir.path()).unwrap(), s);
+    }
+
+    #[test]
+    fn backtests_round_trip_and_an_older_file_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), r#"{"verdict": null}"#).unwrap();
+        assert!(load(dir.path()).unwrap().backtests.is_empty());
+        let b = Backtest {
+            verdict: crate::plan::evidence::Decision::Rollback,
+            baseline: "3".into(),
+            runs: vec!["s3://b/scores/r1/".into(), "s3://b/scores/r2/".into()],
+            time: "2026-12-01T09:00:00Z".into(),
+            reasons: vec!["worse".into()],
+        };
+        let s = update(dir.path(), |s| {
+            s.backtests.insert("4".into(), b.clone());
+        })
+        .unwrap();
+        assert_eq!(load(dir.path()).unwrap(), s);
+        assert_eq!(s.backtests["4"], b);
     }
 
     #[test]

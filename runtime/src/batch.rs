@@ -93,6 +93,9 @@ pub struct Done {
     pub failed: u64,
     pub model_version: String,
     pub function_version: String,
+    /// The invocation's time on the slice, from its first read to its last write (billed time, near enough).
+    #[serde(default)]
+    pub elapsed_ms: u64,
     /// The function's peak resident memory after the slice (`VmHWM`), when the platform reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_kb: Option<u64>,

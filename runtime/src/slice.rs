@@ -20,6 +20,7 @@ use crate::source::S3;
 
 /// Scores `job`'s slice, or returns the marker of an earlier invocation that already did.
 pub async fn run(app: &App, job: &Job) -> Result<Done, String> {
+    let started = Instant::now();
     let s3 = S3::from_env()?;
     if let Some(earlier) = s3.get(&job.bucket, &job.done_key()).await? {
         let mut done: Done = serde_json::from_slice(&earlier.body)
@@ -44,6 +45,7 @@ pub async fn run(app: &App, job: &Job) -> Result<Done, String> {
         failed: counts.failed,
         model_version: origin.model_version.clone(),
         function_version: origin.function_version.clone(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
         peak_rss_kb: peak_rss_kb(),
         skipped: false,
     };

@@ -18,6 +18,7 @@ pub mod invoke;
 pub mod lambda;
 pub mod logs;
 pub mod s3;
+pub mod sfn;
 
 /// Which AWS account and region to talk to; `None` leaves it to aws-config's default chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,6 +68,7 @@ pub struct Aws {
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) events: aws_sdk_eventbridge::Client,
+    pub(crate) sfn: aws_sdk_sfn::Client,
     pub region: String,
 }
 
@@ -84,6 +86,7 @@ impl Aws {
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
             events: aws_sdk_eventbridge::Client::new(&sdk),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
             region,
         })
     }
@@ -286,6 +289,7 @@ pub(crate) mod mock {
             cloudwatch: client!(aws_sdk_cloudwatch, mode, cloudwatch),
             iam: client!(aws_sdk_iam, mode, none),
             events: client!(aws_sdk_eventbridge, mode, none),
+            sfn: client!(aws_sdk_sfn, mode, none),
             region: "us-east-1".into(),
         }
     }

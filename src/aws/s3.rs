@@ -25,6 +25,8 @@ pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectHead {
     pub size: u64,
+    /// The ETag, which changes whenever the bytes do.
+    pub etag: Option<String>,
     /// User metadata (`x-amz-meta-*`), lowercase keys.
     pub metadata: BTreeMap<String, String>,
 }
@@ -33,6 +35,7 @@ pub async fn head_object(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Ob
     match aws.s3.head_object().bucket(bucket).key(key).send().await {
         Ok(out) => Ok(Some(ObjectHead {
             size: out.content_length().unwrap_or_default().max(0) as u64,
+            etag: out.e_tag().map(str::to_string),
             metadata: out
                 .metadata()
                 .map(|m| m.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect())

@@ -6,7 +6,7 @@ use std::path::Path;
 use clap::CommandFactory;
 
 use crate::aws::{Aws, Target};
-use crate::cli::{Cli, Command, GlobalArgs, ModelCommand};
+use crate::cli::{BatchCommand, Cli, Command, GlobalArgs, ModelCommand};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::report::Report;
@@ -18,6 +18,7 @@ use crate::state::{self, State};
 use crate::ui::Printer;
 
 mod alarms;
+pub mod batch;
 mod build;
 mod deploy;
 mod iam_policy;
@@ -123,6 +124,10 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Report> {
         Command::Up(a) => up::run(&ctx, &ctx.project()?, &UpSettings::resolve(&a)).await,
         Command::Runtime(c) => runtime::run(&ctx, &c).await,
         Command::Url(a) => url::run(&ctx, &ctx.project()?, &a).await,
+        Command::Batch(BatchCommand::Run(a)) => batch::run(&ctx, &ctx.project()?, &a).await,
+        Command::Batch(BatchCommand::Status(a)) => batch::status(&ctx, &ctx.project()?, &a).await,
+        Command::Batch(BatchCommand::List) => batch::list(&ctx, &ctx.project()?).await,
+        Command::Batch(BatchCommand::Stop(a)) => batch::stop(&ctx, &ctx.project()?, &a).await,
         Command::Report(a) => report::run(&ctx, &ctx.project()?, &a).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mlambda", &mut std::io::stdout());

@@ -90,6 +90,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
     let aws = ctx.aws().await?;
     let (alias, versions) = read_alias(&aws, config).await?;
     let plan = plan(ctx, p, s, &alias, &versions)?;
+    check_backtest(ctx.printer, &ctx.state(p)?, &plan, s)?;
     if s.dry_run {
         return Ok(Report::new(Outcome { dry_run: true, plan }, true));
     }
@@ -114,6 +115,34 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
     }
     run.execute(&plan, alias.revision_id.clone()).await?;
     Ok(Report::done(Outcome { dry_run: false, plan }))
+}
+
+/// Refuses to send traffic (`--weight`, `--steps`, `--preset`) to a candidate whose recorded backtest verdict
+/// (`report --batch`) is rollback, unless `--force`: the backtest showed it worse on real outcomes before any
+/// user saw it. Checked before a dry run too, so the dry run says what the real one would do.
+fn check_backtest(printer: &Printer, st: &state::State, plan: &RolloutPlan, s: &RolloutSettings) -> Result<()> {
+    if !matches!(s.action, RolloutAction::Weight(_) | RolloutAction::Steps { .. }) {
+        return Ok(());
+    }
+    let Some(candidate) = plan.candidate.map(|c| c.to_string()) else { return Ok(()) };
+    let Some(b) = st.backtests.get(&candidate).filter(|b| b.verdict == Decision::Rollback) else { return Ok(()) };
+    let reasons = b.reasons.join("; ");
+    if s.force {
+        printer.warn(format!(
+            "sending traffic to version {candidate} over its backtest's rollback verdict (--force): {reasons}"
+        ));
+        return Ok(());
+    }
+    let runs: Vec<String> = b.runs.iter().map(|r| format!("--batch {r}")).collect();
+    Err(Error::user(format!(
+        "refusing to send traffic to version {candidate}: its backtest against version {} ({}) says rollback: {reasons}",
+        b.baseline, b.time
+    ))
+    .help(format!(
+        "see the evidence with `mlambda report {} --outcomes FILE`, and deploy a better model; to send it traffic \
+         anyway, pass `--force`",
+        runs.join(" ")
+    )))
 }
 
 /// The alias as Lambda holds it and the published versions, oldest first.

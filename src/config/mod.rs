@@ -21,6 +21,18 @@ pub struct Config {
     pub alarms: Alarms,
     #[serde(default)]
     pub rollout: Rollout,
+    #[serde(default)]
+    pub batch: Batch,
+}
+
+/// `mlambda batch run`'s settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// The Step Functions execution role's ARN; without it, `batch run --create-role` makes one that may invoke
+    /// only this function and read only the run's prefix.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

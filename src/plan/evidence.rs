@@ -6,9 +6,14 @@
 //! (shown worse by more than the margin), and kept collecting otherwise. The promote bound spends the rollout's α
 //! over its planned looks (O'Brien–Fleming-type spending, [`stats::alpha_for_look`]); the rollback bound uses
 //! the full α at every look, since a wrong rollback costs a redeploy and a missed one costs users.
+//!
+//! A backtest ([`backtest_verdict`]) judges a candidate before any user sees it, from two batch runs over the same
+//! labeled rows: the same non-inferiority axes, but the AUC and calibration bounds come from paired tests on the
+//! rows both versions scored (DeLong's paired test; the mean per-row difference in loss), which are far tighter
+//! than the independent-sample ones a live A/B test must use. It is one decision, so it uses the whole α.
 use serde::{Deserialize, Serialize};
 
-use super::stats::{self, Auc, Bounds, Moments};
+use super::stats::{self, Auc, Bounds, Moments, PairedAuc};
 
 /// Which calibration loss the verdict compares when there are outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -490,12 +495,17 @@ fn labeled_axis(
     judge(e, axis)
 }
 
-fn calibration_check(e: &Evidence, t: &Thresholds, q: &Quantiles) -> Check {
-    let (b, c) = (&e.baseline, &e.candidate);
-    let (name, label, margin) = match t.calibration {
+/// The calibration loss `thresholds.calibration` compares: its check's name, how people read it, its margin.
+fn calibration_axis(t: &Thresholds) -> (&'static str, &'static str, f64) {
+    match t.calibration {
         Calibration::Brier => ("brier", "Brier score", t.brier_margin),
         Calibration::LogLoss => ("log_loss", "log loss", t.log_loss_margin),
-    };
+    }
+}
+
+fn calibration_check(e: &Evidence, t: &Thresholds, q: &Quantiles) -> Check {
+    let (b, c) = (&e.baseline, &e.candidate);
+    let (name, label, margin) = calibration_axis(t);
     let (Some(bl), Some(cl)) = (b.labeled, c.labeled) else {
         return skipped(name, label);
     };
@@ -521,6 +531,74 @@ pub fn verdict(e: &Evidence, t: &Thresholds) -> Verdict {
         auc_check(e, t, &q),
         calibration_check(e, t, &q),
     ];
+    decide(e, t, &q, checks)
+}
+
+/// What a backtest knows beyond each version's own figures: the rows both versions scored that joined an
+/// outcome, compared row by row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Paired {
+    /// Labeled rows both runs scored.
+    pub rows: u64,
+    /// DeLong's paired AUCs on those rows; `None` without both outcomes among them.
+    pub auc: Option<PairedAuc>,
+    /// The calibration loss (`Thresholds::calibration`) on those rows.
+    pub calibration: Option<PairedLoss>,
+}
+
+/// Both versions' mean per-row loss on the same rows, and the moments of the per-row difference (candidate −
+/// baseline), whose mean is the difference of the means and whose variance is the paired one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PairedLoss {
+    pub baseline: f64,
+    pub candidate: f64,
+    pub difference: Moments,
+}
+
+/// A backtest's verdict: the failure rates of the two runs (each row a request: the share the runtime refused,
+/// the share it failed on), and the AUC and calibration on the rows both scored, from paired tests. Latency is
+/// not judged: a batch times whole chunks of rows, not answers. Promote here means the candidate is shown no
+/// worse on every axis, so exposing it to traffic (`mlambda rollout`) is reasonable; rollback means it is shown
+/// worse and should not be exposed.
+pub fn backtest_verdict(e: &Evidence, paired: &Paired, t: &Thresholds) -> Verdict {
+    let q = Quantiles::new(t, e.look);
+    let checks = vec![
+        error_check(e, t, &q, false),
+        error_check(e, t, &q, true),
+        paired_auc_check(e, t, &q, paired),
+        paired_calibration_check(e, t, &q, paired),
+    ];
+    decide(e, t, &q, checks)
+}
+
+fn paired_auc_check(e: &Evidence, t: &Thresholds, q: &Quantiles, p: &Paired) -> Check {
+    let (Some(a), Some(var)) = (p.auc, p.auc.and_then(|a| a.difference_variance())) else {
+        let why = "the paired AUC needs at least two rows of each outcome that both versions scored";
+        let detail = format!("{why} ({} paired rows); {}", thousands(p.rows), labeled_shortfall(e, t, p.rows, p.rows));
+        return unbounded("auc", Status::Insufficient, detail);
+    };
+    let compare = format!("AUC {:.4} vs {:.4} on the same {} rows", a.candidate.auc, a.baseline.auc, thousands(p.rows));
+    let bounds = stats::normal_bounds(a.baseline.auc - a.candidate.auc, var.max(0.0).sqrt(), q.lower, q.upper);
+    labeled_axis(e, t, ("auc", compare), bounds, t.auc_margin, (p.rows, p.rows))
+}
+
+fn paired_calibration_check(e: &Evidence, t: &Thresholds, q: &Quantiles, p: &Paired) -> Check {
+    let (name, label, margin) = calibration_axis(t);
+    let Some(l) = p.calibration else {
+        let why = format!("the paired {label} needs at least two labeled binary rows that both versions scored");
+        let detail = format!("{why}; {}", labeled_shortfall(e, t, p.rows, p.rows));
+        return unbounded(name, Status::Insufficient, detail);
+    };
+    let d = l.difference;
+    let se = (d.variance.max(0.0) / d.n as f64).sqrt();
+    let bounds = stats::normal_bounds(d.mean, se, q.lower, q.upper);
+    let compare = format!("{label} {:.4} vs {:.4} on the same {} rows", l.candidate, l.baseline, thousands(d.n));
+    labeled_axis(e, t, (name, compare), bounds, margin, (d.n, d.n))
+}
+
+/// The verdict over measured checks: rollback when any is worse, promote when every one is not worse (or
+/// skipped), continue otherwise.
+fn decide(e: &Evidence, t: &Thresholds, q: &Quantiles, checks: Vec<Check>) -> Verdict {
     let worse: Vec<String> = checks.iter().filter(|c| c.status == Status::Worse).map(|c| c.detail.clone()).collect();
     let (verdict, reasons) = if !worse.is_empty() {
         (Decision::Rollback, worse)
@@ -666,6 +744,79 @@ mod tests {
         assert_eq!(past.verdict, Decision::Continue);
         assert!(past.reasons.iter().any(|r| r.contains("spent its α (look 4 of 3)")), "{:?}", past.reasons);
         assert_eq!(statuses(&past)[2], ("latency_p99", Status::NotWorse));
+    }
+
+    /// A backtest's evidence: 20,000 rows each, none failed, with a paired AUC and calibration difference.
+    fn backtest(candidate_auc: f64, covariance: f64, loss_difference: f64) -> (Evidence, Paired) {
+        let mut b = side("3", 20_000, 0, 0.0, Some(18_000), Some(AUC_B));
+        let mut c = side("4", 20_000, 0, 0.0, Some(18_000), Some(Auc { auc: candidate_auc, variance: Some(0.0004) }));
+        for s in [&mut b, &mut c] {
+            (s.latency_samples, s.p99_ms) = (0, None);
+        }
+        let e = Evidence { traffic_share: None, window_hours: 0.0, ..evidence(b, c) };
+        let paired = Paired {
+            rows: 18_000,
+            auc: Some(PairedAuc {
+                baseline: AUC_B,
+                candidate: Auc { auc: candidate_auc, variance: Some(0.0004) },
+                covariance: Some(covariance),
+                positives: 6_000,
+                negatives: 12_000,
+            }),
+            calibration: Some(PairedLoss {
+                baseline: 0.15,
+                candidate: 0.15 + loss_difference,
+                difference: Moments { n: 18_000, mean: loss_difference, variance: 0.001 },
+            }),
+        };
+        (e, paired)
+    }
+
+    #[test]
+    fn a_backtest_uses_the_paired_variance_and_judges_no_latency() {
+        // AUC 0.795 vs 0.80 with both variances 0.0004: unpaired, the upper bound is 0.005 + 1.645 · 0.028 ≈ 0.052,
+        // past the 0.02 margin; paired with covariance 0.00039, it is 0.005 + 1.645 · √0.00002 ≈ 0.0124
+        let (e, paired) = backtest(0.795, 0.00039, 0.0);
+        let t = Thresholds::default();
+        let v = backtest_verdict(&e, &paired, &t);
+        assert_eq!(v.verdict, Decision::Promote, "{:?}", v.reasons);
+        let names: Vec<&str> = v.checks.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["error_rate", "client_error_rate", "auc", "brier"]);
+        let b = v.checks[2].bounds.unwrap();
+        let se = 0.00002f64.sqrt();
+        assert!((b.upper - (0.005 + stats::normal_quantile(0.95) * se)).abs() < 1e-12, "{b:?}");
+        assert!(v.checks[2].detail.contains("AUC 0.7950 vs 0.8000 on the same 18,000 rows"), "{}", v.checks[2].detail);
+        let live = verdict(&e, &t);
+        assert_eq!(
+            live.checks[3].status,
+            Status::Insufficient,
+            "the unpaired test cannot tell: {}",
+            live.checks[3].detail
+        );
+        assert!((v.look.alpha - t.alpha).abs() < 1e-12, "one look spends the whole α: {:?}", v.look);
+    }
+
+    #[test]
+    fn a_clearly_worse_backtest_rolls_back_and_thin_paired_data_continues() {
+        let t = Thresholds::default();
+        let (e, paired) = backtest(0.70, 0.0003, 0.02);
+        let v = backtest_verdict(&e, &paired, &t);
+        assert_eq!(v.verdict, Decision::Rollback);
+        assert_eq!(v.reasons.len(), 2, "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("candidate 4 is worse by more than the margin: AUC 0.7000 vs 0.8000"),
+            "{:?}",
+            v.reasons
+        );
+        assert!(v.reasons[1].contains("Brier score 0.1700 vs 0.1500"), "{:?}", v.reasons);
+        let none = Paired { rows: 1, auc: None, calibration: None };
+        let v = backtest_verdict(&e, &none, &t);
+        assert_eq!(v.verdict, Decision::Continue);
+        assert!(
+            v.reasons.iter().any(|r| r.contains("paired AUC needs") && r.contains("199 more labeled rows")),
+            "{:?}",
+            v.reasons
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure logic with no I/O: naming, plans and the rules AWS would enforce.
 pub mod alarms;
 pub mod alias;
+pub mod batch;
 pub mod deploy;
 pub mod evidence;
 pub mod lambda;

@@ -94,6 +94,9 @@ fn image_deployer_policy(c: &Config) -> Value {
     let root = naming::model_root(&c.model.prefix, &c.model.name);
     let role = c.function.role.clone().unwrap_or_else(|| format!("arn:aws:iam::*:role/{}", role_name(f)));
     let function_arn = format!("arn:aws:lambda:*:*:function:{f}");
+    let machine = crate::plan::batch::state_machine_name(f);
+    let batch_role =
+        c.batch.role.clone().unwrap_or_else(|| format!("arn:aws:iam::*:role/{}", crate::plan::batch::role_name(f)));
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -156,6 +159,35 @@ fn image_deployer_policy(c: &Config) -> Value {
                 "Resource": "*"
             },
             {
+                "Sid": "BatchStateMachine",
+                "Effect": "Allow",
+                "Action": [
+                    "states:CreateStateMachine", "states:UpdateStateMachine", "states:DescribeStateMachine",
+                    "states:StartExecution", "states:DescribeExecution", "states:ListExecutions",
+                    "states:StopExecution", "states:ListMapRuns", "states:DescribeMapRun"
+                ],
+                "Resource": [
+                    format!("arn:aws:states:*:*:stateMachine:{machine}"),
+                    format!("arn:aws:states:*:*:execution:{machine}:*"),
+                    format!("arn:aws:states:*:*:mapRun:{machine}/*")
+                ]
+            },
+            {"Sid": "BatchList", "Effect": "Allow", "Action": ["states:ListStateMachines"], "Resource": "*"},
+            {
+                "Sid": "BatchRole",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole", "iam:GetRole", "iam:CreateRole", "iam:PutRolePolicy"],
+                "Resource": batch_role,
+                "Condition": {"StringEqualsIfExists": {"iam:PassedToService": "states.amazonaws.com"}}
+            },
+            {
+                // the datasets' buckets are named per run (`batch run INPUT --out`); narrow this to yours
+                "Sid": "BatchData",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                "Resource": "*"
+            },
+            {
                 "Sid": "WarmSchedule",
                 "Effect": "Allow",
                 "Action": [
@@ -166,6 +198,69 @@ fn image_deployer_policy(c: &Config) -> Value {
             }
         ]
     })
+}
+
+/// Lets Step Functions, and only Step Functions, assume the batch role.
+pub fn batch_trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "states.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// The batch state machine's own role: invoke this one function (any qualifier), read the run's manifest, and
+/// run its Distributed Map's children (which are executions of the same state machine).
+pub fn batch_state_machine_policy(function_arn: &str, machine_arn: &str, bucket: &str, prefix: &str) -> Value {
+    let execution_arn = machine_arn.replacen(":stateMachine:", ":execution:", 1);
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "InvokeTheFunction",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": [function_arn, format!("{function_arn}:*")]
+            },
+            {
+                "Sid": "ReadTheManifest",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}*")]
+            },
+            {
+                "Sid": "DistributedMap",
+                "Effect": "Allow",
+                "Action": ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"],
+                "Resource": [machine_arn, format!("{execution_arn}:*")]
+            }
+        ]
+    })
+}
+
+/// What the function needs to score a run under `s3://bucket/prefix`: read its slices and markers, write its
+/// output, failures and markers. Nothing outside the prefix.
+pub fn batch_function_policy(bucket: &str, prefix: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "BatchSlices",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [format!("arn:aws:s3:::{bucket}/{prefix}*")]
+        }]
+    })
+}
+
+/// The inline policy's name on the function's role for one output prefix (one per prefix, so runs into other
+/// prefixes keep theirs).
+pub fn batch_function_policy_name(bucket: &str, prefix: &str) -> String {
+    use sha2::Digest;
+    let h = hex::encode(sha2::Sha256::digest(format!("{bucket}/{prefix}").as_bytes()));
+    format!("mlambda-batch-{}", &h[..12])
 }
 
 #[cfg(test)]
@@ -208,6 +303,24 @@ mod tests {
         assert_eq!(by_sid("ExecutionRole")["Resource"], "arn:aws:iam::*:role/mlambda-churn");
         assert!(by_sid("ExecutionRole")["Action"].as_array().unwrap().contains(&json!("iam:PassRole")));
         assert_eq!(by_sid("Function")["Resource"][0], "arn:aws:lambda:*:*:function:churn");
+        assert_eq!(by_sid("BatchStateMachine")["Resource"][0], "arn:aws:states:*:*:stateMachine:mlambda-churn-batch");
+        assert_eq!(by_sid("BatchRole")["Resource"], "arn:aws:iam::*:role/mlambda-churn-batch-sfn");
+    }
+
+    #[test]
+    fn the_batch_roles_reach_only_the_function_and_the_prefix() {
+        let f = "arn:aws:lambda:us-east-1:1:function:churn";
+        let m = "arn:aws:states:us-east-1:1:stateMachine:mlambda-churn-batch";
+        let p = batch_state_machine_policy(f, m, "data", "scores/");
+        let s = p["Statement"].as_array().unwrap();
+        assert_eq!(s[0]["Resource"], json!([f, format!("{f}:*")]));
+        assert_eq!(s[1]["Resource"], json!(["arn:aws:s3:::data/scores/*"]));
+        assert_eq!(s[2]["Resource"][1], "arn:aws:states:us-east-1:1:execution:mlambda-churn-batch:*");
+        let fp = batch_function_policy("data", "scores/");
+        assert_eq!(fp["Statement"][0]["Resource"], json!(["arn:aws:s3:::data/scores/*"]));
+        assert!(!p.to_string().contains("\"*\"") && !fp.to_string().contains("\"*\""), "no wildcard resource");
+        assert_ne!(batch_function_policy_name("data", "a/"), batch_function_policy_name("data", "b/"));
+        assert_eq!(batch_trust_policy()["Statement"][0]["Principal"]["Service"], "states.amazonaws.com");
     }
 
     #[test]

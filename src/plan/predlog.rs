@@ -1,12 +1,14 @@
 //! The runtime's log lines folded into per-version accumulators for `mlambda report`.
 //!
 //! The lines' schema is the runtime's own ([`mlambda_runtime::logline`]): a prediction line per answered row,
-//! an error line per failed invocation. Lines are folded as they arrive, so memory grows with requests,
-//! labeled rows and (bounded) distinct error reasons only.
+//! an error line per failed invocation. A batch run's output is folded the same way: its `out/` parts hold the
+//! same prediction lines, and each row its `failures/` parts hold counts as one failed answer. Lines are folded
+//! as they arrive, so memory grows with requests, labeled rows and (bounded) distinct error reasons only.
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
+use mlambda_runtime::batch::FailedRow;
 use mlambda_runtime::logline::{self, ErrorLine, Line, PredictionLine, Skip};
 
 /// Probability histograms have this many equal-width bins on [0, 1].
@@ -30,7 +32,15 @@ fn text(v: &serde_json::Value) -> Option<String> {
 /// `did the customer churn?` per id, from the outcomes CSV.
 #[derive(Debug, Default, Clone)]
 pub struct Outcomes {
-    labels: HashMap<String, String>,
+    labels: HashMap<String, Outcome>,
+}
+
+/// One id's outcome, and its place in the file: a number that stands for the id, so pairing two runs' rows
+/// keeps four bytes per row instead of a copy of every id.
+#[derive(Debug, Clone)]
+struct Outcome {
+    index: u32,
+    label: String,
 }
 
 impl Outcomes {
@@ -55,7 +65,13 @@ impl Outcomes {
             if id.is_empty() || label.is_empty() {
                 return Err(format!("line {} has an empty id or label", i + 1));
             }
-            labels.insert(id.to_string(), label.to_string());
+            let index = u32::try_from(labels.len())
+                .map_err(|_| format!("has more than {} ids; split it and report on each part", u32::MAX))?;
+            // a repeated id keeps its first index and takes its last label, as a plain map would
+            labels
+                .entry(id.to_string())
+                .and_modify(|o: &mut Outcome| o.label = label.to_string())
+                .or_insert(Outcome { index, label: label.to_string() });
         }
         Ok(Outcomes { labels })
     }
@@ -64,8 +80,9 @@ impl Outcomes {
         self.labels.len()
     }
 
-    fn get(&self, id: &str) -> Option<&str> {
-        self.labels.get(id).map(String::as_str)
+    /// The id's label and its index in the file.
+    fn get(&self, id: &str) -> Option<(&str, u32)> {
+        self.labels.get(id).map(|o| (o.label.as_str(), o.index))
     }
 }
 
@@ -123,6 +140,9 @@ pub struct VersionAcc {
     pub multiclass: bool,
     /// Rows joined to an outcome, binary classifiers only.
     pub labeled: Vec<Labeled>,
+    /// With [`Collector::pairing`]: each labeled row's outcome index, beside `labeled`, which is what pairs
+    /// the rows of two versions scored on the same ids.
+    pub labeled_ids: Vec<u32>,
     /// Rows joined to an outcome whose label did not say yes or no.
     pub unreadable_labels: u64,
     /// Multiclass rows joined to an outcome, and how many the logged prediction got right.
@@ -186,6 +206,8 @@ pub struct Collector {
     /// Lines that are neither (START/END/REPORT, EMF, the function's own output).
     pub other: u64,
     outcomes: Option<Outcomes>,
+    /// Whether labeled rows keep their outcome index (`VersionAcc::labeled_ids`).
+    pairing: bool,
 }
 
 fn hash(s: &str) -> u64 {
@@ -197,6 +219,12 @@ fn hash(s: &str) -> u64 {
 impl Collector {
     pub fn new(outcomes: Option<Outcomes>) -> Collector {
         Collector { outcomes, ..Collector::default() }
+    }
+
+    /// A collector whose labeled rows also keep which outcome they joined, so two versions scored on the same
+    /// ids can be compared row by row (a backtest's paired test).
+    pub fn pairing(outcomes: Outcomes) -> Collector {
+        Collector { outcomes: Some(outcomes), pairing: true, ..Collector::default() }
     }
 
     pub fn has_outcomes(&self) -> bool {
@@ -218,17 +246,51 @@ impl Collector {
     /// Folds one log message in.
     pub fn add(&mut self, message: &str) {
         match logline::parse(message) {
-            Ok(Line::Prediction(line)) => self.fold(&line.function_version, |acc, outcomes| {
-                let prediction = acc.record(&line);
-                let id = line.id.as_deref().and_then(text);
-                if let Some(label) = outcomes.zip(id).and_then(|(o, id)| o.get(&id)) {
-                    acc.record_outcome(&line, &prediction, label);
-                }
-            }),
+            Ok(Line::Prediction(line)) => self.add_prediction(&line),
             Ok(Line::Error(line)) => self.fold(&line.function_version, |acc, _| acc.record_error(&line)),
             Err(Skip::Other) => self.other += 1,
             Err(Skip::Unreadable) => self.unreadable += 1,
         }
+    }
+
+    /// Folds one answered row in, joined to its outcome when there is one.
+    pub fn add_prediction(&mut self, line: &PredictionLine<'_>) {
+        let pairing = self.pairing;
+        self.fold(&line.function_version, |acc, outcomes| {
+            let prediction = acc.record(line);
+            let id = line.id.as_deref().and_then(text);
+            if let Some((label, index)) = outcomes.zip(id).and_then(|(o, id)| o.get(&id)) {
+                if acc.record_outcome(line, &prediction, label) && pairing {
+                    acc.labeled_ids.push(index);
+                }
+            }
+        });
+    }
+
+    /// Folds one line of a batch run's `out/` part in: a prediction line, tagged or not (a blank line is
+    /// skipped, anything else that does not parse is counted as unreadable).
+    pub fn add_scored(&mut self, json: &str) {
+        let json = json.trim();
+        if json.is_empty() {
+            return;
+        }
+        match serde_json::from_str::<PredictionLine>(json) {
+            Ok(line) => self.add_prediction(&line),
+            Err(_) => self.unreadable += 1,
+        }
+    }
+
+    /// Folds one row a batch run of `function_version` failed on in, as one failed answer with its reason.
+    pub fn add_failed(&mut self, function_version: &str, row: &FailedRow) {
+        let line = ErrorLine {
+            request_id: row.slice.as_str().into(),
+            function_version: function_version.into(),
+            model_version: None,
+            status: row.status,
+            error_type: row.error_type.as_str().into(),
+            reason: row.reason.as_str().into(),
+        };
+        self.fold(function_version, |acc, _| acc.record_error(&line));
     }
 }
 
@@ -301,12 +363,14 @@ impl VersionAcc {
     }
 
     /// Joins a row to its outcome: binary rows by the positive class, multiclass rows by the class itself.
-    fn record_outcome(&mut self, line: &PredictionLine<'_>, prediction: &Prediction, label: &str) {
+    /// True when the row joined `labeled`.
+    fn record_outcome(&mut self, line: &PredictionLine<'_>, prediction: &Prediction, label: &str) -> bool {
         if let Some(p) = line.probability {
             let pos = self.positive_label.as_deref().unwrap_or("1");
             match positive_outcome(label, pos, self.negative_label.as_deref()) {
                 Some(positive) => {
-                    self.labeled.push(Labeled { probability: p, positive, correct: prediction.positive == positive })
+                    self.labeled.push(Labeled { probability: p, positive, correct: prediction.positive == positive });
+                    return true;
                 }
                 None => self.unreadable_labels += 1,
             }
@@ -316,6 +380,7 @@ impl VersionAcc {
                 self.correct_multiclass += 1;
             }
         }
+        false
     }
 
     /// Counts one failed request by its status class and reason; it adds no row, latency or request.
@@ -417,7 +482,42 @@ mod tests {
         assert!(Outcomes::parse("customer,churned\n").unwrap_err().contains("`id` and `label`"));
         assert!(Outcomes::parse("id,label\nA\n").unwrap_err().contains("line 2"));
         let o = Outcomes::parse("\"id\",\"label\"\n\"C-1\",\"1\"\n").unwrap();
-        assert_eq!(o.get("C-1"), Some("1"));
+        assert_eq!(o.get("C-1"), Some(("1", 0)));
+        let o = Outcomes::parse("id,label\nA,1\nB,0\nA,0\n").unwrap();
+        assert_eq!((o.len(), o.get("A"), o.get("B")), (2, Some(("0", 0)), Some(("0", 1))));
+    }
+
+    #[test]
+    fn batch_parts_fold_like_log_lines_and_pairing_keeps_the_outcome_index() {
+        let mut c = Collector::pairing(Outcomes::parse("id,label\nA,1\nB,0\nC,1\n").unwrap());
+        // an `out/` line need not carry the `mlambda` tag
+        let bare = |id: &str, p: f64| {
+            line("3", "part-00000", id, 0, u8::from(p >= 0.5), p, 2.0).replace(r#""mlambda":"prediction","#, "")
+        };
+        c.add_scored(&bare("C", 0.7));
+        c.add_scored(&line("3", "part-00001", "A", 0, 1, 0.8, 2.0));
+        c.add_scored(&bare("Z", 0.1));
+        c.add_scored("");
+        c.add_scored("{not json");
+        let failed = FailedRow {
+            id: Some(serde_json::json!("D")),
+            slice: "part-00001".into(),
+            row: 3,
+            status: 400,
+            error_type: "InvalidInput".into(),
+            reason: "feature \"tenure\" must be a number, got a string".into(),
+        };
+        c.add_failed("3", &failed);
+        assert_eq!((c.unreadable, c.versions.len()), (1, 1));
+        let v = &c.versions["3"];
+        assert_eq!((v.rows, v.requests(), v.client_errors), (3, 2, 1));
+        assert_eq!(v.labeled.len(), 2);
+        assert_eq!(v.labeled_ids, [2, 0]);
+        assert_eq!(v.top_errors(1)[0].reason, "feature \"tenure\" must be a number, got a string");
+        // without pairing, no index is kept
+        let mut c = Collector::new(Some(Outcomes::parse("id,label\nA,1\n").unwrap()));
+        c.add_scored(&line("3", "r", "A", 0, 1, 0.8, 2.0));
+        assert_eq!((c.versions["3"].labeled.len(), c.versions["3"].labeled_ids.len()), (1, 0));
     }
 
     fn error(version: &str, req: &str, status: u16, error_type: &str, reason: &str) -> String {

@@ -1,10 +1,13 @@
 //! `mlambda report` as a value: per-version evidence from the folded log and Lambda's metrics, PSI, the AUC test
-//! and the verdict. Pure; the command gathers the inputs and the ui renders the result.
-use std::collections::BTreeMap;
+//! and the verdict; and `mlambda report --batch`, the same evidence on batch runs' output, with the paired test
+//! of two versions scored on the same rows. Pure; the command gathers the inputs and the ui renders the result.
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::evidence::{self, Calibration, Evidence, Look, LookReport, Side, Thresholds, Verdict};
+use super::evidence::{
+    self, Calibration, Check, Decision, Evidence, Look, LookReport, Paired, Side, Thresholds, Verdict,
+};
 use super::predlog::{Collector, ErrorReason, VersionAcc, BINS};
 use super::stats::{self, ZTest};
 
@@ -141,9 +144,27 @@ fn mean(sum: f64, n: u64) -> Option<f64> {
     (n > 0).then(|| sum / n as f64)
 }
 
-fn version_report(version: &str, acc: Option<VersionAcc>, inputs: &Inputs, outcomes: bool) -> VersionReport {
+/// What a version's counts are counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// A live window: requests are Lambda's invocations (else the log's), failures are per request.
+    Requests,
+    /// A batch run: every input row is a request, answered (`out/`) or failed (`failures/`).
+    Rows,
+}
+
+/// What one version's figures need besides its folded lines.
+struct Given<'a> {
+    metrics: Metrics,
+    /// The model version its configuration names, for a log that names none.
+    model_version: Option<&'a String>,
+    thresholds: &'a Thresholds,
+    unit: Unit,
+}
+
+fn version_report(version: &str, acc: Option<VersionAcc>, given: Given<'_>, outcomes: bool) -> VersionReport {
     let acc = acc.unwrap_or_default();
-    let m = inputs.metrics.get(version).copied().unwrap_or_default();
+    let m = given.metrics;
     let logged_requests = acc.requests();
     let mut latencies = acc.latencies.clone();
     latencies.sort_by(f64::total_cmp);
@@ -159,11 +180,15 @@ fn version_report(version: &str, acc: Option<VersionAcc>, inputs: &Inputs, outco
     // Lambda emits Errors beside Invocations; a missing Errors series with invocations means none failed
     let errors = m.invocations.map(|_| m.errors.unwrap_or(0));
     // EMF counts cover every invocation, sampled prediction logging or not; the error lines are the fallback
-    let (client_errors, model_errors, error_counts_from) = match (m.client_errors, m.model_errors) {
-        (None, None) => (acc.client_errors, acc.model_errors, "log"),
-        (c, e) => (c.unwrap_or(0), e.unwrap_or(0), "emf"),
+    let (client_errors, model_errors, error_counts_from) = match (given.unit, m.client_errors, m.model_errors) {
+        (Unit::Rows, _, _) => (acc.client_errors, acc.model_errors, "failures"),
+        (Unit::Requests, None, None) => (acc.client_errors, acc.model_errors, "log"),
+        (Unit::Requests, c, e) => (c.unwrap_or(0), e.unwrap_or(0), "emf"),
     };
-    let requests = m.invocations.unwrap_or(logged_requests + acc.client_errors + acc.model_errors);
+    let requests = match given.unit {
+        Unit::Requests => m.invocations.unwrap_or(logged_requests + acc.client_errors + acc.model_errors),
+        Unit::Rows => acc.rows + acc.client_errors + acc.model_errors,
+    };
     let rate = |n: u64| (requests > 0).then(|| n as f64 / requests as f64);
     let error_rate = rate(errors.unwrap_or(0) + model_errors);
     let client_error_rate = rate(client_errors);
@@ -179,7 +204,7 @@ fn version_report(version: &str, acc: Option<VersionAcc>, inputs: &Inputs, outco
     let correct = acc.labeled.iter().filter(|l| l.correct).count() as u64 + acc.correct_multiclass;
     VersionReport {
         version: version.to_string(),
-        model_version: acc.model_version().map(str::to_string).or_else(|| inputs.model_versions.get(version).cloned()),
+        model_version: acc.model_version().map(str::to_string).or_else(|| given.model_version.cloned()),
         requests,
         invocations: m.invocations,
         logged_requests,
@@ -201,17 +226,22 @@ fn version_report(version: &str, acc: Option<VersionAcc>, inputs: &Inputs, outco
         class_shares,
         labeled: outcomes.then_some(labeled_n),
         auc: auc.map(|a| a.auc),
-        auc_ci: auc.and_then(|a| stats::auc_interval(a, inputs.thresholds.alpha)),
+        auc_ci: auc.and_then(|a| stats::auc_interval(a, given.thresholds.alpha)),
         log_loss: stats::log_loss(&pairs),
         brier: stats::brier(&pairs),
         accuracy: (labeled_n > 0).then(|| correct as f64 / labeled_n as f64),
         latencies,
         roc: stats::roc_curve(&pairs),
         auc_value: auc,
-        calibration: stats::Moments::of(pairs.iter().map(|&(p, y)| match inputs.thresholds.calibration {
-            Calibration::Brier => stats::brier_row(p, y),
-            Calibration::LogLoss => stats::log_loss_row(p, y),
-        })),
+        calibration: stats::Moments::of(pairs.iter().map(|&(p, y)| loss(given.thresholds.calibration, p, y))),
+    }
+}
+
+/// One row's calibration loss.
+fn loss(calibration: Calibration, p: f64, y: bool) -> f64 {
+    match calibration {
+        Calibration::Brier => stats::brier_row(p, y),
+        Calibration::LogLoss => stats::log_loss_row(p, y),
     }
 }
 
@@ -247,22 +277,34 @@ fn class_psi(b: &BTreeMap<String, f64>, c: &BTreeMap<String, f64>, nb: u64, nc: 
     stats::psi(&counts(b, nb), &counts(c, nc))
 }
 
-/// Computes the report from the folded log and the gathered inputs.
-pub fn build(inputs: &Inputs, mut collected: Collector) -> Report {
-    let outcomes = collected.has_outcomes();
-    let b_acc = collected.versions.remove(&inputs.baseline);
-    let c_acc = collected.versions.remove(&inputs.candidate);
-    let unreadable_labels = b_acc.iter().chain(c_acc.iter()).map(|a| a.unreadable_labels).sum::<u64>();
-    let b = version_report(&inputs.baseline, b_acc, inputs, outcomes);
-    let c = version_report(&inputs.candidate, c_acc, inputs, outcomes);
-    let (psi, psi_of) = match (&b.histogram, &c.histogram, &b.class_shares, &c.class_shares) {
+/// PSI of the candidate's probability histogram (binary), else its class shares, against the baseline's, and
+/// which of the two it is.
+fn compare_psi(b: &VersionReport, c: &VersionReport) -> (Option<f64>, Option<&'static str>) {
+    match (&b.histogram, &c.histogram, &b.class_shares, &c.class_shares) {
         (Some(hb), Some(hc), _, _) if b.histogram_of == Some("probability") && c.histogram_of == b.histogram_of => {
             (stats::psi(hb, hc), Some("probability"))
         }
         (_, _, Some(sb), Some(sc)) => (class_psi(sb, sc, b.rows, c.rows), Some("class_shares")),
         (Some(hb), Some(hc), _, _) => (stats::psi(hb, hc), b.histogram_of),
         _ => (None, None),
+    }
+}
+
+/// Computes the report from the folded log and the gathered inputs.
+pub fn build(inputs: &Inputs, mut collected: Collector) -> Report {
+    let outcomes = collected.has_outcomes();
+    let b_acc = collected.versions.remove(&inputs.baseline);
+    let c_acc = collected.versions.remove(&inputs.candidate);
+    let unreadable_labels = b_acc.iter().chain(c_acc.iter()).map(|a| a.unreadable_labels).sum::<u64>();
+    let given = |v: &str| Given {
+        metrics: inputs.metrics.get(v).copied().unwrap_or_default(),
+        model_version: inputs.model_versions.get(v),
+        thresholds: &inputs.thresholds,
+        unit: Unit::Requests,
     };
+    let b = version_report(&inputs.baseline, b_acc, given(&inputs.baseline), outcomes);
+    let c = version_report(&inputs.candidate, c_acc, given(&inputs.candidate), outcomes);
+    let (psi, psi_of) = compare_psi(&b, &c);
     let auc_difference = match (b.auc_value, c.auc_value) {
         (Some(x), Some(y)) => stats::auc_difference(x, y),
         _ => None,
@@ -296,6 +338,219 @@ pub fn build(inputs: &Inputs, mut collected: Collector) -> Report {
         unreadable_lines: collected.unreadable,
         unreadable_labels,
     }
+}
+
+/// One batch run as `report --batch` read it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchRun {
+    /// The run's id, as `run.json` names it.
+    pub run: String,
+    /// `s3://BUCKET/PREFIX/<run>/`.
+    pub address: String,
+    /// The function version that scored it.
+    pub version: String,
+    /// `out/` part files read.
+    pub parts: u64,
+    /// `failures/` part files read.
+    pub failure_parts: u64,
+}
+
+/// What `report --batch` found out before computing anything.
+#[derive(Debug, Clone)]
+pub struct BatchInputs {
+    pub function: String,
+    /// In the order they were given.
+    pub runs: Vec<BatchRun>,
+    /// The baseline run's version, and with two runs the candidate's.
+    pub baseline: String,
+    pub candidate: Option<String>,
+    pub thresholds: Thresholds,
+}
+
+/// DeLong's paired test of the candidate's AUC against the baseline's, on the labeled rows both versions
+/// scored, and the paired difference in calibration loss on the same rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairedTest {
+    /// Labeled rows both versions scored: the rows the test is on.
+    pub rows: u64,
+    pub positives: u64,
+    pub negatives: u64,
+    /// Labeled rows only one version scored (or that it scored again under the same id), left out.
+    pub unpaired_baseline: u64,
+    pub unpaired_candidate: u64,
+    pub baseline_auc: Option<f64>,
+    pub candidate_auc: Option<f64>,
+    /// Candidate − baseline AUC on the paired rows.
+    pub difference: Option<f64>,
+    /// `√(S_AA + S_BB − 2 S_AB)`, the difference's standard error.
+    pub standard_error: Option<f64>,
+    /// `S_AB / √(S_AA S_BB)`: how alike the two versions rank the rows; the closer to 1, the sharper the test.
+    pub correlation: Option<f64>,
+    /// `difference / standard_error`.
+    pub z: Option<f64>,
+    /// Two-sided.
+    pub p_value: Option<f64>,
+    /// Two-sided `confidence` interval of the difference.
+    pub interval: Option<[f64; 2]>,
+    /// `1 − rollout.evidence.alpha`.
+    pub confidence: f64,
+    /// Both versions' mean calibration loss (`rollout.evidence.calibration`) on the paired rows, and the
+    /// moments of the per-row difference.
+    pub calibration: Option<evidence::PairedLoss>,
+}
+
+/// `mlambda report --batch`: each run's evidence and, with two runs, the paired test and the backtest verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchReport {
+    pub function: String,
+    /// In the order they were given.
+    pub runs: Vec<BatchRun>,
+    pub baseline: String,
+    pub candidate: Option<String>,
+    /// Baseline first, then candidate. A batch run's `requests` are its input rows, scored or failed, and its
+    /// error rates are per row (`error_counts_from` is `failures`).
+    pub versions: Vec<VersionReport>,
+    /// Other versions that the runs' lines named.
+    pub other_versions: Vec<String>,
+    /// PSI of the candidate's scores against the baseline's over the same input.
+    pub psi: Option<f64>,
+    pub psi_of: Option<&'static str>,
+    pub paired: Option<PairedTest>,
+    /// With two runs: the backtest's verdict on the candidate.
+    pub verdict: Option<Decision>,
+    pub reasons: Vec<String>,
+    pub checks: Vec<Check>,
+    pub thresholds: Thresholds,
+    /// Output lines that did not parse.
+    pub unreadable_lines: u64,
+    /// Outcome labels that were neither the positive nor the negative class.
+    pub unreadable_labels: u64,
+}
+
+/// The labeled rows both versions scored, as `[baseline, candidate]` probabilities split by outcome, and their
+/// per-row calibration losses.
+#[derive(Debug, Default)]
+struct Pairs {
+    positives: Vec<[f64; 2]>,
+    negatives: Vec<[f64; 2]>,
+    losses: Vec<[f64; 2]>,
+}
+
+impl Pairs {
+    fn rows(&self) -> u64 {
+        self.losses.len() as u64
+    }
+}
+
+/// Pairs the two versions' labeled rows by the outcome they joined (the id). An id one version scored twice
+/// pairs once.
+fn pair(b: &VersionAcc, c: &VersionAcc, calibration: Calibration) -> Pairs {
+    let mut first: HashMap<u32, usize> = HashMap::with_capacity(b.labeled_ids.len());
+    for (k, id) in b.labeled_ids.iter().enumerate() {
+        first.entry(*id).or_insert(k);
+    }
+    let mut out = Pairs::default();
+    for (cl, id) in c.labeled.iter().zip(&c.labeled_ids) {
+        let Some(bl) = first.remove(id).and_then(|k| b.labeled.get(k)) else { continue };
+        // both read the same outcome, unless their class labels differ; such a row compares nothing
+        if bl.positive != cl.positive {
+            continue;
+        }
+        let scores = [bl.probability, cl.probability];
+        if bl.positive {
+            out.positives.push(scores);
+        } else {
+            out.negatives.push(scores);
+        }
+        out.losses
+            .push([loss(calibration, bl.probability, bl.positive), loss(calibration, cl.probability, cl.positive)]);
+    }
+    out
+}
+
+/// The paired evidence the verdict weighs and the test people read, from the paired rows.
+fn paired_test(pairs: &Pairs, b: &VersionAcc, c: &VersionAcc, t: &Thresholds) -> (Paired, PairedTest) {
+    let auc = stats::auc_delong_paired(&pairs.positives, &pairs.negatives);
+    let n = pairs.rows();
+    let calibration = stats::Moments::of(pairs.losses.iter().map(|l| l[1] - l[0])).map(|difference| {
+        let mean = |k: usize| pairs.losses.iter().map(|l| l[k]).sum::<f64>() / n as f64;
+        evidence::PairedLoss { baseline: mean(0), candidate: mean(1), difference }
+    });
+    let variance = auc.and_then(|a| a.difference_variance());
+    let z = auc.and_then(stats::auc_difference_paired);
+    let correlation = auc.and_then(|a| {
+        let (va, vb, cov) = (a.baseline.variance?, a.candidate.variance?, a.covariance?);
+        (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+    });
+    let difference = auc.map(|a| a.candidate.auc - a.baseline.auc);
+    let test = PairedTest {
+        rows: n,
+        positives: pairs.positives.len() as u64,
+        negatives: pairs.negatives.len() as u64,
+        unpaired_baseline: (b.labeled.len() as u64).saturating_sub(n),
+        unpaired_candidate: (c.labeled.len() as u64).saturating_sub(n),
+        baseline_auc: auc.map(|a| a.baseline.auc),
+        candidate_auc: auc.map(|a| a.candidate.auc),
+        difference,
+        standard_error: variance.map(|v| v.max(0.0).sqrt()),
+        correlation,
+        z: z.map(|z| z.z),
+        p_value: z.map(|z| z.p_value),
+        interval: difference.zip(variance).map(|(d, v)| stats::difference_interval(d, v, t.alpha)),
+        confidence: 1.0 - t.alpha,
+        calibration,
+    };
+    (Paired { rows: n, auc, calibration }, test)
+}
+
+/// Computes `report --batch` from the runs' folded output (a [`Collector::pairing`] over the outcomes).
+pub fn build_batch(inputs: &BatchInputs, mut collected: Collector) -> BatchReport {
+    let outcomes = collected.has_outcomes();
+    let t = &inputs.thresholds;
+    let given = || Given { metrics: Metrics::default(), model_version: None, thresholds: t, unit: Unit::Rows };
+    let b_acc = collected.versions.remove(&inputs.baseline).unwrap_or_default();
+    let c_acc = inputs.candidate.as_ref().map(|c| collected.versions.remove(c).unwrap_or_default());
+    let unreadable_labels = b_acc.unreadable_labels + c_acc.as_ref().map_or(0, |a| a.unreadable_labels);
+    let compared = c_acc.as_ref().map(|c| {
+        let pairs = pair(&b_acc, c, t.calibration);
+        paired_test(&pairs, &b_acc, c, t)
+    });
+    let b = version_report(&inputs.baseline, Some(b_acc), given(), outcomes);
+    let mut out = BatchReport {
+        function: inputs.function.clone(),
+        runs: inputs.runs.clone(),
+        baseline: inputs.baseline.clone(),
+        candidate: inputs.candidate.clone(),
+        versions: vec![],
+        other_versions: collected.versions.into_keys().collect(),
+        psi: None,
+        psi_of: None,
+        paired: None,
+        verdict: None,
+        reasons: vec![],
+        checks: vec![],
+        thresholds: t.clone(),
+        unreadable_lines: collected.unreadable,
+        unreadable_labels,
+    };
+    if let (Some(candidate), Some(c_acc), Some((paired, test))) = (&inputs.candidate, c_acc, compared) {
+        let c = version_report(candidate, Some(c_acc), given(), outcomes);
+        (out.psi, out.psi_of) = compare_psi(&b, &c);
+        // a backtest is one decision before any exposure, so it spends the whole α
+        let e = Evidence {
+            baseline: side(&b),
+            candidate: side(&c),
+            traffic_share: None,
+            window_hours: 0.0,
+            look: Look::ONLY,
+        };
+        let v = evidence::backtest_verdict(&e, &paired, t);
+        (out.verdict, out.reasons, out.checks, out.paired) = (Some(v.verdict), v.reasons, v.checks, Some(test));
+        out.versions = vec![b, c];
+    } else {
+        out.versions = vec![b];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -361,6 +616,113 @@ mod tests {
             assert!(json.get(key).is_some(), "{key} missing in {json}");
         }
         assert!(json["versions"][0].get("latencies").is_none());
+    }
+
+    fn batch_inputs(candidate: Option<&str>) -> BatchInputs {
+        let run = |v: &str| BatchRun {
+            run: format!("r{v}"),
+            address: format!("s3://b/scores/r{v}/"),
+            version: v.into(),
+            parts: 1,
+            failure_parts: 0,
+        };
+        BatchInputs {
+            function: "churn".into(),
+            runs: std::iter::once("3").chain(candidate).map(run).collect(),
+            baseline: "3".into(),
+            candidate: candidate.map(str::to_string),
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    /// 600 customers scored by version 3 (close to the truth) and version 4 (mostly noise); ids `c0`… with
+    /// outcomes for all but every tenth, and version 4 also scored `extra`, which has an outcome and no partner.
+    fn backtest_collector() -> (Collector, Vec<[f64; 2]>, Vec<[f64; 2]>) {
+        let mut outcomes = String::from("id,label\nextra,1\n");
+        let (mut pos, mut neg) = (vec![], vec![]);
+        let mut lines = vec![];
+        for i in 0..600u32 {
+            let y = (i * 7919 % 13) < 5;
+            let jitter = f64::from(i * 104_729 % 1000) / 1000.0;
+            // three decimals: ties are ties after the lines' JSON round trip, which may move a value by an ulp
+            let round = |x: f64| (x * 1000.0).round() / 1000.0;
+            let good = round(((if y { 0.55 } else { 0.3 }) + 0.3 * jitter).min(1.0));
+            let bad = round((0.5 + 0.4 * (jitter - 0.5) + if y { 0.02 } else { 0.0 }).clamp(0.0, 1.0));
+            let id = format!("c{i}");
+            lines.push(line("3", "part-00000", &id, good, 1.0));
+            lines.push(line("4", "part-00000", &id, bad, 1.0));
+            if i % 10 != 0 {
+                outcomes += &format!("{id},{}\n", u8::from(y));
+                if y {
+                    pos.push([good, bad]);
+                } else {
+                    neg.push([good, bad]);
+                }
+            }
+        }
+        lines.push(line("4", "part-00001", "extra", 0.5, 1.0));
+        let mut c = Collector::pairing(Outcomes::parse(&outcomes).unwrap());
+        for l in &lines {
+            c.add_scored(l);
+        }
+        (c, pos, neg)
+    }
+
+    #[test]
+    fn a_backtest_pairs_the_rows_both_versions_scored_and_rolls_back_a_worse_candidate() {
+        let (c, pos, neg) = backtest_collector();
+        let r = build_batch(&batch_inputs(Some("4")), c);
+        assert_eq!((r.baseline.as_str(), r.candidate.as_deref()), ("3", Some("4")));
+        assert_eq!(r.versions.len(), 2);
+        assert_eq!((r.versions[0].rows, r.versions[1].rows), (600, 601));
+        assert_eq!((r.versions[0].labeled, r.versions[1].labeled), (Some(540), Some(541)));
+        assert_eq!((r.versions[0].requests, r.versions[0].error_counts_from), (600, "failures"));
+        let t = r.paired.as_ref().unwrap();
+        assert_eq!((t.rows, t.positives + t.negatives, t.unpaired_baseline, t.unpaired_candidate), (540, 540, 0, 1));
+        // the same rows through the stats directly
+        let want = stats::auc_delong_paired(&pos, &neg).unwrap();
+        let z = stats::auc_difference_paired(want).unwrap();
+        assert_eq!((t.baseline_auc, t.candidate_auc), (Some(want.baseline.auc), Some(want.candidate.auc)));
+        assert_eq!((t.z, t.p_value, t.difference), (Some(z.z), Some(z.p_value), Some(z.difference)));
+        let [lo, hi] = t.interval.unwrap();
+        assert!(lo < z.difference && z.difference < hi && hi < 0.0, "{lo} {hi}");
+        assert!(want.baseline.auc < 1.0 && want.candidate.auc < want.baseline.auc - 0.2, "{want:?}");
+        assert_eq!(r.versions[0].auc, Some(want.baseline.auc), "every row of version 3 is paired");
+        assert_eq!(r.verdict, Some(evidence::Decision::Rollback), "{:?}", r.reasons);
+        let names: Vec<(&str, evidence::Status)> = r.checks.iter().map(|c| (c.name, c.status)).collect();
+        assert_eq!(names[2], ("auc", evidence::Status::Worse));
+        assert!(r.reasons.iter().any(|x| x.contains("on the same 540 rows")), "{:?}", r.reasons);
+        let json = serde_json::to_value(&r).unwrap();
+        for key in ["z", "p_value", "difference", "interval", "standard_error", "correlation"] {
+            assert!(json["paired"].get(key).is_some(), "{key} missing in {}", json["paired"]);
+        }
+        assert_eq!(json["verdict"], "rollback");
+        assert!(r.to_string().contains("backtest verdict: ROLLBACK"), "{r}");
+    }
+
+    #[test]
+    fn a_candidate_equal_to_the_baseline_on_the_same_rows_is_promoted_and_one_run_has_no_verdict() {
+        // version 3 against itself under another name: identical scores, zero paired variance
+        let mut outcomes = String::from("id,label\n");
+        for i in 0..600 {
+            outcomes += &format!("c{i},{}\n", u8::from(i % 97 > 40 + i % 7));
+        }
+        let mut c = Collector::pairing(Outcomes::parse(&outcomes).unwrap());
+        for i in 0..600 {
+            let l = line("3", "p", &format!("c{i}"), f64::from(i % 97) / 97.0, 1.0);
+            c.add_scored(&l);
+            c.add_scored(&l.replace(r#""function_version":"3""#, r#""function_version":"4""#));
+        }
+        let r = build_batch(&batch_inputs(Some("4")), c);
+        let t = r.paired.as_ref().unwrap();
+        assert_eq!((t.difference, t.z, t.p_value, t.standard_error), (Some(0.0), Some(0.0), Some(1.0), Some(0.0)));
+        assert_eq!(r.verdict, Some(evidence::Decision::Promote), "{:?}", r.reasons);
+
+        let (c, _, _) = backtest_collector();
+        let one = build_batch(&batch_inputs(None), c);
+        assert_eq!((one.versions.len(), one.verdict, one.paired.is_none()), (1, None, true));
+        assert_eq!(one.other_versions, ["4"]);
+        assert!(one.to_string().contains("batch run s3://b/scores/r3/ by version 3"), "{one}");
     }
 
     #[test]

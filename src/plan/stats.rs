@@ -1,5 +1,6 @@
-//! Pure statistics behind `mlambda report`: quantiles, AUC with DeLong's variance, PSI, log loss, Brier, normal tails,
-//! score intervals for error rates, and the α-spending that keeps repeated looks honest.
+//! Pure statistics behind `mlambda report`: quantiles, AUC with DeLong's variance (and DeLong's paired test of two
+//! models scored on the same rows), PSI, log loss, Brier, normal tails, score intervals for error rates, and the
+//! α-spending that keeps repeated looks honest.
 //!
 //! Expected values in the tests were computed independently with numpy 2 / scikit-learn / scipy in the venv; the
 //! snippet that made each one is next to it.
@@ -45,9 +46,16 @@ pub struct Auc {
     pub variance: Option<f64>,
 }
 
-/// AUC from the Mann–Whitney U statistic (ties count one half) and DeLong's variance, computed from midranks
-/// in O(n log n) (Sun & Xu 2014). `None` unless both classes are present.
-pub fn auc_delong(positives: &[f64], negatives: &[f64]) -> Option<Auc> {
+/// One model's AUC and DeLong's structural components: `v10[i]` is the share of negatives positive `i` beats,
+/// `v01[j]` the share of positives that beat negative `j` (ties count one half in both).
+struct Components {
+    auc: f64,
+    v10: Vec<f64>,
+    v01: Vec<f64>,
+}
+
+/// [`Components`] from midranks in O(n log n) (Sun & Xu 2014); `None` unless both classes are present.
+fn components(positives: &[f64], negatives: &[f64]) -> Option<Components> {
     let (m, n) = (positives.len(), negatives.len());
     if m == 0 || n == 0 {
         return None;
@@ -59,22 +67,89 @@ pub fn auc_delong(positives: &[f64], negatives: &[f64]) -> Option<Auc> {
     let (mf, nf) = (m as f64, n as f64);
     let rank_sum: f64 = tz[..m].iter().sum();
     let auc = (rank_sum - mf * (mf + 1.0) / 2.0) / (mf * nf);
-    // structural components: V10 per positive (share of negatives it beats), V01 per negative
     let v10: Vec<f64> = (0..m).map(|i| (tz[i] - tx[i]) / nf).collect();
     let v01: Vec<f64> = (0..n).map(|j| 1.0 - (tz[m + j] - ty[j]) / mf).collect();
-    let variance = match (sample_variance(&v10), sample_variance(&v01)) {
+    Some(Components { auc, v10, v01 })
+}
+
+/// AUC from the Mann–Whitney U statistic (ties count one half) and DeLong's variance, computed from midranks
+/// in O(n log n) (Sun & Xu 2014). `None` unless both classes are present.
+pub fn auc_delong(positives: &[f64], negatives: &[f64]) -> Option<Auc> {
+    let c = components(positives, negatives)?;
+    let (mf, nf) = (positives.len() as f64, negatives.len() as f64);
+    let variance = match (sample_variance(&c.v10), sample_variance(&c.v01)) {
         (Some(s10), Some(s01)) => Some(s10 / mf + s01 / nf),
         _ => None,
     };
-    Some(Auc { auc, variance })
+    Some(Auc { auc: c.auc, variance })
 }
 
 fn sample_variance(x: &[f64]) -> Option<f64> {
-    if x.len() < 2 {
+    sample_covariance(x, x)
+}
+
+/// Sample covariance (ddof 1) of two equally long series; `None` with fewer than two values.
+fn sample_covariance(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() < 2 || x.len() != y.len() {
         return None;
     }
-    let mean = x.iter().sum::<f64>() / x.len() as f64;
-    Some(x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (x.len() - 1) as f64)
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    Some(x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum::<f64>() / (n - 1.0))
+}
+
+/// Two models' AUCs on the same rows and the covariance between them (DeLong, DeLong & Clarke-Pearson 1988):
+/// with both models' structural components, `S = S10 / m + S01 / n`, where `S10` and `S01` are the 2×2 sample
+/// covariance matrices of the components over the `m` positives and the `n` negatives. `baseline.variance` is
+/// `S_AA`, `candidate.variance` is `S_BB`, `covariance` is `S_AB`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PairedAuc {
+    pub baseline: Auc,
+    pub candidate: Auc,
+    /// `None` with fewer than two positives or two negatives, like the variances.
+    pub covariance: Option<f64>,
+    pub positives: u64,
+    pub negatives: u64,
+}
+
+impl PairedAuc {
+    /// `var(AUC_B − AUC_A) = S_AA + S_BB − 2 S_AB`. Far smaller than the unpaired sum of the variances when
+    /// the two models rank the same rows alike, which is what makes a backtest sharper than an A/B test.
+    pub fn difference_variance(&self) -> Option<f64> {
+        Some(self.baseline.variance? + self.candidate.variance? - 2.0 * self.covariance?)
+    }
+}
+
+/// DeLong's paired AUCs from each labeled row's two scores, `[baseline, candidate]`, split by outcome. Ties
+/// count one half, as in [`auc_delong`]. `None` unless both classes are present.
+pub fn auc_delong_paired(positives: &[[f64; 2]], negatives: &[[f64; 2]]) -> Option<PairedAuc> {
+    let column = |rows: &[[f64; 2]], k: usize| -> Vec<f64> { rows.iter().map(|r| r[k]).collect() };
+    let a = components(&column(positives, 0), &column(negatives, 0))?;
+    let b = components(&column(positives, 1), &column(negatives, 1))?;
+    let (mf, nf) = (positives.len() as f64, negatives.len() as f64);
+    let s = |x10: &[f64], y10: &[f64], x01: &[f64], y01: &[f64]| -> Option<f64> {
+        Some(sample_covariance(x10, y10)? / mf + sample_covariance(x01, y01)? / nf)
+    };
+    Some(PairedAuc {
+        baseline: Auc { auc: a.auc, variance: s(&a.v10, &a.v10, &a.v01, &a.v01) },
+        candidate: Auc { auc: b.auc, variance: s(&b.v10, &b.v10, &b.v01, &b.v01) },
+        covariance: s(&a.v10, &b.v10, &a.v01, &b.v01),
+        positives: positives.len() as u64,
+        negatives: negatives.len() as u64,
+    })
+}
+
+/// Candidate − baseline AUC on the same rows: DeLong's paired z-test. `None` without a variance.
+pub fn auc_difference_paired(p: PairedAuc) -> Option<ZTest> {
+    let var = p.difference_variance()?;
+    Some(z_test(p.candidate.auc - p.baseline.auc, var))
+}
+
+/// A two-sided `1 - alpha` normal interval around a difference with variance `variance` (not clipped: an AUC
+/// difference lies in [-1, 1] and these intervals stay well inside it when they matter).
+pub fn difference_interval(difference: f64, variance: f64, alpha: f64) -> [f64; 2] {
+    let half = normal_quantile(1.0 - alpha / 2.0) * variance.max(0.0).sqrt();
+    [difference - half, difference + half]
 }
 
 /// A two-sided `1 - alpha` normal interval around `auc`, clipped to [0, 1].
@@ -435,6 +510,68 @@ mod tests {
         // scipy.stats.norm.sf(0.05 / sqrt(0.0009)) * 2
         close(t.z, 1.6666666666666667, 1e-12);
         close(t.p_value, 0.0955807045456294, 1e-12);
+    }
+
+    // y = [1,0,1,1,0,0,1,0,1,0,1,0]; a (baseline) and b (candidate) on the same rows, with ties within a model
+    // and across classes
+    const PY: [bool; 12] = [true, false, true, true, false, false, true, false, true, false, true, false];
+    const PA: [f64; 12] = [0.9, 0.3, 0.7, 0.7, 0.4, 0.7, 0.2, 0.1, 0.8, 0.5, 0.6, 0.6];
+    const PB: [f64; 12] = [0.8, 0.4, 0.6, 0.9, 0.4, 0.2, 0.5, 0.3, 0.8, 0.6, 0.5, 0.7];
+
+    fn paired_split(a: &[f64], b: &[f64]) -> (Vec<[f64; 2]>, Vec<[f64; 2]>) {
+        let rows = || a.iter().zip(b).zip(PY).map(|((a, b), y)| ([*a, *b], y));
+        (rows().filter(|r| r.1).map(|r| r.0).collect(), rows().filter(|r| !r.1).map(|r| r.0).collect())
+    }
+
+    #[test]
+    fn paired_delong_matches_numpy_from_the_pairwise_kernel() {
+        // numpy, from the O(m n) kernel (a different route from the midranks):
+        //   psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :]) per model;
+        //   v10, v01 = psi.mean(1), psi.mean(0);
+        //   S = np.cov([v10a, v10b]) / m + np.cov([v01a, v01b]) / n; var = S[0,0] + S[1,1] - 2 S[0,1];
+        //   z = (auc_b - auc_a) / sqrt(var); p = 2 norm.sf(|z|); interval d ± norm.ppf(0.975) sqrt(var)
+        // roc_auc_score(y, a) = 0.7916666666666666, roc_auc_score(y, b) = 0.8472222222222222
+        let (pos, neg) = paired_split(&PA, &PB);
+        let p = auc_delong_paired(&pos, &neg).unwrap();
+        close(p.baseline.auc, 0.7916666666666666, 1e-12);
+        close(p.candidate.auc, 0.8472222222222222, 1e-12);
+        close(p.baseline.variance.unwrap(), 0.021527777777777785, 1e-12);
+        close(p.candidate.variance.unwrap(), 0.014274691358024692, 1e-12);
+        close(p.covariance.unwrap(), 0.006481481481481483, 1e-12);
+        close(p.difference_variance().unwrap(), 0.02283950617283951, 1e-12);
+        assert_eq!((p.positives, p.negatives), (6, 6));
+        let t = auc_difference_paired(p).unwrap();
+        close(t.difference, 0.05555555555555558, 1e-12);
+        close(t.z, 0.36760731104690403, 1e-9);
+        close(t.p_value, 0.7131660625710623, 1e-9);
+        let [lo, hi] = difference_interval(t.difference, p.difference_variance().unwrap(), 0.05);
+        close(lo, -0.2406488037100573, 1e-9);
+        close(hi, 0.3517599148211685, 1e-9);
+        // each model alone is the unpaired DeLong
+        let alone = |k: usize| {
+            let col = |rows: &[[f64; 2]]| rows.iter().map(|r| r[k]).collect::<Vec<f64>>();
+            auc_delong(&col(&pos), &col(&neg)).unwrap()
+        };
+        assert_eq!((alone(0), alone(1)), (p.baseline, p.candidate));
+    }
+
+    #[test]
+    fn paired_delong_is_antisymmetric_and_a_model_against_itself_has_no_spread() {
+        let (pos, neg) = paired_split(&PA, &PB);
+        let swap = |rows: &[[f64; 2]]| rows.iter().map(|r| [r[1], r[0]]).collect::<Vec<_>>();
+        let p = auc_delong_paired(&pos, &neg).unwrap();
+        let q = auc_delong_paired(&swap(&pos), &swap(&neg)).unwrap();
+        close(q.difference_variance().unwrap(), p.difference_variance().unwrap(), 1e-15);
+        close(auc_difference_paired(q).unwrap().z, -auc_difference_paired(p).unwrap().z, 1e-12);
+        let (pos, neg) = paired_split(&PA, &PA);
+        let same = auc_delong_paired(&pos, &neg).unwrap();
+        close(same.difference_variance().unwrap(), 0.0, 1e-15);
+        let t = auc_difference_paired(same).unwrap();
+        assert_eq!((t.difference, t.z, t.p_value), (0.0, 0.0, 1.0));
+        // one class missing, or one row of a class: no AUC, or no variance
+        assert_eq!(auc_delong_paired(&pos, &[]), None);
+        let one = auc_delong_paired(&pos[..1], &neg).unwrap();
+        assert_eq!((one.covariance, one.difference_variance(), auc_difference_paired(one)), (None, None, None));
     }
 
     #[test]

@@ -117,3 +117,18 @@ pub fn timed_spinner(printer: &Printer, msg: impl Into<String>) -> ProgressBar {
     );
     pb
 }
+
+/// A bar of slices scored out of the run's total; hidden unless `printer.progress_enabled()`.
+pub fn slices(printer: &Printer, total: u64, msg: impl Into<String>) -> ProgressBar {
+    if !printer.progress_enabled() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} slices {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.into());
+    pb
+}

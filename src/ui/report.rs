@@ -1,10 +1,11 @@
 //! `mlambda report` for people: a side-by-side terminal table with bar histograms, and one self-contained HTML page
-//! with inline SVG charts (`svg#histogram`, `svg#latency`, `svg#roc`), no scripts and nothing fetched.
+//! with inline SVG charts (`svg#histogram`, `svg#latency`, `svg#roc`), no scripts and nothing fetched. A backtest
+//! (`report --batch`) prints the same table of its runs' figures, the paired test and the verdict.
 use std::fmt::{self, Write as _};
 
 use crate::plan::evidence::{self, p_text, thousands};
 use crate::plan::predlog::BINS;
-use crate::plan::report::{Report, VersionReport};
+use crate::plan::report::{BatchReport, PairedTest, Report, VersionReport};
 use crate::plan::stats;
 
 fn num(v: Option<f64>, digits: usize) -> String {
@@ -89,43 +90,70 @@ fn rows(r: &Report) -> Vec<(&'static str, String, String)> {
     out
 }
 
+/// Label, then one column per version; the last column is not padded.
+fn write_table(f: &mut fmt::Formatter<'_>, heads: &[String], rows: &[(&str, Vec<String>)]) -> fmt::Result {
+    let w0 = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..heads.len())
+        .map(|k| rows.iter().map(|r| r.1[k].chars().count()).chain([heads[k].chars().count()]).max().unwrap_or(0))
+        .collect();
+    let line = |f: &mut fmt::Formatter<'_>, label: &str, cells: &[String]| {
+        write!(f, "{label:w0$}")?;
+        for (k, cell) in cells.iter().enumerate() {
+            match k + 1 == cells.len() {
+                true => write!(f, "  {cell}")?,
+                false => write!(f, "  {cell:w$}", w = widths[k])?,
+            }
+        }
+        writeln!(f)
+    };
+    line(f, "", heads)?;
+    for (label, cells) in rows {
+        line(f, label, cells)?;
+    }
+    Ok(())
+}
+
+/// The versions' probability histograms side by side as bars, when every one has one.
+fn write_histograms(f: &mut fmt::Formatter<'_>, versions: &[&VersionReport], heads: &[String]) -> fmt::Result {
+    let Some(all) = versions.iter().map(|v| v.histogram.as_ref().map(shares)).collect::<Option<Vec<_>>>() else {
+        return Ok(());
+    };
+    let top = all.iter().flatten().copied().fold(0.0, f64::max).max(1e-9);
+    let top_probability = versions.first().is_some_and(|v| v.histogram_of == Some("top_probability"));
+    let what = if top_probability { "top probability" } else { "probability" };
+    writeln!(f)?;
+    write!(f, "{what:15}")?;
+    for (k, head) in heads.iter().enumerate() {
+        match k + 1 == heads.len() {
+            true => writeln!(f, "  {head}")?,
+            false => write!(f, "  {head:27}")?,
+        }
+    }
+    for i in 0..BINS {
+        write!(f, "{:15}", format!("{:.1}–{:.1}", i as f64 / 10.0, (i + 1) as f64 / 10.0))?;
+        for s in &all {
+            write!(f, "  {} {:>5.1}%", bar(s[i] / top, 20), s[i] * 100.0)?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (b, c) = (&self.versions[0], &self.versions[1]);
         writeln!(f, "{}:{}  {} → {}", self.function, self.alias, self.since, self.until)?;
         writeln!(f)?;
-        let heads = (format!("baseline {}", b.version), format!("candidate {}", c.version));
-        let rows = rows(self);
-        let w0 = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-        let w1 = rows.iter().map(|r| r.1.chars().count()).chain([heads.0.chars().count()]).max().unwrap_or(0);
-        writeln!(f, "{:w0$}  {:w1$}  {}", "", heads.0, heads.1)?;
-        for (label, x, y) in &rows {
-            writeln!(f, "{label:w0$}  {x:w1$}  {y}")?;
-        }
-        if let (Some(hb), Some(hc)) = (&b.histogram, &c.histogram) {
-            let (sb, sc) = (shares(hb), shares(hc));
-            let top = sb.iter().chain(&sc).copied().fold(0.0, f64::max).max(1e-9);
-            let what = if b.histogram_of == Some("top_probability") { "top probability" } else { "probability" };
-            writeln!(f)?;
-            writeln!(f, "{what:15}  {:27}  {}", heads.0, heads.1)?;
-            for i in 0..BINS {
-                let range = format!("{:.1}–{:.1}", i as f64 / 10.0, (i + 1) as f64 / 10.0);
-                writeln!(
-                    f,
-                    "{range:15}  {} {:>5.1}%  {} {:>5.1}%",
-                    bar(sb[i] / top, 20),
-                    sb[i] * 100.0,
-                    bar(sc[i] / top, 20),
-                    sc[i] * 100.0
-                )?;
-            }
-        }
+        let heads = [format!("baseline {}", b.version), format!("candidate {}", c.version)];
+        let rows: Vec<(&str, Vec<String>)> = rows(self).into_iter().map(|(l, x, y)| (l, vec![x, y])).collect();
+        write_table(f, &heads, &rows)?;
+        write_histograms(f, &[b, c], &heads)?;
         if b.class_shares.is_some() && b.histogram_of == Some("top_probability") {
             writeln!(f)?;
             let empty = Default::default();
             let (xb, xc) = (b.class_shares.as_ref().unwrap_or(&empty), c.class_shares.as_ref().unwrap_or(&empty));
             let classes: std::collections::BTreeSet<&String> = xb.keys().chain(xc.keys()).collect();
-            writeln!(f, "{:15}  {:27}  {}", "class", heads.0, heads.1)?;
+            writeln!(f, "{:15}  {:27}  {}", "class", heads[0], heads[1])?;
             for k in classes {
                 let (x, y) = (xb.get(k).copied().unwrap_or(0.0), xc.get(k).copied().unwrap_or(0.0));
                 writeln!(f, "{k:15}  {} {:>5.1}%  {} {:>5.1}%", bar(x, 20), x * 100.0, bar(y, 20), y * 100.0)?;
@@ -169,6 +197,100 @@ impl fmt::Display for Report {
             "look {} of {} planned: promote bounds at α {:.4} of the rollout's {} ({} spending)",
             self.look.index, self.look.planned, self.look.alpha, self.look.alpha_total, self.look.spending
         )?;
+        Ok(())
+    }
+}
+
+/// A backtest's table: what a batch run's rows say, without the live report's requests and latencies.
+fn batch_rows(versions: &[&VersionReport]) -> Vec<(&'static str, Vec<String>)> {
+    let all = |f: &dyn Fn(&VersionReport) -> String| versions.iter().map(|v| f(v)).collect::<Vec<_>>();
+    let mut out = vec![
+        ("model", all(&|v| v.model_version.clone().unwrap_or_else(|| "-".into()))),
+        ("rows in", all(&|v| thousands(v.requests))),
+        ("scored", all(&|v| thousands(v.rows))),
+        ("refused (400s)", all(&|v| format!("{} ({})", count(v.client_errors), pct(v.client_error_rate)))),
+        ("failed (500s)", all(&|v| format!("{} ({})", count(v.model_errors), pct(v.error_rate)))),
+        ("positive rate", all(&|v| pct(v.positive_rate))),
+        ("mean probability", all(&|v| num(v.mean_probability, 4))),
+    ];
+    if versions.first().is_some_and(|v| v.labeled.is_some()) {
+        out.push(("labeled", all(&|v| count(v.labeled))));
+        out.push(("AUC [95% CI]", all(&auc_text)));
+        out.push(("log loss", all(&|v| num(v.log_loss, 4))));
+        out.push(("Brier", all(&|v| num(v.brier, 4))));
+        out.push(("accuracy", all(&|v| pct(v.accuracy))));
+    }
+    out
+}
+
+/// `paired on 18,000 rows (7,912 positive): AUC -0.0712 [95% CI -0.0801, -0.0623], z = -15.62, p < 0.001`.
+fn paired_text(t: &PairedTest) -> String {
+    let mut s = format!("paired on {} rows ({} positive)", thousands(t.rows), thousands(t.positives));
+    match (t.difference, t.interval, t.z, t.p_value) {
+        (Some(d), Some([lo, hi]), Some(z), Some(p)) => {
+            let level = t.confidence * 100.0;
+            s += &format!(": AUC difference {d:+.4} [{level:.0}% CI {lo:+.4}, {hi:+.4}], z = {z:.2}, {}", p_text(p));
+            if let Some(r) = t.correlation {
+                s += &format!(" (correlation {r:.2})");
+            }
+        }
+        (Some(d), ..) => s += &format!(": AUC difference {d:+.4}, too few rows of one outcome for a variance"),
+        _ => s += ": no AUC without rows of both outcomes",
+    }
+    if t.unpaired_baseline + t.unpaired_candidate > 0 {
+        s += &format!(
+            "; {} baseline and {} candidate labeled rows had no partner",
+            thousands(t.unpaired_baseline),
+            thousands(t.unpaired_candidate)
+        );
+    }
+    s
+}
+
+impl fmt::Display for BatchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let run_of = |v: &str| self.runs.iter().find(|r| r.version == v).map_or("-", |r| r.address.as_str());
+        let (b, c) = (&self.versions[0], self.versions.get(1));
+        match c {
+            Some(c) => writeln!(
+                f,
+                "{} backtest: version {} ({}) against baseline {} ({})",
+                self.function,
+                c.version,
+                run_of(&c.version),
+                b.version,
+                run_of(&b.version)
+            )?,
+            None => writeln!(f, "{} batch run {} by version {}", self.function, run_of(&b.version), b.version)?,
+        }
+        writeln!(f)?;
+        let versions: Vec<&VersionReport> = self.versions.iter().collect();
+        let heads: Vec<String> = match c {
+            Some(c) => vec![format!("baseline {}", b.version), format!("candidate {}", c.version)],
+            None => vec![format!("version {}", b.version)],
+        };
+        write_table(f, &heads, &batch_rows(&versions))?;
+        write_histograms(f, &versions, &heads)?;
+        if c.is_none() {
+            return Ok(());
+        }
+        writeln!(f)?;
+        match self.psi {
+            Some(p) => writeln!(f, "PSI {p:.4} ({}), candidate against baseline on the same input", psi_meaning(p))?,
+            None => writeln!(f, "PSI -: a version has no scored rows")?,
+        }
+        if let Some(t) = &self.paired {
+            writeln!(f, "{}", paired_text(t))?;
+        }
+        if let Some(v) = self.verdict {
+            writeln!(f)?;
+            writeln!(f, "backtest verdict: {}", v.as_str().to_uppercase())?;
+            for r in &self.reasons {
+                writeln!(f, "  - {r}")?;
+            }
+            let bounds = format!("one-sided bounds at α {}, paired tests, one look", self.thresholds.alpha);
+            writeln!(f, "{bounds}; recorded in .mlambda/state.json, where `mlambda rollout` reads it")?;
+        }
         Ok(())
     }
 }

@@ -10,25 +10,25 @@ use crate::common::{aws_cli, repo};
 use crate::rollout::Fixture;
 
 /// xorshift64*: the same lines on every run.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn unif(&mut self) -> f64 {
+    pub fn unif(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn normal(&mut self) -> f64 {
+    pub fn normal(&mut self) -> f64 {
         let (u, v) = (self.unif().max(1e-12), self.unif());
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
 }
 
-fn sigmoid(x: f64) -> f64 {
+pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
@@ -119,7 +119,8 @@ fn put_metrics(function: &str, version: &str, invocations: u64, errors: u64, dir
     aws_cli(&["cloudwatch", "put-metric-data", "--namespace", "AWS/Lambda", "--metric-data", &arg]);
 }
 
-fn python() -> PathBuf {
+/// The venv's python, which has numpy, scipy and scikit-learn.
+pub fn python() -> PathBuf {
     match std::env::var_os("MLAMBDA_VENV") {
         Some(v) => PathBuf::from(v).join("bin/python"),
         None => PathBuf::from("python3"),
