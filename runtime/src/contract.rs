@@ -23,8 +23,8 @@ use serde_json::{json, Map, Value};
 
 use crate::error::Error;
 use crate::logline::{
-    ErrorLine, LabelKeys, Line, Prediction, PredictionLine, Probabilities, CLIENT_ERRORS, ERROR_TYPE,
-    INFERENCE_LATENCY_MS, MODEL_ERRORS, ROWS,
+    ErrorLine, LabelKeys, Line, Prediction, PredictionLine, Probabilities, ShadowErrorLine, CLIENT_ERRORS, ERROR_TYPE,
+    INFERENCE_LATENCY_MS, MODEL_ERRORS, ROWS, SHADOW_ERRORS, TRAFFIC,
 };
 use crate::model::{Answers, LabelRef, Labels};
 use crate::rows::{kind, Schema, NON_FINITE_MARK};
@@ -257,6 +257,9 @@ pub struct Origin {
     pub function_name: String,
     /// `AWS_LAMBDA_FUNCTION_VERSION` (`$LATEST` when unset).
     pub function_version: String,
+    /// Answering a shadow copy: its EMF line carries the [`TRAFFIC`] dimension, so live alarms and the live
+    /// report never see it.
+    pub shadow: bool,
 }
 
 /// EMF allows 100 metrics per line; the rest of the budget goes to the fixed metrics.
@@ -286,6 +289,9 @@ pub fn emf_line(origin: &Origin, outcome: Outcome<'_>, timestamp_ms: u64) -> Str
     line.insert("ModelVersion".into(), json!(origin.model_version));
     line.insert("FunctionName".into(), json!(origin.function_name));
     line.insert("FunctionVersion".into(), json!(origin.function_version));
+    if origin.shadow {
+        line.insert(TRAFFIC.into(), json!("shadow"));
+    }
     let (rows, status, latency_ms) = match outcome {
         Outcome::Answered { answers, latency_ms, .. } => (answers.len(), 200, Some(latency_ms)),
         Outcome::Failed { error, latency_ms } => (0, error.status(), latency_ms),
@@ -309,18 +315,52 @@ pub fn emf_line(origin: &Origin, outcome: Outcome<'_>, timestamp_ms: u64) -> Str
         metrics.push(json!({"Name": name, "Unit": "Count"}));
         line.insert(name.into(), json!(count));
     }
-    line.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": origin.namespace,
-                "Dimensions": [["ModelVersion"], ["FunctionName", "FunctionVersion"]],
-                "Metrics": metrics,
-            }],
-        }),
-    );
+    if origin.shadow && status != 200 {
+        metrics.push(json!({"Name": SHADOW_ERRORS, "Unit": "Count"}));
+        line.insert(SHADOW_ERRORS.into(), json!(1));
+    }
+    line.insert("_aws".into(), aws_block(origin, timestamp_ms, metrics));
     Value::Object(line).to_string()
+}
+
+/// The EMF `_aws` block: the live dimension sets, each with [`TRAFFIC`] added for a shadow copy.
+fn aws_block(origin: &Origin, timestamp_ms: u64, metrics: Vec<Value>) -> Value {
+    let dimensions = match origin.shadow {
+        false => json!([["ModelVersion"], ["FunctionName", "FunctionVersion"]]),
+        true => json!([["ModelVersion", TRAFFIC], ["FunctionName", "FunctionVersion", TRAFFIC]]),
+    };
+    json!({
+        "Timestamp": timestamp_ms,
+        "CloudWatchMetrics": [{"Namespace": origin.namespace, "Dimensions": dimensions, "Metrics": metrics}],
+    })
+}
+
+/// A copy that did not reach the shadow, from the primary's side: an EMF line counting one [`SHADOW_ERRORS`]
+/// (under the primary's own dimensions, which no alarm reads) and a [`ShadowErrorLine`], newline included.
+pub fn shadow_error_lines(
+    origin: &Origin,
+    correlation_id: &str,
+    target: &str,
+    reason: &str,
+    timestamp_ms: u64,
+) -> String {
+    let mut line = Map::new();
+    line.insert("ModelVersion".into(), json!(origin.model_version));
+    line.insert("FunctionName".into(), json!(origin.function_name));
+    line.insert("FunctionVersion".into(), json!(origin.function_version));
+    line.insert(SHADOW_ERRORS.into(), json!(1));
+    let metrics = vec![json!({"Name": SHADOW_ERRORS, "Unit": "Count"})];
+    line.insert("_aws".into(), aws_block(origin, timestamp_ms, metrics));
+    let mut out = Value::Object(line).to_string().into_bytes();
+    out.push(b'\n');
+    Line::ShadowError(ShadowErrorLine {
+        correlation_id: Cow::Borrowed(correlation_id),
+        function_version: Cow::Borrowed(&origin.function_version),
+        target: Cow::Borrowed(target),
+        reason: Cow::Borrowed(reason),
+    })
+    .write_to(&mut out);
+    into_text(out)
 }
 
 /// What the answered rows predicted, as EMF metrics.
@@ -396,12 +436,13 @@ pub fn log_lines(
     latency_ms: f64,
 ) -> String {
     let mut out = Vec::with_capacity(answers.len() * 160);
-    write_prediction_lines(&mut out, origin, request_id, ids, None, answers, labels, latency_ms);
+    write_prediction_lines(&mut out, origin, request_id, ids, None, answers, labels, latency_ms, None);
     into_text(out)
 }
 
 /// Appends one [`logline::PredictionLine`] per answer to `out`. `rows` numbers them (a batch slice's row
-/// indices, which skip refused rows); without it they count from 0.
+/// indices, which skip refused rows); without it they count from 0. `correlation_id` marks a shadowed
+/// request's lines on both sides (`origin.shadow` tells which side).
 #[allow(clippy::too_many_arguments)]
 pub fn write_prediction_lines(
     out: &mut Vec<u8>,
@@ -412,6 +453,7 @@ pub fn write_prediction_lines(
     answers: &Answers,
     labels: Option<&Labels>,
     latency_ms: f64,
+    correlation_id: Option<&str>,
 ) {
     let keys = labels.map(LabelKeys::from);
     for i in 0..answers.len() {
@@ -425,6 +467,8 @@ pub fn write_prediction_lines(
             function_version: Cow::Borrowed(&origin.function_version),
             model_version: Some(Cow::Borrowed(&origin.model_version)),
             id: ids.get(i).and_then(Option::as_ref).map(Cow::Borrowed),
+            correlation_id: correlation_id.map(Cow::Borrowed),
+            shadow: origin.shadow,
             row: rows.and_then(|r| r.get(i).copied()).unwrap_or(i),
             rows: answers.len(),
             prediction: Some(prediction),
@@ -726,6 +770,7 @@ mod tests {
             model_version: "v7".into(),
             function_name: "churn".into(),
             function_version: "3".into(),
+            shadow: false,
         }
     }
 

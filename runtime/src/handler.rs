@@ -15,6 +15,7 @@ use crate::contract::{self, Origin, Outcome, Request};
 use crate::error::Error;
 use crate::model::{Model, ModelError};
 use crate::rows::Schema;
+use crate::shadow::{self, Copier, CopyMark, Pending};
 
 /// Everything a request needs, built once during init.
 pub struct App {
@@ -24,6 +25,8 @@ pub struct App {
     id_field: Option<String>,
     log: LogPredictions,
     ids: RequestIds,
+    /// Set when the function's models live in S3: reads the shadow control and sends the copies.
+    copier: Option<std::sync::Arc<Copier>>,
 }
 
 fn now_ms() -> u64 {
@@ -31,7 +34,7 @@ fn now_ms() -> u64 {
 }
 
 /// One locked write, so concurrent requests never interleave their lines.
-fn emit(out: &str) {
+pub(crate) fn emit(out: &str) {
     if !out.is_empty() {
         print!("{out}");
     }
@@ -49,15 +52,27 @@ impl App {
                 model_version: cfg.version.clone(),
                 function_name: cfg.function_name.clone(),
                 function_version: cfg.function_version.clone(),
+                shadow: false,
             },
             id_field: cfg.id_field.clone(),
             log: cfg.log_predictions,
             ids: RequestIds::new(),
+            copier: None,
         })
     }
 
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// Turns shadow copying on for this instance (the control object decides what is copied).
+    pub fn with_copier(mut self, copier: Copier) -> App {
+        self.copier = Some(std::sync::Arc::new(copier));
+        self
+    }
+
+    pub fn copier(&self) -> Option<&std::sync::Arc<Copier>> {
+        self.copier.as_ref()
     }
 
     pub fn schema(&self) -> &Schema {
@@ -76,9 +91,38 @@ impl App {
 
     /// Handles raw payload bytes (local mode's HTTP body) under a generated request id.
     pub fn handle_bytes(&self, bytes: &[u8]) -> Value {
-        let (envelope, out) = self.answer_bytes(bytes, &self.ids.fresh());
+        self.handle_bytes_copying(bytes).0
+    }
+
+    /// [`App::handle_bytes`], and the shadow copy to send after the answer, if this request is copied.
+    pub fn handle_bytes_copying(&self, bytes: &[u8]) -> (Value, Option<Pending>) {
+        let request_id = self.ids.fresh();
+        let (envelope, out, pending) = match contract::parse_json(bytes) {
+            Ok(event) => self.answer_copying(event, &request_id),
+            Err(bad) => {
+                let (envelope, out) = self.failed(&bad, &request_id, None);
+                (envelope, out, None)
+            }
+        };
         emit(&out);
-        envelope
+        (envelope, pending)
+    }
+
+    /// What follows an answer once it has gone back: its copy, if any (a failure is only counted and logged),
+    /// and a re-read of the shadow control when it is over a minute old.
+    pub async fn after_answer(&self, pending: Option<&Pending>, raw: &[u8]) {
+        let Some(copier) = &self.copier else { return };
+        if let Some(pending) = pending {
+            if let Err(reason) = copier.send(pending, raw).await {
+                emit(&self.shadow_failed(pending, &reason));
+            }
+        }
+        copier.refresh_if_stale().await;
+    }
+
+    /// Whether [`App::after_answer`] has anything to do for an answer without a copy.
+    pub fn control_stale(&self) -> bool {
+        self.copier.as_ref().is_some_and(|c| c.stale())
     }
 
     /// Handles a parsed event under a generated request id (local mode, tests).
@@ -111,21 +155,48 @@ impl App {
 
     /// The envelope, and everything the invocation writes to stdout (EMF line, then log lines), unprinted.
     pub fn answer(&self, event: Value, request_id: &str) -> (Value, String) {
+        let (envelope, out, _) = self.answer_copying(event, request_id);
+        (envelope, out)
+    }
+
+    /// [`App::answer`], and the shadow copy to send once the answer has gone back, if this request is copied.
+    /// A copy's own answer (the event carries a [`CopyMark`]) is logged as the shadow's and copied no further.
+    pub fn answer_copying(&self, event: Value, request_id: &str) -> (Value, String, Option<Pending>) {
+        let (event, mark) = shadow::unwrap_copy(event);
+        let shadow_origin;
+        let origin = match &mark {
+            Some(_) => {
+                shadow_origin = Origin { shadow: true, ..self.origin.clone() };
+                &shadow_origin
+            }
+            None => &self.origin,
+        };
         let request = match contract::parse_request(event, &self.schema, self.id_field.as_deref()) {
             Ok(r) => r,
-            Err(bad) => return self.failed(&bad, request_id, None),
+            Err(bad) => {
+                let (envelope, out) = self.failed_as(origin, mark.as_ref(), &bad, request_id, None);
+                return (envelope, out, None);
+            }
         };
         let (batch, batched, ids) = match request {
             // warmups keep instances warm; counting them would dilute every rate
-            Request::Warmup => return (contract::warm_response(), String::new()),
+            Request::Warmup => return (contract::warm_response(), String::new(), None),
             Request::Rows { batch, batched, ids } => (batch, batched, ids),
+        };
+        let pending = match (&mark, &self.copier) {
+            (None, Some(copier)) => copier.plan(request_id),
+            _ => None,
         };
         let start = Instant::now();
         let result = self.model.run(batch);
         let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
         let answers = match result {
             Ok(a) => a,
-            Err(e) => return self.failed(&Error::from(e), request_id, Some(latency_ms)),
+            Err(e) => {
+                let (envelope, out) =
+                    self.failed_as(origin, mark.as_ref(), &Error::from(e), request_id, Some(latency_ms));
+                return (envelope, out, pending);
+            }
         };
         let labels = self.model.labels();
         let envelope = match (batched, answers.len()) {
@@ -133,24 +204,68 @@ impl App {
             (false, 1) => contract::single_response(&answers, labels, &self.origin.model_version),
             (false, n) => {
                 let error = Error::from(ModelError::Run(format!("the model returned {n} outputs for one row")));
-                return self.failed(&error, request_id, Some(latency_ms));
+                let (envelope, out) = self.failed_as(origin, mark.as_ref(), &error, request_id, Some(latency_ms));
+                return (envelope, out, pending);
             }
         };
         let outcome = Outcome::Answered { answers: &answers, labels, latency_ms };
-        let mut out = contract::emf_line(&self.origin, outcome, now_ms());
+        let mut out = contract::emf_line(origin, outcome, now_ms());
         out.push('\n');
-        if self.ids.sampled(self.log) {
-            out.push_str(&contract::log_lines(&self.origin, request_id, &ids, &answers, labels, latency_ms));
+        // both sides of a shadowed request are always logged: the report pairs them line by line
+        let correlation =
+            mark.as_ref().map(|m| m.correlation_id.as_str()).or(pending.as_ref().map(|p| p.correlation_id.as_str()));
+        if correlation.is_some() || self.ids.sampled(self.log) {
+            let mut lines = Vec::with_capacity(answers.len() * 180);
+            contract::write_prediction_lines(
+                &mut lines,
+                origin,
+                request_id,
+                &ids,
+                None,
+                &answers,
+                labels,
+                latency_ms,
+                correlation,
+            );
+            out.push_str(&String::from_utf8_lossy(&lines));
         }
-        (envelope, out)
+        (envelope, out, pending)
+    }
+
+    /// A copy could not be sent: its count and line, to print after the answer went back.
+    pub fn shadow_failed(&self, pending: &Pending, reason: &str) -> String {
+        contract::shadow_error_lines(&self.origin, &pending.correlation_id, &pending.target, reason, now_ms())
     }
 
     /// A failed answer: the envelope (the caller's mistake in full, or `internal error`), its EMF line and its
     /// error line, which alone carries a 500's detail.
     fn failed(&self, error: &Error, request_id: &str, latency_ms: Option<f64>) -> (Value, String) {
-        let mut out = contract::emf_line(&self.origin, Outcome::Failed { error, latency_ms }, now_ms());
+        self.failed_as(&self.origin, None, error, request_id, latency_ms)
+    }
+
+    /// [`App::failed`] for either side: a shadow copy's failure is counted under its `Traffic` dimension and
+    /// logged as a shadow error, never as a live error.
+    fn failed_as(
+        &self,
+        origin: &Origin,
+        mark: Option<&CopyMark>,
+        error: &Error,
+        request_id: &str,
+        latency_ms: Option<f64>,
+    ) -> (Value, String) {
+        let mut out = contract::emf_line(origin, Outcome::Failed { error, latency_ms }, now_ms());
         out.push('\n');
-        out.push_str(&contract::error_line(&self.origin, request_id, error));
+        match mark {
+            None => out.push_str(&contract::error_line(origin, request_id, error)),
+            Some(m) => {
+                let reason = format!("the shadow answered {}: {error}", error.status());
+                let target = format!("{}:{}", origin.function_name, origin.function_version);
+                let lines = contract::shadow_error_lines(origin, &m.correlation_id, &target, &reason, now_ms());
+                // the EMF line above already counted it; keep only the shadow error line
+                out.push_str(lines.lines().nth(1).unwrap_or_default());
+                out.push('\n');
+            }
+        }
         (contract::failure(error), out)
     }
 }
@@ -398,5 +513,43 @@ contract_type_encoded,payment_method_encoded";
         assert!((0..1000).all(|_| ids.sampled(LogPredictions::Fraction(1.0))));
         let hits = (0..10_000).filter(|_| ids.sampled(LogPredictions::Fraction(0.25))).count();
         assert!((2000..3000).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn a_shadow_copy_is_answered_as_the_shadow_and_logged_apart_from_live_traffic() {
+        let app = app(
+            &repo().join("examples/churn/model.onnx"),
+            &[("MODEL_FEATURES", CHURN_FEATURES), ("MODEL_ID_FIELD", "customer_id"), ("LOG_PREDICTIONS", "none")],
+        );
+        let mut request = row(3.0);
+        request["customer_id"] = json!("C-7");
+        let mark = CopyMark { correlation_id: "primary-req".into(), source_version: "2".into() };
+        let (live, _) = app.answer(request.clone(), "r0");
+        let (envelope, out, copy) = app.answer_copying(shadow::copy_event(&request, &mark), "shadow-req");
+        assert_eq!(envelope, live, "the same answer a caller would get");
+        assert!(copy.is_none(), "a copy is never copied again");
+        let (emf, lines) = split(&out);
+        assert_eq!(emf[0][logline::TRAFFIC], "shadow");
+        assert_eq!(
+            emf[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"][1],
+            json!(["FunctionName", "FunctionVersion", "Traffic"])
+        );
+        // logged although LOG_PREDICTIONS is none: the report pairs it with the primary's line
+        let [Line::Prediction(p)] = lines.as_slice() else { panic!("{out}") };
+        assert!(p.shadow);
+        assert_eq!((p.correlation_id.as_deref(), p.id.as_deref()), (Some("primary-req"), Some(&json!("C-7"))));
+
+        // a copy the shadow cannot answer is a shadow error, never a live error line
+        let bad = shadow::copy_event(&json!({"tenure_months": 1}), &mark);
+        let (envelope, out, _) = app.answer_copying(bad, "shadow-req-2");
+        assert_eq!(envelope["statusCode"], 400);
+        let (emf, lines) = split(&out);
+        assert_eq!(
+            (emf[0][logline::SHADOW_ERRORS].as_u64(), emf[0][logline::CLIENT_ERRORS].as_u64()),
+            (Some(1), Some(1))
+        );
+        let [Line::ShadowError(e)] = lines.as_slice() else { panic!("{out}") };
+        assert_eq!(e.correlation_id, "primary-req");
+        assert!(e.reason.starts_with("the shadow answered 400: missing required features"), "{}", e.reason);
     }
 }

@@ -8,16 +8,26 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lambda_runtime::{service_fn, LambdaEvent};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use lambda_runtime::tower::Layer;
+use lambda_runtime::{service_fn, LambdaEvent, LambdaInvocation, Service};
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::handler::App;
+use crate::shadow::Pending;
 
 /// Serves invocations until the Runtime API goes away.
 pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let app = app.clone();
+    let pending: Copies = Arc::new(Mutex::new(HashMap::new()));
+    let (handler_app, handler_pending) = (app.clone(), pending.clone());
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
+        let (app, pending) = (handler_app.clone(), handler_pending.clone());
         // the handler answers every request itself (400/500 envelopes), so a request never reports an error and
         // Lambda's `Errors` stays 0: the EMF line's `ClientErrors`/`ModelErrors` count failures instead. A batch
         // slice that cannot be read or written does fail, so Step Functions retries it.
@@ -25,10 +35,67 @@ pub async fn run(app: Arc<App>) -> Result<(), lambda_runtime::Error> {
             if let Some(job) = crate::slice::handle(&app, &event.payload).await {
                 return job.map_err(lambda_runtime::Error::from);
             }
-            Ok::<Value, lambda_runtime::Error>(app.handle_request(event.payload, &event.context.request_id))
+            let request_id = event.context.request_id.clone();
+            let (envelope, out, copy) = app.answer_copying(event.payload, &request_id);
+            crate::handler::emit(&out);
+            if let Some(copy) = copy {
+                pending.lock().unwrap_or_else(|p| p.into_inner()).insert(request_id, copy);
+            }
+            Ok::<Value, lambda_runtime::Error>(envelope)
         }
-    }))
-    .await
+    });
+    lambda_runtime::Runtime::new(handler).layer(CopyAfterAnswer { app, pending }).run().await
+}
+
+/// Copies decided by the handler, by request id, waiting for their answers to go back.
+type Copies = Arc<Mutex<HashMap<String, Pending>>>;
+
+/// Sends a request's shadow copy once the runtime has posted its answer and before it asks for the next
+/// event: the caller's latency never includes the copy, and Lambda does not freeze the instance mid-copy.
+struct CopyAfterAnswer {
+    app: Arc<App>,
+    pending: Copies,
+}
+
+impl<S> Layer<S> for CopyAfterAnswer {
+    type Service = CopyService<S>;
+
+    fn layer(&self, inner: S) -> CopyService<S> {
+        CopyService { inner, app: self.app.clone(), pending: self.pending.clone() }
+    }
+}
+
+struct CopyService<S> {
+    inner: S,
+    app: Arc<App>,
+    pending: Copies,
+}
+
+impl<S> Service<LambdaInvocation> for CopyService<S>
+where
+    S: Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error>,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        let (app, pending) = (self.app.clone(), self.pending.clone());
+        let (request_id, raw) = (invocation.context.request_id.clone(), invocation.body.clone());
+        // the inner service runs the handler and posts its answer to the Runtime API
+        let answered = self.inner.call(invocation);
+        Box::pin(async move {
+            answered.await?;
+            let copy = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
+            app.after_answer(copy.as_ref(), &raw).await;
+            Ok(())
+        })
+    }
 }
 
 /// Splits `AWS_LAMBDA_RUNTIME_API` (`host:port`, or `http://host:port/prefix` as emulators use) into the

@@ -35,6 +35,13 @@ pub const ERROR_TYPE: &str = "ErrorType";
 pub const PREDICTION: &str = "prediction";
 /// The value of the `mlambda` key that tags an error line.
 pub const ERROR: &str = "error";
+/// The value of the `mlambda` key that tags a failed shadow copy.
+pub const SHADOW_ERROR: &str = "shadow_error";
+/// EMF count of shadow copies that failed (on the primary's line) or that the shadow failed to answer.
+pub const SHADOW_ERRORS: &str = "ShadowErrors";
+/// EMF dimension on a shadow copy's metrics (`Traffic: shadow`), which keeps them out of the live alarms and
+/// the live report: those read the `[FunctionName, FunctionVersion]` and `[ModelVersion]` streams only.
+pub const TRAFFIC: &str = "Traffic";
 
 /// One line the runtime writes, tagged by its `mlambda` key (serialized first).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,6 +49,9 @@ pub const ERROR: &str = "error";
 pub enum Line<'a> {
     Prediction(PredictionLine<'a>),
     Error(ErrorLine<'a>),
+    /// A shadow copy the primary could not deliver; the caller never saw it.
+    #[serde(rename = "shadow_error")]
+    ShadowError(ShadowErrorLine<'a>),
 }
 
 impl Line<'_> {
@@ -69,6 +79,13 @@ pub struct PredictionLine<'a> {
     /// The row's `MODEL_ID_FIELD` value (a string or a number), which outcomes are joined on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Cow<'a, Value>>,
+    /// Set on both sides of a shadowed request: the primary's line and the shadow's carry the same id (the
+    /// primary's request id), which pairs their answers row by row.
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Cow<'a, str>>,
+    /// True on the line of a shadow copy's answer, which no caller saw.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     #[serde(default)]
     pub row: usize,
     #[serde(default)]
@@ -98,6 +115,21 @@ pub struct ErrorLine<'a> {
     pub status: u16,
     #[serde(borrow)]
     pub error_type: Cow<'a, str>,
+    #[serde(borrow)]
+    pub reason: Cow<'a, str>,
+}
+
+/// A shadow copy that failed on the primary's side (throttled, refused, Invoke unreachable), or that the shadow
+/// could not answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowErrorLine<'a> {
+    #[serde(borrow)]
+    pub correlation_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub function_version: Cow<'a, str>,
+    /// The shadow target's qualified ARN.
+    #[serde(borrow)]
+    pub target: Cow<'a, str>,
     #[serde(borrow)]
     pub reason: Cow<'a, str>,
 }
@@ -285,6 +317,7 @@ pub fn parse(message: &str) -> Result<Line<'_>, Skip> {
     match tag.mlambda.as_deref().unwrap_or_default() {
         PREDICTION => serde_json::from_str(json).map(Line::Prediction).map_err(|_| Skip::Unreadable),
         ERROR => serde_json::from_str(json).map(Line::Error).map_err(|_| Skip::Unreadable),
+        SHADOW_ERROR => serde_json::from_str(json).map(Line::ShadowError).map_err(|_| Skip::Unreadable),
         _ => Err(Skip::Other),
     }
 }
@@ -306,6 +339,8 @@ mod tests {
             function_version: "3".into(),
             model_version: Some("v4".into()),
             id: None,
+            correlation_id: None,
+            shadow: false,
             row: 0,
             rows: 1,
             prediction: Some(Prediction::Int(1)),

@@ -227,6 +227,7 @@ impl<O: Write, F: Write> Scorer<'_, O, F> {
                     &answers,
                     self.app.model().labels(),
                     latency_ms,
+                    None,
                 );
                 self.out.write_all(&self.buf).map_err(|e| format!("writing the output: {e}"))?;
                 self.counts.scored += answers.len() as u64;

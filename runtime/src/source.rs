@@ -360,6 +360,21 @@ pub mod http {
         send(client, req).await.map(|r| (r.status, r.body))
     }
 
+    /// POSTs `body` with the (signed) head of `head`: (status, answer).
+    pub async fn post(client: &HttpClient, head: hyper::Request<()>, body: Vec<u8>) -> Result<(u16, Vec<u8>), String> {
+        let (parts, ()) = head.into_parts();
+        let len = body.len();
+        let mut req =
+            hyper::Request::from_parts(parts, Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+        req.headers_mut().insert(hyper::header::CONTENT_LENGTH, len.into());
+        send(client, req).await.map(|r| (r.status, r.body))
+    }
+
+    /// An error answer's text, shortened for a log line.
+    pub fn summary(body: &[u8]) -> String {
+        String::from_utf8_lossy(body).chars().take(300).collect()
+    }
+
     /// A file as a request body, read in 64 KiB frames.
     struct FileBody {
         file: tokio::fs::File,
