@@ -103,6 +103,12 @@ pub enum Command {
         mlambda report --baseline 3 --candidate 4 --output json"
     )]
     Report(ReportArgs),
+    /// Copy a sample of the primary's live requests to a candidate version that no caller sees; --stop ends it
+    #[command(
+        after_help = "Examples:\n  mlambda shadow --version 4 --sample 0.2 --until 24h\n  mlambda shadow --stop\n  \
+        mlambda report --shadow --outcomes churned.csv"
+    )]
+    Shadow(ShadowArgs),
     /// Score a whole dataset in S3 with one function version, fanned out by Step Functions Distributed Map
     #[command(subcommand)]
     Batch(BatchCommand),
@@ -243,6 +249,33 @@ pub struct BatchRunArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ShadowArgs {
+    /// The candidate version that answers the copies
+    #[arg(long, value_parser = parse::<Version>, required_unless_present = "stop", conflicts_with = "stop")]
+    pub version: Option<Version>,
+    /// The share of the primary's requests copied, in (0, 1]
+    #[arg(long, default_value_t = 0.2, value_parser = parse_sample)]
+    pub sample: f64,
+    /// How long to shadow before copies stop by themselves
+    #[arg(long, default_value = "24h", value_parser = Duration::parse_flag)]
+    pub until: Duration,
+    /// Stop copying and take the primary's permission to invoke the candidate away
+    #[arg(long)]
+    pub stop: bool,
+    #[command(flatten)]
+    pub dry: DryRun,
+}
+
+/// Out of range is a domain error (exit 1, like `--weight 1.5`); not a number stays clap's usage error.
+fn parse_sample(s: &str) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
+    let p: f64 = s.trim().parse()?;
+    if p > 0.0 && p <= 1.0 {
+        return Ok(p);
+    }
+    Err(Box::new(crate::domain::DomainError::Sample(s.to_string())))
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct BatchRunRef {
     /// The run id `batch run` printed (default: the newest run)
     pub run: Option<String>,
@@ -259,11 +292,12 @@ pub struct BatchStopArgs {
     pub dry: DryRun,
 }
 
-fn parse_percent(s: &str) -> Result<f64, String> {
-    match s.trim_end_matches('%').parse::<f64>() {
-        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
-        _ => Err(format!("`{s}` is not a percentage from 0 to 100")),
+fn parse_percent(s: &str) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
+    let p: f64 = s.trim().trim_end_matches('%').parse()?;
+    if (0.0..=100.0).contains(&p) {
+        return Ok(p);
     }
+    Err(Box::new(crate::domain::DomainError::Percent(s.to_string())))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -474,4 +508,9 @@ pub struct ReportArgs {
     /// the baseline); needs --outcomes
     #[arg(long, value_name = "RUN", conflicts_with_all = ["until", "html"])]
     pub batch: Vec<String>,
+    /// Compare a shadow with the primary it shadowed (`mlambda shadow`): their answers to the same copied
+    /// requests, paired row by row, with the paired AUC test and a verdict when --outcomes is given. The
+    /// candidate is the shadow target (or --candidate), the baseline the primary that copied to it
+    #[arg(long, conflicts_with = "batch")]
+    pub shadow: bool,
 }

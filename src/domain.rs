@@ -54,6 +54,10 @@ pub enum DomainError {
     Duration(String),
     #[error("`{0}` is not an image digest like `sha256:<64 hex digits>`")]
     Digest(String),
+    #[error("--sample `{0}` is out of range: the share of requests copied must be greater than 0 and at most 1")]
+    Sample(String),
+    #[error("--tolerated-failure `{0}` is not a percentage from 0 to 100")]
+    Percent(String),
 }
 
 impl DomainError {
@@ -72,6 +76,8 @@ impl DomainError {
             DomainError::Strategy(_) => "set `rollout.strategy` to one of the names above".into(),
             DomainError::Duration(_) => "use a duration like `5m`, `30s` or `1h`".into(),
             DomainError::Digest(_) => "re-run `mlambda push`; it records the digest the registry serves".into(),
+            DomainError::Sample(_) => "pass e.g. `--sample 0.2` to copy one request in five, `--sample 1` for all".into(),
+            DomainError::Percent(_) => "pass e.g. `--tolerated-failure 5` to let up to 5% of the rows fail".into(),
         }
     }
 }

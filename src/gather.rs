@@ -1,6 +1,6 @@
 //! A report's evidence for two versions over a window, gathered from AWS (the versions' models, Lambda's metrics,
 //! the prediction log) and computed: `report` shows it and `rollout` acts on its verdict. A backtest's evidence
-//! is gathered from batch runs' output in S3 instead, one part file at a time.
+//! is gathered from batch runs' output in S3 instead, one part file at a time; a shadow report's from the same log.
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
@@ -20,8 +20,11 @@ use crate::ui::{progress, Printer};
 use mlambda_runtime::batch::FailedRow;
 use mlambda_runtime::logline;
 
-/// Server-side filter on the prediction and error lines; lines it lets through are still checked one by one.
-pub const FILTER_PATTERN: &str = r#"{ ($.mlambda = "prediction") || ($.mlambda = "error") }"#;
+/// Server-side filter on the prediction, error and failed shadow copy lines ([`logline::PREDICTION`],
+/// [`logline::ERROR`], [`logline::SHADOW_ERROR`]); lines it lets through are still checked one by one, and the
+/// live report leaves shadow lines out there.
+pub const FILTER_PATTERN: &str =
+    r#"{ ($.mlambda = "prediction") || ($.mlambda = "error") || ($.mlambda = "shadow_error") }"#;
 
 /// GetMetricStatistics' period for a window: at most 1,440 datapoints per call, and the coarser minimums
 /// CloudWatch enforces for data older than 15 and 63 days.
@@ -90,6 +93,38 @@ pub struct Request {
     pub look: Look,
 }
 
+/// Hands every prediction, error and failed shadow copy line of `function`'s log group in the window to `each`,
+/// with a spinner. Returns whether the group exists: a missing one is a warning (the function has logged nothing
+/// yet), never an error.
+pub async fn read_log(
+    target: &Target,
+    printer: &Printer,
+    function: &str,
+    (since, until): (SystemTime, SystemTime),
+    mut each: impl FnMut(&str),
+) -> Result<bool> {
+    let group = format!("/aws/lambda/{function}");
+    let spinner = progress::spinner(printer, format!("reading {group}"));
+    let started = std::time::Instant::now();
+    let logs = Logs::connect(target).await;
+    let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let mut seen = 0u64;
+    let read = logs::for_each_message(&logs, &group, FILTER_PATTERN, ms(since), ms(until), |m| {
+        each(m);
+        seen += 1;
+        if seen.is_multiple_of(10_000) {
+            spinner.set_message(format!("reading {group}: {seen} events"));
+        }
+    })
+    .await?;
+    spinner.finish_and_clear();
+    match read {
+        Some(n) => printer.status(format!("read {n} log events from {group} in {:.1?}", started.elapsed())),
+        None => printer.warn(format!("log group `{group}` does not exist: the function has logged nothing yet")),
+    }
+    Ok(read.is_some())
+}
+
 /// Gathers the evidence for `req` and computes the report and its verdict. A missing log group or version is a
 /// warning and leaves figures empty (a `continue` verdict), never an error.
 pub async fn evidence(
@@ -118,26 +153,8 @@ pub async fn evidence(
         metrics.insert(v.clone(), version_metrics(aws, config, v, secs).await?);
     }
 
-    let group = format!("/aws/lambda/{function}");
-    let spinner = progress::spinner(printer, format!("reading {group}"));
     let mut collector = Collector::new(outcomes);
-    let started = std::time::Instant::now();
-    let logs = Logs::connect(target).await;
-    let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let mut seen = 0u64;
-    let read = logs::for_each_message(&logs, &group, FILTER_PATTERN, ms(since), ms(until), |m| {
-        collector.add(m);
-        seen += 1;
-        if seen.is_multiple_of(10_000) {
-            spinner.set_message(format!("reading {group}: {seen} events"));
-        }
-    })
-    .await?;
-    spinner.finish_and_clear();
-    match read {
-        Some(n) => printer.status(format!("read {n} log events from {group} in {:.1?}", started.elapsed())),
-        None => printer.warn(format!("log group `{group}` does not exist: the function has logged nothing yet")),
-    }
+    read_log(target, printer, function, (since, until), |m| collector.add(m)).await?;
     if collector.unreadable > 0 {
         printer.warn(format!("{} log lines looked like predictions but did not parse", collector.unreadable));
     }
@@ -298,9 +315,35 @@ pub fn record_backtest(state_dir: &Path, r: &report::BatchReport) -> Result<()> 
     Ok(())
 }
 
+/// Records a shadow report's verdict on its candidate in `.mlambda/state.json`, where `rollout` looks before
+/// sending the candidate traffic.
+pub fn record_shadow(state_dir: &Path, r: &report::ShadowReport) -> Result<()> {
+    let verdict = state::ShadowVerdict {
+        verdict: r.verdict,
+        baseline: r.baseline.clone(),
+        since: r.since.clone(),
+        until: r.until.clone(),
+        pairs: r.pairs,
+        outcomes: r.labeled.is_some(),
+        time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        reasons: r.reasons.clone(),
+    };
+    state::update(state_dir, |s| {
+        s.shadow_verdicts.insert(r.candidate.clone(), verdict);
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_filter_lets_every_line_type_report_reads_through() {
+        for tag in [logline::PREDICTION, logline::ERROR, logline::SHADOW_ERROR] {
+            assert!(FILTER_PATTERN.contains(&format!(r#"($.mlambda = "{tag}")"#)), "{tag}: {FILTER_PATTERN}");
+        }
+    }
 
     #[test]
     fn metric_periods_stay_under_1440_points_and_cloudwatch_minimums() {

@@ -31,6 +31,28 @@ pub struct State {
     /// `rollout` checks before sending it any traffic.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backtests: BTreeMap<String, Backtest>,
+    /// The last shadow report on each candidate (`report --shadow`), by its function version, which `rollout`
+    /// checks before sending it any traffic, like a backtest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shadow_verdicts: BTreeMap<String, ShadowVerdict>,
+}
+
+/// A shadow report's verdict on a candidate version against the primary it shadowed, from their answers to
+/// the same requests.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShadowVerdict {
+    pub verdict: crate::plan::evidence::Decision,
+    pub baseline: String,
+    /// The window the report read, RFC 3339.
+    pub since: String,
+    pub until: String,
+    /// Rows both versions answered.
+    pub pairs: u64,
+    /// Whether outcomes were joined (`--outcomes`), so the verdict weighed AUC and calibration too.
+    pub outcomes: bool,
+    /// RFC 3339, when it was computed.
+    pub time: String,
+    pub reasons: Vec<String>,
 }
 
 /// A backtest's verdict on a candidate version against a baseline, from two batch runs over the same rows.
@@ -267,6 +289,29 @@ mod tests {
         .unwrap();
         assert_eq!(load(dir.path()).unwrap(), s);
         assert_eq!(s.backtests["4"], b);
+    }
+
+    #[test]
+    fn shadow_verdicts_round_trip_beside_backtests() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().shadow_verdicts.is_empty());
+        let v = ShadowVerdict {
+            verdict: crate::plan::evidence::Decision::Rollback,
+            baseline: "3".into(),
+            since: "2026-12-01T09:00:00Z".into(),
+            until: "2026-12-02T09:00:00Z".into(),
+            pairs: 3000,
+            outcomes: true,
+            time: "2026-12-02T09:00:01Z".into(),
+            reasons: vec!["worse".into()],
+        };
+        let s = update(dir.path(), |s| {
+            s.shadow_verdicts.insert("4".into(), v.clone());
+        })
+        .unwrap();
+        assert_eq!(load(dir.path()).unwrap(), s);
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(text.contains("\"shadow_verdicts\"") && !text.contains("backtests"), "{text}");
     }
 
     #[test]

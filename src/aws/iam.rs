@@ -35,3 +35,12 @@ pub async fn put_role_policy(aws: &Aws, role: &str, policy_name: &str, document:
         .map_err(|e| fail(format!("write inline policy `{policy_name}` on role `{role}`"), e))?;
     Ok(())
 }
+
+/// Deletes an inline policy from the role; `false` when it was not there.
+pub async fn delete_role_policy(aws: &Aws, role: &str, policy_name: &str) -> Result<bool> {
+    match aws.iam.delete_role_policy().role_name(role).policy_name(policy_name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_entity_exception()) => Ok(false),
+        Err(e) => Err(fail(format!("delete inline policy `{policy_name}` from role `{role}`"), e).into()),
+    }
+}

@@ -30,6 +30,7 @@ mod push;
 mod report;
 mod rollout;
 mod runtime;
+mod shadow;
 mod status;
 mod up;
 mod url;
@@ -124,6 +125,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Report> {
         Command::Up(a) => up::run(&ctx, &ctx.project()?, &UpSettings::resolve(&a)).await,
         Command::Runtime(c) => runtime::run(&ctx, &c).await,
         Command::Url(a) => url::run(&ctx, &ctx.project()?, &a).await,
+        Command::Shadow(a) => shadow::run(&ctx, &ctx.project()?, &a).await,
         Command::Batch(BatchCommand::Run(a)) => batch::run(&ctx, &ctx.project()?, &a).await,
         Command::Batch(BatchCommand::Status(a)) => batch::status(&ctx, &ctx.project()?, &a).await,
         Command::Batch(BatchCommand::List) => batch::list(&ctx, &ctx.project()?).await,

@@ -1,5 +1,7 @@
 //! `mlambda report`: gather the prediction log and Lambda's metrics for two versions, compute the evidence, render it.
-//! With `--batch`, the evidence comes from batch runs' output in S3 instead: a backtest before any exposure.
+//! With `--batch`, the evidence comes from batch runs' output in S3 instead: a backtest before any exposure. With
+//! `--shadow`, from a shadow's answers to copies of the primary's requests in the same log: another test before
+//! any exposure, on live requests.
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -8,8 +10,8 @@ use crate::aws::lambda;
 use crate::cli::ReportArgs;
 use crate::error::{io_error, Error, Result};
 use crate::gather;
-use crate::plan::predlog::{Collector, Outcomes};
-use crate::plan::report::{BatchInputs, BatchRun};
+use crate::plan::predlog::{Collector, Outcomes, ShadowCollector};
+use crate::plan::report::{BatchInputs, BatchRun, ShadowInputs};
 use crate::report::Report;
 use crate::runs;
 use crate::settings::Project;
@@ -52,13 +54,8 @@ fn read_outcomes(path: &Path) -> Result<Outcomes> {
     })
 }
 
-pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> {
-    if !args.batch.is_empty() {
-        return batch(ctx, p, args).await;
-    }
-    let config = p.config();
-    let (function, alias) = (config.function.name.as_str(), config.function.alias.as_str());
-    let now = SystemTime::now();
+/// `--since` and `--until` as the window's two ends, at least a second apart.
+fn window(args: &ReportArgs, now: SystemTime) -> Result<(SystemTime, SystemTime)> {
     let window_help = "pass `--since 24h` (a duration ago) or an RFC 3339 time such as `2026-12-01T09:00:00Z`";
     let since = parse_instant(&args.since, now).map_err(|e| Error::user(format!("--since {e}")).help(window_help))?;
     let until = match &args.until {
@@ -72,6 +69,19 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report
     if window < Duration::from_secs(1) {
         return Err(Error::user("the window is shorter than a second").help("widen --since/--until"));
     }
+    Ok((since, until))
+}
+
+pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> {
+    if !args.batch.is_empty() {
+        return batch(ctx, p, args).await;
+    }
+    if args.shadow {
+        return shadow(ctx, p, args).await;
+    }
+    let config = p.config();
+    let (function, alias) = (config.function.name.as_str(), config.function.alias.as_str());
+    let (since, until) = window(args, SystemTime::now())?;
     let outcomes = args.outcomes.as_deref().map(read_outcomes).transpose()?;
     if let Some(o) = &outcomes {
         ctx.printer.detail(format!("{} outcomes read", o.len()));
@@ -164,8 +174,10 @@ async fn batch(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> 
         return Err(Error::user("--batch needs --outcomes: a backtest judges the scores against what really happened")
             .help("pass `--outcomes FILE`, a CSV with a header `id,label` and one line per id of the scored rows"));
     };
-    // addresses are checked before anything remote; run ids are looked up through their executions
-    for a in args.batch.iter().filter(|a| a.starts_with("s3://")) {
+    // addresses are checked before anything remote; run ids are looked up through their executions. A run id
+    // has no `/`, so anything with one is meant as an address and must be an `s3://` one
+    let address = |a: &str| a.starts_with("s3://") || a.contains('/');
+    for a in args.batch.iter().filter(|a| address(a)) {
         resolve_run(a)?;
     }
     let outcomes = read_outcomes(path)?;
@@ -174,7 +186,7 @@ async fn batch(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> 
     let aws = ctx.aws().await?;
     let mut places = Vec::new();
     for a in &args.batch {
-        places.push(match a.starts_with("s3://") {
+        places.push(match address(a) {
             true => resolve_run(a)?,
             false => runs::location(&aws, function, a).await?,
         });
@@ -238,6 +250,102 @@ async fn batch(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> 
     Ok(Report::done(r))
 }
 
+/// `report --shadow`: the shadow target's answers to the copied requests against the primary's, paired on
+/// (correlation id, row), with the paired test and a verdict recorded for `rollout`.
+async fn shadow(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> {
+    let config = p.config();
+    let (function, alias) = (config.function.name.as_str(), config.function.alias.as_str());
+    let (since, until) = window(args, SystemTime::now())?;
+    let outcomes = args.outcomes.as_deref().map(read_outcomes).transpose()?;
+    if let Some(o) = &outcomes {
+        ctx.printer.detail(format!("{} outcomes read", o.len()));
+    }
+    let mut collector = ShadowCollector::new(outcomes);
+    gather::read_log(&ctx.target(), ctx.printer, function, (since, until), |m| collector.add(m)).await?;
+    if collector.unreadable > 0 {
+        ctx.printer.warn(format!("{} log lines looked like ours but did not parse", collector.unreadable));
+    }
+    let (from, to) =
+        (humantime::format_rfc3339_seconds(since).to_string(), humantime::format_rfc3339_seconds(until).to_string());
+    let shadows = collector.shadow_versions();
+    let candidate = match (&args.candidate, shadows.first()) {
+        (Some(c), _) => c.clone(),
+        (None, Some((v, _))) => v.clone(),
+        (None, None) => {
+            return Err(Error::user(format!(
+                "no shadow copy of a request to `{function}` is in its log between {from} and {to}"
+            ))
+            .help("start shadowing with `mlambda shadow --version N`, or widen the window with `--since 7d`"));
+        }
+    };
+    if !shadows.iter().any(|(v, _)| *v == candidate) {
+        let seen: Vec<&str> = shadows.iter().map(|(v, _)| v.as_str()).collect();
+        let help = match seen.as_slice() {
+            [] => "start shadowing with `mlambda shadow --version N`, or widen the window with `--since 7d`".into(),
+            _ => format!(
+                "versions {} were shadow targets in the window: pass one of them to --candidate",
+                seen.join(", ")
+            ),
+        };
+        return Err(Error::user(format!(
+            "no shadow copy to version {candidate} of `{function}` is in its log between {from} and {to}"
+        ))
+        .help(help));
+    }
+    let baseline = match (&args.baseline, collector.primary_of(&candidate)) {
+        (Some(b), _) => b.clone(),
+        (None, Some(b)) => b,
+        // no copied request in the window, only failed copies: the alias's primary sent them
+        (None, None) => {
+            let aws = ctx.aws().await?;
+            match lambda::get_alias(&aws, function, alias).await? {
+                Some(a) => a.primary,
+                None => {
+                    return Err(Error::user(format!("no primary's copied request of `{function}` is in the window"))
+                        .help("name the primary with `--baseline N`, or widen the window with `--since 7d`"))
+                }
+            }
+        }
+    };
+    if baseline == candidate {
+        return Err(Error::user(format!("baseline and candidate are both version {candidate}"))
+            .help("pass the shadow target with `--candidate N` and the primary with `--baseline M`"));
+    }
+    let other_shadow_versions = shadows.iter().map(|(v, _)| v.clone()).filter(|v| *v != candidate).collect();
+    let (has_outcomes, unreadable) = (collector.has_outcomes(), collector.unreadable);
+    let shadowed = collector.pair(&baseline, &candidate);
+    let inputs = ShadowInputs {
+        function: function.to_string(),
+        alias: alias.to_string(),
+        since: from,
+        until: to,
+        baseline,
+        candidate,
+        other_shadow_versions,
+        thresholds: config.rollout.evidence.clone(),
+    };
+    let r = crate::plan::report::build_shadow(&inputs, shadowed, has_outcomes, unreadable);
+    if !r.other_shadow_versions.is_empty() {
+        ctx.printer.warn(format!(
+            "versions {} also answered shadow copies in the window and were left out (pick one with --candidate)",
+            r.other_shadow_versions.join(", ")
+        ));
+    }
+    if r.unreadable_labels > 0 {
+        ctx.printer.warn(format!(
+            "{} outcome labels were neither the positive nor the negative class and were left out",
+            r.unreadable_labels
+        ));
+    }
+    gather::record_shadow(&p.state_dir, &r)?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::ui::report::shadow_html(&r))
+            .map_err(|e| io_error(path, "write the HTML report", e))?;
+        ctx.printer.status(format!("wrote {}", path.display()));
+    }
+    Ok(Report::done(r))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::UNIX_EPOCH;
@@ -280,6 +388,7 @@ mod tests {
             outcomes: None,
             html: None,
             batch: vec![],
+            shadow: false,
         }
     }
 

@@ -118,30 +118,55 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
 }
 
 /// Refuses to send traffic (`--weight`, `--steps`, `--preset`) to a candidate whose recorded backtest verdict
-/// (`report --batch`) is rollback, unless `--force`: the backtest showed it worse on real outcomes before any
-/// user saw it. Checked before a dry run too, so the dry run says what the real one would do.
+/// (`report --batch`) or shadow verdict (`report --shadow`) is rollback, unless `--force`: the evidence showed
+/// it worse before any user saw it. Checked before a dry run too, so the dry run says what the real one would do.
 fn check_backtest(printer: &Printer, st: &state::State, plan: &RolloutPlan, s: &RolloutSettings) -> Result<()> {
     if !matches!(s.action, RolloutAction::Weight(_) | RolloutAction::Steps { .. }) {
         return Ok(());
     }
     let Some(candidate) = plan.candidate.map(|c| c.to_string()) else { return Ok(()) };
-    let Some(b) = st.backtests.get(&candidate).filter(|b| b.verdict == Decision::Rollback) else { return Ok(()) };
-    let reasons = b.reasons.join("; ");
-    if s.force {
-        printer.warn(format!(
-            "sending traffic to version {candidate} over its backtest's rollback verdict (--force): {reasons}"
+    let backtest = st.backtests.get(&candidate).filter(|b| b.verdict == Decision::Rollback);
+    let shadow = st.shadow_verdicts.get(&candidate).filter(|v| v.verdict == Decision::Rollback);
+    // what said rollback, and the report that shows it again
+    let mut said = Vec::new();
+    let mut see = Vec::new();
+    if let Some(b) = backtest {
+        said.push(format!(
+            "its backtest against version {} ({}) says rollback: {}",
+            b.baseline,
+            b.time,
+            b.reasons.join("; ")
         ));
+        let runs: Vec<String> = b.runs.iter().map(|r| format!("--batch {r}")).collect();
+        see.push(format!("`mlambda report {} --outcomes FILE`", runs.join(" ")));
+    }
+    if let Some(v) = shadow {
+        said.push(format!(
+            "its shadow report against version {} ({} pairs, {} → {}, computed {}) says rollback: {}",
+            v.baseline,
+            v.pairs,
+            v.since,
+            v.until,
+            v.time,
+            v.reasons.join("; ")
+        ));
+        let outcomes = if v.outcomes { " --outcomes FILE" } else { "" };
+        see.push(format!(
+            "`mlambda report --shadow --candidate {candidate} --since {} --until {}{outcomes}`",
+            v.since, v.until
+        ));
+    }
+    if said.is_empty() {
         return Ok(());
     }
-    let runs: Vec<String> = b.runs.iter().map(|r| format!("--batch {r}")).collect();
-    Err(Error::user(format!(
-        "refusing to send traffic to version {candidate}: its backtest against version {} ({}) says rollback: {reasons}",
-        b.baseline, b.time
-    ))
-    .help(format!(
-        "see the evidence with `mlambda report {} --outcomes FILE`, and deploy a better model; to send it traffic \
-         anyway, pass `--force`",
-        runs.join(" ")
+    let said = said.join("; and ");
+    if s.force {
+        printer.warn(format!("sending traffic to version {candidate} over a rollback verdict (--force): {said}"));
+        return Ok(());
+    }
+    Err(Error::user(format!("refusing to send traffic to version {candidate}: {said}")).help(format!(
+        "see the evidence with {}, and deploy a better model; to send it traffic anyway, pass `--force`",
+        see.join(" and ")
     )))
 }
 
@@ -508,5 +533,71 @@ mod tests {
         assert!(e.message.contains("alias `production` of `churn` was changed by someone else"), "{}", e.message);
         assert_eq!(e.exit_code(), 2);
         assert_eq!((ok.num_calls(), stale.num_calls()), (1, 1));
+    }
+
+    fn weight_plan(candidate: &str) -> (RolloutPlan, RolloutSettings) {
+        let plan = RolloutPlan {
+            function: "churn".into(),
+            alias: "production".into(),
+            action: Action::Weight,
+            candidate: Some(Version::parse(candidate).unwrap()),
+            from: "1 100%".into(),
+            from_primary: "1".into(),
+            to: format!("1 90% · {candidate} 10%"),
+            steps: vec![],
+            skipped: vec![],
+            interval_secs: None,
+            previous_primary: None,
+        };
+        let s = RolloutSettings {
+            action: RolloutAction::Weight(crate::domain::Weight::TEN_PERCENT),
+            version: None,
+            force: false,
+            dry_run: false,
+        };
+        (plan, s)
+    }
+
+    #[test]
+    fn a_shadow_rollback_refuses_traffic_naming_the_shadow_report_and_force() {
+        let printer = Printer::new(crate::cli::OutputFormat::Text, true, 0);
+        let mut st = state::State::default();
+        let shadow = |verdict| state::ShadowVerdict {
+            verdict,
+            baseline: "1".into(),
+            since: "2026-12-01T09:00:00Z".into(),
+            until: "2026-12-02T09:00:00Z".into(),
+            pairs: 3000,
+            outcomes: true,
+            time: "2026-12-02T09:00:05Z".into(),
+            reasons: vec!["candidate 2 is worse by more than the margin: AUC 0.6776 vs 0.8010".into()],
+        };
+        st.shadow_verdicts.insert("2".into(), shadow(Decision::Rollback));
+        st.shadow_verdicts.insert("3".into(), shadow(Decision::Promote));
+        let (plan, mut s) = weight_plan("2");
+        let e = check_backtest(&printer, &st, &plan, &s).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.message.contains("refusing to send traffic to version 2: its shadow report against version 1"));
+        assert!(e.message.contains("3000 pairs") && e.message.contains("AUC 0.6776 vs 0.8010"), "{}", e.message);
+        let help = e.help.unwrap();
+        assert!(help.contains("`mlambda report --shadow --candidate 2 --since 2026-12-01T09:00:00Z"), "{help}");
+        assert!(help.contains("--outcomes FILE`") && help.contains("pass `--force`"), "{help}");
+        // a backtest saying rollback as well: both are named
+        st.backtests.insert(
+            "2".into(),
+            state::Backtest {
+                verdict: Decision::Rollback,
+                baseline: "1".into(),
+                runs: vec!["s3://b/r1/".into(), "s3://b/r2/".into()],
+                time: "2026-12-01T08:00:00Z".into(),
+                reasons: vec!["worse".into()],
+            },
+        );
+        let e = check_backtest(&printer, &st, &plan, &s).unwrap_err();
+        assert!(e.message.contains("its backtest against version 1") && e.message.contains("and its shadow report"));
+        s.force = true;
+        assert!(check_backtest(&printer, &st, &plan, &s).is_ok(), "--force overrides");
+        let (plan, s) = weight_plan("3");
+        assert!(check_backtest(&printer, &st, &plan, &s).is_ok(), "a promote verdict lets traffic through");
     }
 }

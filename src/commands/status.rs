@@ -1,11 +1,14 @@
 //! `mlambda status`: where the function, its versions, aliases, alarms and rollout stand.
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::UNIX_EPOCH;
+
+use mlambda_runtime::shadow::{control_key, Control};
 
 use serde::Serialize;
 
 use super::Ctx;
-use crate::aws::{cloudwatch, lambda};
+use crate::aws::{cloudwatch, lambda, s3};
 use crate::domain::PackageType;
 use crate::error::{Error, Result};
 use crate::plan::lambda::ZIP_RUNTIME;
@@ -64,6 +67,8 @@ pub struct Outcome {
     pub rollout: Option<state::Rollout>,
     /// The last verdict `report` or a rollout computed.
     pub last_verdict: Option<state::LastVerdict>,
+    /// What `mlambda shadow` copies now, if anything.
+    pub shadow: Option<Control>,
 }
 
 impl fmt::Display for Outcome {
@@ -133,6 +138,17 @@ impl fmt::Display for Outcome {
                 writeln!(f, "previous primary: {p} (`mlambda rollout --rollback` returns to it)")?;
             }
         }
+        if let Some(c) = &self.shadow {
+            writeln!(
+                f,
+                "\nshadow: {}% of version {}'s requests are copied to version {} since {}, until {}",
+                c.sample * 100.0,
+                c.sources.join(", "),
+                c.target_version,
+                c.since,
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(c.until))
+            )?;
+        }
         if let Some(v) = &self.last_verdict {
             writeln!(
                 f,
@@ -173,6 +189,8 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
             url,
         });
     }
+    let control = s3::get_small(&aws, &p.config().model.bucket, &control_key(function)).await.ok().flatten();
+    let shadow = control.and_then(|bytes| serde_json::from_slice::<Control>(&bytes).ok());
     let alarms = cloudwatch::describe_alarms(&aws, &alarms::function_prefix(function))
         .await?
         .into_iter()
@@ -199,5 +217,6 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
         alarms,
         rollout: st.rollout,
         last_verdict: st.verdict,
+        shadow,
     }))
 }

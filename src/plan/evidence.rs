@@ -10,7 +10,8 @@
 //! A backtest ([`backtest_verdict`]) judges a candidate before any user sees it, from two batch runs over the same
 //! labeled rows: the same non-inferiority axes, but the AUC and calibration bounds come from paired tests on the
 //! rows both versions scored (DeLong's paired test; the mean per-row difference in loss), which are far tighter
-//! than the independent-sample ones a live A/B test must use. It is one decision, so it uses the whole α.
+//! than the independent-sample ones a live A/B test must use. It is one decision, so it uses the whole α. A
+//! shadow ([`shadow_verdict`]) is judged the same way on the rows both versions answered, plus p99 latency.
 use serde::{Deserialize, Serialize};
 
 use super::stats::{self, Auc, Bounds, Moments, PairedAuc};
@@ -561,17 +562,32 @@ pub struct PairedLoss {
 /// worse on every axis, so exposing it to traffic (`mlambda rollout`) is reasonable; rollback means it is shown
 /// worse and should not be exposed.
 pub fn backtest_verdict(e: &Evidence, paired: &Paired, t: &Thresholds) -> Verdict {
+    paired_verdict(e, paired, t, false)
+}
+
+/// A shadow's verdict (`report --shadow`): the candidate answered copies of the primary's requests, so the
+/// outcome axes are the backtest's paired tests on the rows both answered, and the error rate is its failed
+/// answers among the copies. Unlike a batch, each copy is one request timed on its own, so p99 model latency is
+/// judged as in a live rollout. Without outcomes the outcome axes are skipped, as in the live verdict.
+pub fn shadow_verdict(e: &Evidence, paired: &Paired, t: &Thresholds) -> Verdict {
+    paired_verdict(e, paired, t, true)
+}
+
+fn paired_verdict(e: &Evidence, paired: &Paired, t: &Thresholds, latency: bool) -> Verdict {
     let q = Quantiles::new(t, e.look);
-    let checks = vec![
-        error_check(e, t, &q, false),
-        error_check(e, t, &q, true),
-        paired_auc_check(e, t, &q, paired),
-        paired_calibration_check(e, t, &q, paired),
-    ];
+    let mut checks = vec![error_check(e, t, &q, false), error_check(e, t, &q, true)];
+    if latency {
+        checks.push(latency_check(e, t));
+    }
+    checks.push(paired_auc_check(e, t, &q, paired));
+    checks.push(paired_calibration_check(e, t, &q, paired));
     decide(e, t, &q, checks)
 }
 
 fn paired_auc_check(e: &Evidence, t: &Thresholds, q: &Quantiles, p: &Paired) -> Check {
+    if e.baseline.labeled.is_none() {
+        return skipped("auc", "AUC");
+    }
     let (Some(a), Some(var)) = (p.auc, p.auc.and_then(|a| a.difference_variance())) else {
         let why = "the paired AUC needs at least two rows of each outcome that both versions scored";
         let detail = format!("{why} ({} paired rows); {}", thousands(p.rows), labeled_shortfall(e, t, p.rows, p.rows));
@@ -584,6 +600,9 @@ fn paired_auc_check(e: &Evidence, t: &Thresholds, q: &Quantiles, p: &Paired) -> 
 
 fn paired_calibration_check(e: &Evidence, t: &Thresholds, q: &Quantiles, p: &Paired) -> Check {
     let (name, label, margin) = calibration_axis(t);
+    if e.baseline.labeled.is_none() {
+        return skipped(name, label);
+    }
     let Some(l) = p.calibration else {
         let why = format!("the paired {label} needs at least two labeled binary rows that both versions scored");
         let detail = format!("{why}; {}", labeled_shortfall(e, t, p.rows, p.rows));

@@ -11,5 +11,6 @@ pub mod policy;
 pub mod predlog;
 pub mod report;
 pub mod rollout;
+pub mod shadow;
 pub mod stats;
 pub mod up;

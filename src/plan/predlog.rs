@@ -246,8 +246,11 @@ impl Collector {
     /// Folds one log message in.
     pub fn add(&mut self, message: &str) {
         match logline::parse(message) {
+            Ok(Line::Prediction(line)) if line.shadow => self.other += 1,
             Ok(Line::Prediction(line)) => self.add_prediction(&line),
             Ok(Line::Error(line)) => self.fold(&line.function_version, |acc, _| acc.record_error(&line)),
+            // shadow traffic is no caller's: it never counts toward a version's live evidence
+            Ok(Line::ShadowError(_)) => self.other += 1,
             Err(Skip::Other) => self.other += 1,
             Err(Skip::Unreadable) => self.unreadable += 1,
         }
@@ -291,6 +294,352 @@ impl Collector {
             reason: row.reason.as_str().into(),
         };
         self.fold(function_version, |acc, _| acc.record_error(&line));
+    }
+}
+
+/// A shadowed row: the hash of its correlation id (as request ids, 64 bits stand in for the text) and its row.
+pub type PairKey = (u64, u64);
+
+/// One version's answer to one row of a shadowed request, as much of it as the pairing needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// Index into the collector's versions.
+    version: u32,
+    /// The row's `MODEL_ID_FIELD` value as text, which outcomes are joined on.
+    pub id: Option<String>,
+    /// The predicted class, for classifiers (a regressor's value is `value`).
+    pub label: Option<String>,
+    pub value: Option<f64>,
+    /// P(positive class) when `binary`, else the top class's probability.
+    pub probability: Option<f64>,
+    pub binary: bool,
+    /// Multiclass only: every class's probability, in the line's order.
+    pub probabilities: Option<Box<[(String, f64)]>>,
+    /// The request's model run time, the same on each of its rows.
+    pub latency_ms: Option<f64>,
+}
+
+/// Why copies of requests to one shadow target failed, by the side that failed.
+#[derive(Debug, Default)]
+pub struct ShadowErrors {
+    /// The shadow target could not answer the copy (its `function_version` is the target's).
+    pub answer_failures: u64,
+    /// The primary could not deliver the copy: throttled, refused, Invoke unreachable.
+    pub delivery_failures: u64,
+    /// (answered by the target?, reason) → failures; at most [`MAX_REASONS`] distinct reasons.
+    reasons: HashMap<(bool, String), u64>,
+}
+
+/// One reason shadow copies failed, which side failed, and how many times.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ShadowErrorReason {
+    /// `candidate` (the shadow could not answer) or `delivery` (the primary could not send the copy).
+    pub side: &'static str,
+    pub reason: String,
+    pub count: u64,
+}
+
+impl ShadowErrors {
+    fn record(&mut self, answered: bool, reason: &str) {
+        if answered {
+            self.answer_failures += 1;
+        } else {
+            self.delivery_failures += 1;
+        }
+        let key = (answered, reason.to_string());
+        if let Some(n) = self.reasons.get_mut(&key) {
+            *n += 1;
+            return;
+        }
+        let key = if self.reasons.len() < MAX_REASONS { key } else { (answered, OTHER_REASONS.to_string()) };
+        *self.reasons.entry(key).or_default() += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.answer_failures + self.delivery_failures
+    }
+
+    /// The `n` most frequent reasons, most frequent first (ties by reason text), and the most frequent reason
+    /// the shadow itself gave.
+    pub fn top(&self, n: usize) -> Vec<ShadowErrorReason> {
+        let mut all: Vec<ShadowErrorReason> = self
+            .reasons
+            .iter()
+            .map(|((answered, reason), count)| ShadowErrorReason {
+                side: if *answered { "candidate" } else { "delivery" },
+                reason: reason.clone(),
+                count: *count,
+            })
+            .collect();
+        all.sort_by(|a, b| (b.count, &a.reason, a.side).cmp(&(a.count, &b.reason, b.side)));
+        all.truncate(n);
+        all
+    }
+}
+
+/// The qualifier of a qualified function ARN (`…:function:churn:4` → `4`), when it is a version.
+fn arn_version(arn: &str) -> Option<&str> {
+    let (_, q) = arn.rsplit_once(':')?;
+    (!q.is_empty() && q.bytes().all(|b| b.is_ascii_digit())).then_some(q)
+}
+
+/// The fold of a log for `report --shadow`: every answer that carries a correlation id, on its side (the
+/// primary's copied request, or the shadow's answer to the copy), and every failed copy. Lines of either side
+/// may arrive first, so both are kept until [`ShadowCollector::pair`]; memory grows with shadowed rows.
+#[derive(Debug, Default)]
+pub struct ShadowCollector {
+    outcomes: Option<Outcomes>,
+    /// Versions seen, interned: an answer keeps an index, not a string.
+    versions: Vec<String>,
+    /// Per version: its binary lines' (negative, positive) class labels, once seen.
+    binary_labels: Vec<Option<(String, String)>>,
+    /// Per version: how many rows named each model version.
+    model_versions: Vec<BTreeMap<String, u64>>,
+    primary: HashMap<PairKey, Answer>,
+    shadow: HashMap<PairKey, Answer>,
+    /// Lines whose (correlation id, row) was already seen on their side, e.g. a retried asynchronous copy;
+    /// the first is kept.
+    pub duplicates: u64,
+    /// Failed copies, by the version of the shadow target they were meant for.
+    pub errors: BTreeMap<String, ShadowErrors>,
+    /// Correlation ids with a failed copy (hashed), which explains a primary line that found no partner.
+    errored: HashSet<u64>,
+    /// Lines tagged as ours that did not parse.
+    pub unreadable: u64,
+    /// Everything else: live answers without a correlation id, error lines, START/END/REPORT, EMF.
+    pub other: u64,
+}
+
+/// The rows two versions both answered, what found no partner, and what else the pairing knows.
+#[derive(Debug, Default)]
+pub struct Shadowed {
+    /// In a fixed order (the correlation id's hash, then the row), so every figure is the same on every run.
+    pub pairs: Vec<Pair>,
+    /// The baseline's copied rows that no shadow answered, and how many of them had a failed copy.
+    pub primary_unmatched: u64,
+    pub primary_unmatched_errored: u64,
+    /// The candidate's shadow answers whose primary line is not in the window.
+    pub shadow_unmatched: u64,
+    /// Rows paired between other versions (another primary or another shadow target in the window), left out.
+    pub other_pairs: u64,
+    /// Lines seen twice for the same row on the same side (any version), the first kept.
+    pub duplicates: u64,
+    /// Distinct copied requests: the baseline's (primary lines), and the ones the candidate answered.
+    pub baseline_requests: u64,
+    pub candidate_requests: u64,
+    /// One model latency per request, ascending: the baseline's copied requests, the candidate's answers.
+    pub baseline_latencies: Vec<f64>,
+    pub candidate_latencies: Vec<f64>,
+    pub baseline_model: Option<String>,
+    pub candidate_model: Option<String>,
+    /// The candidate's failed copies.
+    pub errors: ShadowErrors,
+    /// Unpaired rows with an outcome, per side.
+    pub unpaired_labeled: (u64, u64),
+    /// Paired rows whose outcome label was neither the positive nor the negative class.
+    pub unreadable_labels: u64,
+}
+
+/// One row both versions answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pair {
+    pub key: PairKey,
+    /// The row's id (the primary's, else the shadow's).
+    pub id: Option<String>,
+    pub baseline: Answer,
+    pub candidate: Answer,
+    /// Whether the row's outcome was the positive class, for binary answers joined to an outcome.
+    pub outcome: Option<bool>,
+}
+
+impl ShadowCollector {
+    pub fn new(outcomes: Option<Outcomes>) -> ShadowCollector {
+        ShadowCollector { outcomes, ..ShadowCollector::default() }
+    }
+
+    pub fn has_outcomes(&self) -> bool {
+        self.outcomes.is_some()
+    }
+
+    fn intern(&mut self, version: &str) -> u32 {
+        if let Some(i) = self.versions.iter().position(|v| v == version) {
+            return i as u32;
+        }
+        self.versions.push(version.to_string());
+        self.binary_labels.push(None);
+        self.model_versions.push(BTreeMap::new());
+        (self.versions.len() - 1) as u32
+    }
+
+    /// Folds one log message in.
+    pub fn add(&mut self, message: &str) {
+        match logline::parse(message) {
+            Ok(Line::Prediction(line)) => match line.correlation_id.as_deref() {
+                Some(c) => self.add_answer(&line, c),
+                // a live answer to a request that was not copied
+                None => self.other += 1,
+            },
+            Ok(Line::ShadowError(line)) => {
+                let target = arn_version(&line.target).unwrap_or(&line.function_version);
+                let answered = line.function_version == target;
+                self.errors.entry(target.to_string()).or_default().record(answered, &line.reason);
+                self.errored.insert(hash(&line.correlation_id));
+            }
+            Ok(Line::Error(_)) | Err(Skip::Other) => self.other += 1,
+            Err(Skip::Unreadable) => self.unreadable += 1,
+        }
+    }
+
+    fn add_answer(&mut self, line: &PredictionLine<'_>, correlation_id: &str) {
+        let v = self.intern(&line.function_version);
+        let slot = v as usize;
+        if let Some(m) = &line.model_version {
+            count(&mut self.model_versions[slot], m);
+        }
+        let pairs = line.probabilities.as_ref().map(|p| p.pairs());
+        let probs: &[(String, f64)] = pairs.as_deref().unwrap_or_default();
+        let binary = line.probability.is_some();
+        if binary && probs.len() == 2 && self.binary_labels[slot].is_none() {
+            self.binary_labels[slot] = Some((probs[0].0.clone(), probs[1].0.clone()));
+        }
+        let probability = match line.probability {
+            Some(p) => Some(p),
+            None if probs.len() > 2 => probs.iter().map(|p| p.1).reduce(f64::max),
+            None => None,
+        };
+        let (label, value) = match &line.prediction {
+            Some(logline::Prediction::Value(x)) if probs.is_empty() => (None, Some(*x)),
+            Some(p) => (Some(p.text()), None),
+            None => (None, None),
+        };
+        let answer = Answer {
+            version: v,
+            id: line.id.as_deref().and_then(text),
+            label,
+            value: value.filter(|x| x.is_finite()),
+            probability: probability.filter(|p| p.is_finite()),
+            binary,
+            probabilities: (probs.len() > 2).then(|| probs.to_vec().into_boxed_slice()),
+            latency_ms: line.latency_ms.filter(|l| l.is_finite()),
+        };
+        let key = (hash(correlation_id), line.row as u64);
+        let side = if line.shadow { &mut self.shadow } else { &mut self.primary };
+        match side.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => self.duplicates += 1,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(answer);
+            }
+        }
+    }
+
+    /// The shadow targets in the window, with how many rows they answered and copies to them that failed, most
+    /// first.
+    pub fn shadow_versions(&self) -> Vec<(String, u64)> {
+        let mut n: BTreeMap<&str, u64> = BTreeMap::new();
+        for a in self.shadow.values() {
+            *n.entry(&self.versions[a.version as usize]).or_default() += 1;
+        }
+        for (v, e) in &self.errors {
+            *n.entry(v).or_default() += e.count();
+        }
+        let mut out: Vec<(String, u64)> = n.into_iter().filter(|(_, k)| *k > 0).map(|(v, k)| (v.into(), k)).collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The primary `candidate` shadowed: the version whose copied rows it answered most often, else (it answered
+    /// none) the version that wrote the most copied rows.
+    pub fn primary_of(&self, candidate: &str) -> Option<String> {
+        let c = self.versions.iter().position(|v| v == candidate).map(|i| i as u32);
+        let mut partners: BTreeMap<u32, u64> = BTreeMap::new();
+        for (key, a) in &self.shadow {
+            if Some(a.version) == c {
+                if let Some(p) = self.primary.get(key) {
+                    *partners.entry(p.version).or_default() += 1;
+                }
+            }
+        }
+        if partners.is_empty() {
+            for a in self.primary.values() {
+                *partners.entry(a.version).or_default() += 1;
+            }
+        }
+        // the most rows; the lowest index (the version seen first) on a tie
+        let best = partners.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
+        self.versions.get(*best.0 as usize).cloned()
+    }
+
+    fn model_of(&self, version: Option<u32>) -> Option<String> {
+        version.and_then(|v| most_named(&self.model_versions[v as usize])).map(str::to_string)
+    }
+
+    /// Pairs the `baseline`'s copied rows with the `candidate`'s answers to them on (correlation id, row), and
+    /// joins each pair to its outcome.
+    pub fn pair(mut self, baseline: &str, candidate: &str) -> Shadowed {
+        let find = |v: &str| self.versions.iter().position(|x| x == v).map(|i| i as u32);
+        let (b, c) = (find(baseline), find(candidate));
+        let mut out = Shadowed {
+            baseline_model: self.model_of(b),
+            candidate_model: self.model_of(c),
+            errors: self.errors.remove(candidate).unwrap_or_default(),
+            duplicates: self.duplicates,
+            ..Shadowed::default()
+        };
+        let has_outcome = |o: &Option<Outcomes>, a: &Answer| {
+            o.as_ref().zip(a.id.as_deref()).is_some_and(|(o, id)| o.get(id).is_some())
+        };
+        let (mut b_requests, mut c_requests) = (HashSet::new(), HashSet::new());
+        for (key, a) in &self.primary {
+            if Some(a.version) != b {
+                continue;
+            }
+            if b_requests.insert(key.0) {
+                out.baseline_latencies.extend(a.latency_ms);
+            }
+            if !self.shadow.contains_key(key) {
+                out.primary_unmatched += 1;
+                out.primary_unmatched_errored += u64::from(self.errored.contains(&key.0));
+                out.unpaired_labeled.0 += u64::from(has_outcome(&self.outcomes, a));
+            }
+        }
+        let mut shadow = std::mem::take(&mut self.shadow);
+        for (key, s) in shadow.drain() {
+            if Some(s.version) == c && c_requests.insert(key.0) {
+                out.candidate_latencies.extend(s.latency_ms);
+            }
+            let Some(p) = self.primary.remove(&key) else {
+                if Some(s.version) == c {
+                    out.shadow_unmatched += 1;
+                    out.unpaired_labeled.1 += u64::from(has_outcome(&self.outcomes, &s));
+                }
+                continue;
+            };
+            if Some(p.version) != b || Some(s.version) != c {
+                out.other_pairs += 1;
+                continue;
+            }
+            let id = p.id.clone().or_else(|| s.id.clone());
+            let outcome = self.outcome(&p, &s, id.as_deref(), &mut out.unreadable_labels);
+            out.pairs.push(Pair { key, id, baseline: p, candidate: s, outcome });
+        }
+        out.pairs.sort_by_key(|p| p.key);
+        out.baseline_latencies.sort_by(f64::total_cmp);
+        out.candidate_latencies.sort_by(f64::total_cmp);
+        (out.baseline_requests, out.candidate_requests) = (b_requests.len() as u64, c_requests.len() as u64);
+        out
+    }
+
+    /// The outcome of a pair of binary answers, by the baseline's positive class.
+    fn outcome(&self, b: &Answer, c: &Answer, id: Option<&str>, unreadable: &mut u64) -> Option<bool> {
+        let label = self.outcomes.as_ref().zip(id).and_then(|(o, id)| o.get(id))?.0;
+        if !(b.binary && c.binary) || b.probability.is_none() || c.probability.is_none() {
+            return None;
+        }
+        let labels = self.binary_labels[b.version as usize].as_ref();
+        let positive = labels.map_or("1", |l| l.1.as_str());
+        let read = positive_outcome(label, positive, labels.map(|l| l.0.as_str()));
+        *unreadable += u64::from(read.is_none());
+        read
     }
 }
 
@@ -616,6 +965,139 @@ mod tests {
         let mut c = Collector::new(None);
         c.add(r#"{"mlambda":"error","request_id":"r","function_version":"1","status":"bad"}"#);
         assert_eq!((c.unreadable, c.versions.len()), (1, 0));
+    }
+
+    /// A prediction line of a shadowed request: the primary's (`shadow: false`) or the shadow's answer to the copy.
+    fn copied(version: &str, correlation: &str, shadow: bool, id: &str, row: u32, p: f64) -> String {
+        let base = line(version, &format!("req-{version}-{correlation}"), id, row, u8::from(p >= 0.5), p, 1.5);
+        let extra = format!(r#""correlation_id":"{correlation}","shadow":{shadow},"row""#);
+        base.replacen(r#""row""#, &extra, 1)
+    }
+
+    fn shadow_error(correlation: &str, version: &str, target: &str, reason: &str) -> String {
+        let line = logline::ShadowErrorLine {
+            correlation_id: correlation.into(),
+            function_version: version.into(),
+            target: format!("arn:aws:lambda:us-east-1:123456789012:function:churn:{target}").into(),
+            reason: reason.into(),
+        };
+        let mut out = Vec::new();
+        Line::ShadowError(line).write_to(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn shadow_lines_and_failed_copies_stay_out_of_the_live_evidence() {
+        let mut c = Collector::new(None);
+        c.add(&copied("3", "c1", false, "A", 0, 0.8));
+        c.add(&copied("4", "c1", true, "A", 0, 0.7));
+        c.add(&shadow_error("c2", "3", "4", "throttled"));
+        assert_eq!((c.other, c.versions.len(), c.versions["3"].rows), (2, 1, 1));
+    }
+
+    #[test]
+    fn copies_pair_with_their_shadow_answers_on_correlation_id_and_row() {
+        let mut c = ShadowCollector::new(Some(
+            Outcomes::parse(
+                "id,label
+A,1
+B,0
+C,1
+D,0
+E,1
+",
+            )
+            .unwrap(),
+        ));
+        // c1: two rows, both answered (the shadow's second row first, and its first row twice: a retried copy)
+        c.add(&copied("4", "c1", true, "B", 1, 0.4));
+        c.add(&copied("3", "c1", false, "A", 0, 0.9));
+        c.add(&copied("3", "c1", false, "B", 1, 0.2));
+        c.add(&copied("4", "c1", true, "A", 0, 0.6));
+        c.add(&copied("4", "c1", true, "A", 0, 0.6));
+        c.add(&copied("3", "c2", false, "C", 0, 0.7));
+        c.add(&copied("4", "c2", true, "C", 0, 0.3));
+        // c3: the copy failed on the shadow's side; c5: it was never delivered
+        c.add(&copied("3", "c3", false, "D", 0, 0.1));
+        c.add(&shadow_error("c3", "4", "4", "ModelError: the graph failed"));
+        c.add(&copied("3", "c5", false, "E", 0, 0.5));
+        c.add(&shadow_error("c5", "3", "4", "throttled: Rate Exceeded"));
+        c.add(&shadow_error("c6", "3", "4", "throttled: Rate Exceeded"));
+        // a shadow answer whose primary line is outside the window, and a pair with another shadow target
+        c.add(&copied("4", "c9", true, "E", 0, 0.5));
+        c.add(&copied("3", "c4", false, "E", 0, 0.5));
+        c.add(&copied("5", "c4", true, "E", 0, 0.5));
+        // a live answer, which was not copied
+        c.add(&line("3", "live", "A", 0, 1, 0.9, 1.0));
+        c.add(r#"{"mlambda":"shadow_error","correlation_id":7}"#);
+        assert_eq!((c.other, c.unreadable, c.duplicates), (1, 1, 1));
+        // version 4: four answered rows and three failed copies
+        assert_eq!(c.shadow_versions(), [("4".to_string(), 7), ("5".to_string(), 1)]);
+        assert_eq!(c.primary_of("4").as_deref(), Some("3"));
+        assert_eq!(c.primary_of("5").as_deref(), Some("3"));
+        let s = c.pair("3", "4");
+        type Row<'a> = (Option<&'a str>, Option<f64>, Option<f64>, Option<bool>);
+        let got: Vec<Row> = s
+            .pairs
+            .iter()
+            .map(|p| (p.id.as_deref(), p.baseline.probability, p.candidate.probability, p.outcome))
+            .collect();
+        let mut want = vec![
+            (Some("A"), Some(0.9), Some(0.6), Some(true)),
+            (Some("B"), Some(0.2), Some(0.4), Some(false)),
+            (Some("C"), Some(0.7), Some(0.3), Some(true)),
+        ];
+        want.sort_by_key(|w| s.pairs.iter().position(|p| p.id.as_deref() == w.0));
+        assert_eq!(got, want);
+        assert!(s.pairs.windows(2).all(|w| w[0].key < w[1].key), "pairs are in key order");
+        assert_eq!((s.primary_unmatched, s.primary_unmatched_errored, s.shadow_unmatched), (2, 2, 1));
+        assert_eq!((s.other_pairs, s.duplicates, s.unpaired_labeled), (1, 1, (2, 1)));
+        // requests: c1, c2, c3, c4's primary was another pair's, c5 → 5 copied by 3 (c4 included); 3 answered by 4
+        assert_eq!((s.baseline_requests, s.candidate_requests), (5, 3));
+        assert_eq!(
+            (s.baseline_latencies.len(), s.candidate_latencies, s.baseline_model.as_deref()),
+            (5, vec![1.5; 3], Some("v3"))
+        );
+        assert_eq!((s.errors.answer_failures, s.errors.delivery_failures, s.errors.count()), (1, 2, 3));
+        let top = s.errors.top(5);
+        assert_eq!((top[0].side, top[0].reason.as_str(), top[0].count), ("delivery", "throttled: Rate Exceeded", 2));
+        assert_eq!((top[1].side, top[1].count), ("candidate", 1));
+        let p = &s.pairs[0];
+        assert_eq!((p.baseline.binary, p.baseline.label.as_deref().is_some(), p.baseline.value), (true, true, None));
+    }
+
+    #[test]
+    fn regressors_and_multiclass_answers_keep_what_they_are_compared_on() {
+        let mut c = ShadowCollector::new(None);
+        c.add(r#"{"mlambda":"prediction","request_id":"a","function_version":"1","correlation_id":"k","row":0,"prediction":2.5,"latency_ms":1}"#);
+        c.add(r#"{"mlambda":"prediction","request_id":"b","function_version":"2","correlation_id":"k","shadow":true,"row":0,"prediction":3.0}"#);
+        c.add(r#"{"mlambda":"prediction","request_id":"a","function_version":"1","correlation_id":"m","row":0,"prediction":"gold","probabilities":{"bronze":0.1,"silver":0.2,"gold":0.7}}"#);
+        c.add(r#"{"mlambda":"prediction","request_id":"b","function_version":"2","correlation_id":"m","shadow":true,"row":0,"prediction":"silver","probabilities":{"bronze":0.1,"silver":0.5,"gold":0.4}}"#);
+        let s = c.pair("1", "2");
+        assert_eq!(s.pairs.len(), 2);
+        let value = s.pairs.iter().find(|p| p.baseline.value.is_some()).unwrap();
+        assert_eq!(
+            (value.baseline.value, value.candidate.value, value.baseline.label.as_deref()),
+            (Some(2.5), Some(3.0), None)
+        );
+        let class = s.pairs.iter().find(|p| p.baseline.label.is_some()).unwrap();
+        assert_eq!(
+            (class.baseline.probability, class.candidate.probability, class.baseline.binary),
+            (Some(0.7), Some(0.5), false)
+        );
+        assert_eq!(class.candidate.probabilities.as_deref().map(<[_]>::len), Some(3));
+        assert_eq!(
+            (s.candidate_requests, s.candidate_latencies.len()),
+            (2, 0),
+            "a line without latency counts no latency"
+        );
+    }
+
+    #[test]
+    fn an_arn_names_its_version() {
+        assert_eq!(arn_version("arn:aws:lambda:us-east-1:1:function:churn:12"), Some("12"));
+        assert_eq!(arn_version("arn:aws:lambda:us-east-1:1:function:churn:live"), None);
+        assert_eq!(arn_version("churn"), None);
     }
 
     #[test]

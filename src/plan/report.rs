@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::evidence::{
     self, Calibration, Check, Decision, Evidence, Look, LookReport, Paired, Side, Thresholds, Verdict,
 };
-use super::predlog::{Collector, ErrorReason, VersionAcc, BINS};
+use super::predlog::{Answer, Collector, ErrorReason, Pair, ShadowErrorReason, Shadowed, VersionAcc, BINS};
 use super::stats::{self, ZTest};
 
 /// Per-version metric sums over the window: Lambda's, and the runtime's EMF counts of its 400 and 500 answers;
@@ -162,21 +162,26 @@ struct Given<'a> {
     unit: Unit,
 }
 
+/// The quantiles of ascending latencies.
+fn latency_of(sorted: &[f64]) -> Latency {
+    let q = |p: f64| stats::quantile_sorted(sorted, p);
+    Latency {
+        count: sorted.len() as u64,
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        mean: mean(sorted.iter().sum(), sorted.len() as u64),
+        max: sorted.last().copied(),
+    }
+}
+
 fn version_report(version: &str, acc: Option<VersionAcc>, given: Given<'_>, outcomes: bool) -> VersionReport {
     let acc = acc.unwrap_or_default();
     let m = given.metrics;
     let logged_requests = acc.requests();
     let mut latencies = acc.latencies.clone();
     latencies.sort_by(f64::total_cmp);
-    let q = |p: f64| stats::quantile_sorted(&latencies, p);
-    let latency_ms = Latency {
-        count: latencies.len() as u64,
-        p50: q(0.5),
-        p90: q(0.9),
-        p99: q(0.99),
-        mean: mean(latencies.iter().sum(), latencies.len() as u64),
-        max: latencies.last().copied(),
-    };
+    let latency_ms = latency_of(&latencies);
     // Lambda emits Errors beside Invocations; a missing Errors series with invocations means none failed
     let errors = m.invocations.map(|_| m.errors.unwrap_or(0));
     // EMF counts cover every invocation, sampled prediction logging or not; the error lines are the fallback
@@ -469,7 +474,7 @@ fn pair(b: &VersionAcc, c: &VersionAcc, calibration: Calibration) -> Pairs {
 }
 
 /// The paired evidence the verdict weighs and the test people read, from the paired rows.
-fn paired_test(pairs: &Pairs, b: &VersionAcc, c: &VersionAcc, t: &Thresholds) -> (Paired, PairedTest) {
+fn paired_test(pairs: &Pairs, unpaired: (u64, u64), t: &Thresholds) -> (Paired, PairedTest) {
     let auc = stats::auc_delong_paired(&pairs.positives, &pairs.negatives);
     let n = pairs.rows();
     let calibration = stats::Moments::of(pairs.losses.iter().map(|l| l[1] - l[0])).map(|difference| {
@@ -487,8 +492,8 @@ fn paired_test(pairs: &Pairs, b: &VersionAcc, c: &VersionAcc, t: &Thresholds) ->
         rows: n,
         positives: pairs.positives.len() as u64,
         negatives: pairs.negatives.len() as u64,
-        unpaired_baseline: (b.labeled.len() as u64).saturating_sub(n),
-        unpaired_candidate: (c.labeled.len() as u64).saturating_sub(n),
+        unpaired_baseline: unpaired.0,
+        unpaired_candidate: unpaired.1,
         baseline_auc: auc.map(|a| a.baseline.auc),
         candidate_auc: auc.map(|a| a.candidate.auc),
         difference,
@@ -513,7 +518,9 @@ pub fn build_batch(inputs: &BatchInputs, mut collected: Collector) -> BatchRepor
     let unreadable_labels = b_acc.unreadable_labels + c_acc.as_ref().map_or(0, |a| a.unreadable_labels);
     let compared = c_acc.as_ref().map(|c| {
         let pairs = pair(&b_acc, c, t.calibration);
-        paired_test(&pairs, &b_acc, c, t)
+        let n = pairs.rows();
+        let unpaired = |a: &VersionAcc| (a.labeled.len() as u64).saturating_sub(n);
+        paired_test(&pairs, (unpaired(&b_acc), unpaired(c)), t)
     });
     let b = version_report(&inputs.baseline, Some(b_acc), given(), outcomes);
     let mut out = BatchReport {
@@ -553,10 +560,341 @@ pub fn build_batch(inputs: &BatchInputs, mut collected: Collector) -> BatchRepor
     out
 }
 
+/// What `report --shadow` found out before computing anything.
+#[derive(Debug, Clone)]
+pub struct ShadowInputs {
+    pub function: String,
+    pub alias: String,
+    /// RFC 3339.
+    pub since: String,
+    pub until: String,
+    /// The primary whose copied requests are compared, and the shadow target that answered the copies.
+    pub baseline: String,
+    pub candidate: String,
+    /// Other versions that answered shadow copies in the window, left out.
+    pub other_shadow_versions: Vec<String>,
+    pub thresholds: Thresholds,
+}
+
+/// At most this many pairs are drawn in the HTML page's scatter.
+pub const SCATTER_POINTS: usize = 2_000;
+/// At most this many disagreements are listed.
+pub const DISAGREEMENTS: usize = 20;
+
+/// |candidate − baseline| over the rows both answered.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Deltas {
+    /// Pairs whose two answers both carried the compared score.
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// The candidate's failed shadow copies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowErrorReport {
+    /// Every failed copy: `answer_failures + delivery_failures`.
+    pub count: u64,
+    /// Copies the candidate could not answer; the verdict's error rate counts these.
+    pub answer_failures: u64,
+    /// Copies the primary could not deliver (throttled, refused, Invoke unreachable): not the candidate's answers.
+    pub delivery_failures: u64,
+    /// Failed answers over the copies that reached the candidate.
+    pub answer_failure_rate: Option<f64>,
+    pub top_reasons: Vec<ShadowErrorReason>,
+}
+
+/// A row the two versions labeled differently (for a regressor, one of the largest differences).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Disagreement {
+    /// The row's id (`MODEL_ID_FIELD`), when the lines carry one.
+    pub id: Option<String>,
+    /// The row's index in its request.
+    pub row: u64,
+    /// Each version's prediction: its label, or a regressor's value.
+    pub baseline: Option<String>,
+    pub candidate: Option<String>,
+    pub baseline_probability: Option<f64>,
+    pub candidate_probability: Option<f64>,
+    /// |Δ| of the compared score (`delta_of`).
+    pub delta: f64,
+}
+
+/// `mlambda report --shadow`: the primary's answers to the requests it copied against the shadow's answers to
+/// the copies, row by row, and the verdict on the shadow before any caller sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowReport {
+    pub function: String,
+    pub alias: String,
+    pub since: String,
+    pub until: String,
+    /// The primary that copied its requests, and the version that answered the copies.
+    pub baseline: String,
+    pub candidate: String,
+    pub baseline_model: Option<String>,
+    pub candidate_model: Option<String>,
+    /// Rows both versions answered, paired on (correlation id, row).
+    pub pairs: u64,
+    /// The baseline's copied rows without a shadow answer in the window, and of those, the ones whose copy failed.
+    pub primary_unmatched: u64,
+    pub primary_unmatched_with_error: u64,
+    /// The candidate's answers whose primary line is not in the window.
+    pub shadow_unmatched: u64,
+    /// Rows paired between other versions (another primary or shadow target in the window), left out.
+    pub other_pairs: u64,
+    /// Lines seen twice for the same row on the same side (a retried copy), the first kept.
+    pub duplicates: u64,
+    /// Distinct copied requests the baseline logged, and distinct copies the candidate answered.
+    pub baseline_requests: u64,
+    pub candidate_requests: u64,
+    /// Other versions that answered shadow copies in the window.
+    pub other_shadow_versions: Vec<String>,
+    /// Pairs where both answers carry a label, and the share of them with the same label; `null` for regressors.
+    pub labeled_pairs: u64,
+    pub agreement: Option<f64>,
+    pub disagreeing: u64,
+    /// What |Δ| compares: `probability` (binary), `class_probabilities` (multiclass: the largest difference in
+    /// any class's probability) or `value` (regressors).
+    pub delta_of: Option<&'static str>,
+    pub delta: Option<Deltas>,
+    /// PSI of the candidate's scores against the baseline's over the same rows: `probability`,
+    /// `top_probability` or `value_deciles` (bins at the baseline's deciles).
+    pub psi: Option<f64>,
+    pub psi_of: Option<&'static str>,
+    /// Model latency per request: the baseline's on the requests it copied, the candidate's on the copies.
+    pub baseline_latency_ms: Latency,
+    pub candidate_latency_ms: Latency,
+    pub shadow_errors: ShadowErrorReport,
+    /// Pairs joined to an outcome; `null` without `--outcomes`.
+    pub labeled: Option<u64>,
+    /// DeLong's paired test on the labeled pairs; `null` without `--outcomes`.
+    pub paired: Option<PairedTest>,
+    /// The pairs whose labels differ, largest |Δ| first (at most 20).
+    pub disagreements: Vec<Disagreement>,
+    pub verdict: Decision,
+    pub reasons: Vec<String>,
+    pub checks: Vec<Check>,
+    pub thresholds: Thresholds,
+    /// Log lines that looked like ours but did not parse.
+    pub unreadable_lines: u64,
+    /// Outcome labels that were neither the positive nor the negative class.
+    pub unreadable_labels: u64,
+    /// For the HTML page: (baseline, candidate) scores of at most [`SCATTER_POINTS`] pairs.
+    #[serde(skip)]
+    pub scatter: Vec<[f64; 2]>,
+}
+
+/// The score a pair is compared on, `(kind, baseline, candidate, |Δ|)`: P(positive) for binary classifiers, the
+/// top class's probability and the largest difference in any class's probability for multiclass ones, the value
+/// for regressors. `None` when the two answers do not both carry it.
+fn compared(p: &Pair) -> Option<(&'static str, f64, f64, f64)> {
+    let (b, c) = (&p.baseline, &p.candidate);
+    if let (true, true, Some(x), Some(y)) = (b.binary, c.binary, b.probability, c.probability) {
+        return Some(("probability", x, y, (y - x).abs()));
+    }
+    if let (Some(xs), Some(ys), Some(x), Some(y)) = (&b.probabilities, &c.probabilities, b.probability, c.probability) {
+        let of = |v: &[(String, f64)], k: &str| v.iter().find(|(l, _)| l == k).map_or(0.0, |(_, p)| *p);
+        let most = xs.iter().chain(ys.iter()).map(|(k, _)| (of(ys, k) - of(xs, k)).abs()).fold(0.0, f64::max);
+        return Some(("class_probabilities", x, y, most));
+    }
+    match (b.value, c.value) {
+        (Some(x), Some(y)) => Some(("value", x, y, (y - x).abs())),
+        _ => None,
+    }
+}
+
+/// The quantiles of |Δ| (ascending).
+fn deltas(sorted: &[f64]) -> Option<Deltas> {
+    let q = |p: f64| stats::quantile_sorted(sorted, p);
+    Some(Deltas {
+        count: sorted.len() as u64,
+        mean: sorted.iter().sum::<f64>() / sorted.len().max(1) as f64,
+        p50: q(0.5)?,
+        p90: q(0.9)?,
+        p99: q(0.99)?,
+        max: *sorted.last()?,
+    })
+}
+
+/// PSI of the candidate's compared scores against the baseline's, on the same rows.
+fn shadow_psi(kind: &str, scores: &[(f64, f64)]) -> (Option<f64>, Option<&'static str>) {
+    let histogram = |k: usize| {
+        let mut h = [0u64; BINS];
+        for s in scores {
+            h[super::predlog::bin(if k == 0 { s.0 } else { s.1 })] += 1;
+        }
+        h
+    };
+    match kind {
+        "probability" => (stats::psi(&histogram(0), &histogram(1)), Some("probability")),
+        "class_probabilities" => (stats::psi(&histogram(0), &histogram(1)), Some("top_probability")),
+        "value" => {
+            let mut b: Vec<f64> = scores.iter().map(|s| s.0).collect();
+            b.sort_by(f64::total_cmp);
+            let c: Vec<f64> = scores.iter().map(|s| s.1).collect();
+            (stats::psi_by_quantiles(&b, &c, BINS), Some("value_deciles"))
+        }
+        _ => (None, None),
+    }
+}
+
+/// Every `k`-th point, so at most `n`: the pairs are in the order of their correlation ids' hashes, which is
+/// as good as random and the same on every run.
+fn sample<T: Copy>(all: &[T], n: usize) -> Vec<T> {
+    let step = all.len().div_ceil(n.max(1)).max(1);
+    all.iter().step_by(step).copied().collect()
+}
+
+/// One side of a shadow for the verdict: its requests (copies), failed answers, latency and labeled rows.
+fn shadow_side(version: &str, requests: u64, failed: u64, top_error: Option<String>, l: &Latency) -> Side {
+    Side {
+        version: version.to_string(),
+        requests: Some(requests),
+        errors: Some(failed),
+        client_errors: Some(0),
+        top_client_error: None,
+        top_error,
+        latency_samples: l.count,
+        p99_ms: l.p99,
+        labeled: None,
+        auc: None,
+        calibration: None,
+    }
+}
+
+/// Computes `report --shadow` from the paired rows (a [`ShadowCollector::pair`] of the two versions).
+pub fn build_shadow(inputs: &ShadowInputs, shadowed: Shadowed, outcomes: bool, unreadable_lines: u64) -> ShadowReport {
+    let t = &inputs.thresholds;
+    let s = shadowed;
+    // what the pairs are compared on: the kind most pairs carry
+    let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for p in &s.pairs {
+        if let Some((k, ..)) = compared(p) {
+            *kinds.entry(k).or_default() += 1;
+        }
+    }
+    let kind = kinds.iter().max_by_key(|(_, n)| **n).map(|(k, _)| *k);
+    let mut scored: Vec<(f64, f64)> = Vec::new();
+    let mut diffs: Vec<f64> = Vec::new();
+    let (mut labeled_pairs, mut agree) = (0u64, 0u64);
+    let mut disagreements: Vec<(f64, &Pair)> = Vec::new();
+    let mut rows = Pairs::default();
+    for p in &s.pairs {
+        let score = compared(p).filter(|c| Some(c.0) == kind);
+        if let Some((_, x, y, d)) = score {
+            scored.push((x, y));
+            diffs.push(d);
+        }
+        let delta = score.map_or(0.0, |c| c.3);
+        if let (Some(x), Some(y)) = (&p.baseline.label, &p.candidate.label) {
+            labeled_pairs += 1;
+            match x == y {
+                true => agree += 1,
+                false => disagreements.push((delta, p)),
+            }
+        } else if kind == Some("value") && score.is_some() {
+            disagreements.push((delta, p));
+        }
+        if let (Some(y), Some(pb), Some(pc)) = (p.outcome, p.baseline.probability, p.candidate.probability) {
+            if y {
+                rows.positives.push([pb, pc]);
+            } else {
+                rows.negatives.push([pb, pc]);
+            }
+            rows.losses.push([loss(t.calibration, pb, y), loss(t.calibration, pc, y)]);
+        }
+    }
+    diffs.sort_by(f64::total_cmp);
+    // largest |Δ| first; pairs are already in a fixed order, which a stable sort keeps among equals
+    disagreements.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let text = |a: &Answer| a.label.clone().or_else(|| a.value.map(|v| v.to_string()));
+    let probability = |a: &Answer| a.probability.filter(|_| a.value.is_none());
+    let disagreements = disagreements
+        .iter()
+        .take(DISAGREEMENTS)
+        .map(|(d, p)| Disagreement {
+            id: p.id.clone(),
+            row: p.key.1,
+            baseline: text(&p.baseline),
+            candidate: text(&p.candidate),
+            baseline_probability: probability(&p.baseline),
+            candidate_probability: probability(&p.candidate),
+            delta: *d,
+        })
+        .collect();
+    let (psi, psi_of) = kind.map_or((None, None), |k| shadow_psi(k, &scored));
+    let (baseline_latency_ms, candidate_latency_ms) =
+        (latency_of(&s.baseline_latencies), latency_of(&s.candidate_latencies));
+    let e = &s.errors;
+    let reached = s.candidate_requests + e.answer_failures;
+    let top = e.top(5);
+    let shadow_errors = ShadowErrorReport {
+        count: e.count(),
+        answer_failures: e.answer_failures,
+        delivery_failures: e.delivery_failures,
+        answer_failure_rate: (reached > 0).then(|| e.answer_failures as f64 / reached as f64),
+        top_reasons: top.clone(),
+    };
+    let top_failure = top
+        .iter()
+        .find(|r| r.side == "candidate")
+        .map(|r| format!("the shadow could not answer: {} ({})", r.reason, evidence::thousands(r.count)));
+    let labeled = outcomes.then_some(rows.rows());
+    let (paired, test) = paired_test(&rows, s.unpaired_labeled, t);
+    let mut b = shadow_side(&inputs.baseline, s.baseline_requests, 0, None, &baseline_latency_ms);
+    let mut c = shadow_side(&inputs.candidate, reached, e.answer_failures, top_failure, &candidate_latency_ms);
+    (b.labeled, c.labeled) = (labeled, labeled);
+    // a shadow is one decision before any exposure, so it spends the whole α
+    let evidence = Evidence { baseline: b, candidate: c, traffic_share: None, window_hours: 0.0, look: Look::ONLY };
+    let v = evidence::shadow_verdict(&evidence, &paired, t);
+    ShadowReport {
+        function: inputs.function.clone(),
+        alias: inputs.alias.clone(),
+        since: inputs.since.clone(),
+        until: inputs.until.clone(),
+        baseline: inputs.baseline.clone(),
+        candidate: inputs.candidate.clone(),
+        baseline_model: s.baseline_model.clone(),
+        candidate_model: s.candidate_model.clone(),
+        pairs: s.pairs.len() as u64,
+        primary_unmatched: s.primary_unmatched,
+        primary_unmatched_with_error: s.primary_unmatched_errored,
+        shadow_unmatched: s.shadow_unmatched,
+        other_pairs: s.other_pairs,
+        duplicates: s.duplicates,
+        baseline_requests: s.baseline_requests,
+        candidate_requests: s.candidate_requests,
+        other_shadow_versions: inputs.other_shadow_versions.clone(),
+        labeled_pairs,
+        agreement: (labeled_pairs > 0).then(|| agree as f64 / labeled_pairs as f64),
+        disagreeing: labeled_pairs - agree,
+        delta_of: kind,
+        delta: deltas(&diffs),
+        psi,
+        psi_of,
+        baseline_latency_ms,
+        candidate_latency_ms,
+        shadow_errors,
+        labeled,
+        paired: outcomes.then_some(test),
+        disagreements,
+        verdict: v.verdict,
+        reasons: v.reasons,
+        checks: v.checks,
+        thresholds: t.clone(),
+        unreadable_lines,
+        unreadable_labels: s.unreadable_labels,
+        scatter: sample(&scored, SCATTER_POINTS).into_iter().map(|(x, y)| [x, y]).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::predlog::Outcomes;
+    use crate::plan::predlog::{Outcomes, ShadowCollector};
 
     fn inputs() -> Inputs {
         let mut metrics = BTreeMap::new();
@@ -723,6 +1061,188 @@ mod tests {
         assert_eq!((one.versions.len(), one.verdict, one.paired.is_none()), (1, None, true));
         assert_eq!(one.other_versions, ["4"]);
         assert!(one.to_string().contains("batch run s3://b/scores/r3/ by version 3"), "{one}");
+    }
+
+    fn shadow_inputs() -> ShadowInputs {
+        ShadowInputs {
+            function: "churn".into(),
+            alias: "production".into(),
+            since: "2026-12-01T00:00:00Z".into(),
+            until: "2026-12-02T00:00:00Z".into(),
+            baseline: "3".into(),
+            candidate: "4".into(),
+            other_shadow_versions: vec![],
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    /// 1,000 single-row requests answered by version 3 and copied to shadow 4, which scores row `i` with
+    /// `shadow(i, p)` where version 3 scored `p`; outcomes for every row but every tenth. Returns the collector
+    /// and the labeled rows' `[baseline, candidate]` scores by outcome.
+    fn shadowed(shadow: impl Fn(u32, f64) -> f64) -> (ShadowCollector, Vec<[f64; 2]>, Vec<[f64; 2]>) {
+        let mut outcomes = String::from("id,label\n");
+        let (mut pos, mut neg) = (vec![], vec![]);
+        let mut lines = vec![];
+        for i in 0..1000u32 {
+            let y = (i * 7919 % 13) < 5;
+            let jitter = f64::from(i * 104_729 % 1000) / 1000.0;
+            let round = |x: f64| (x * 1000.0).round() / 1000.0;
+            let good = round(((if y { 0.55 } else { 0.3 }) + 0.3 * jitter).min(1.0));
+            let other = round(shadow(i, good));
+            let (id, k) = (format!("c{i}"), format!("k{i}"));
+            let copy = |l: String, shadow: bool| {
+                l.replacen(r#""row":0"#, &format!(r#""correlation_id":"{k}","shadow":{shadow},"row":0"#), 1)
+            };
+            lines.push(copy(line("3", &format!("r{i}"), &id, good, 2.0), false));
+            lines.push(copy(line("4", &format!("s{i}"), &id, other, 2.0 + f64::from(i % 3)), true));
+            if i % 10 != 0 {
+                outcomes += &format!("{id},{}\n", u8::from(y));
+                if y {
+                    pos.push([good, other]);
+                } else {
+                    neg.push([good, other]);
+                }
+            }
+        }
+        let mut c = ShadowCollector::new(Some(Outcomes::parse(&outcomes).unwrap()));
+        for l in lines.iter().rev() {
+            c.add(l);
+        }
+        (c, pos, neg)
+    }
+
+    #[test]
+    fn a_worse_shadow_is_paired_row_by_row_and_rolled_back() {
+        let (c, pos, neg) =
+            shadowed(|i, p| (0.5 + 0.4 * (f64::from(i * 31 % 100) / 100.0 - 0.5) + 0.01 * p).clamp(0.0, 1.0));
+        let r = build_shadow(&shadow_inputs(), c.pair("3", "4"), true, 0);
+        assert_eq!((r.pairs, r.primary_unmatched, r.shadow_unmatched, r.labeled), (1000, 0, 0, Some(900)));
+        assert_eq!((r.baseline_requests, r.candidate_requests), (1000, 1000));
+        // the same rows through the stats directly
+        let want = stats::auc_delong_paired(&pos, &neg).unwrap();
+        let z = stats::auc_difference_paired(want).unwrap();
+        let t = r.paired.as_ref().unwrap();
+        assert_eq!((t.rows, t.positives, t.negatives), (900, pos.len() as u64, neg.len() as u64));
+        assert_eq!((t.baseline_auc, t.candidate_auc), (Some(want.baseline.auc), Some(want.candidate.auc)));
+        assert_eq!((t.z, t.p_value, t.difference), (Some(z.z), Some(z.p_value), Some(z.difference)));
+        assert!(z.z < -10.0, "{z:?}");
+        assert_eq!(r.verdict, Decision::Rollback, "{:?}", r.reasons);
+        let names: Vec<&str> = r.checks.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["error_rate", "client_error_rate", "latency_p99", "auc", "brier"]);
+        assert!(r.reasons.iter().any(|x| x.contains("on the same 900 rows")), "{:?}", r.reasons);
+        // agreement and |Δp| from the pairs
+        let (mut agree, mut d) = (0, vec![]);
+        for i in 0..1000u32 {
+            let y = (i * 7919 % 13) < 5;
+            let jitter = f64::from(i * 104_729 % 1000) / 1000.0;
+            let round = |x: f64| (x * 1000.0).round() / 1000.0;
+            let good = round(((if y { 0.55 } else { 0.3 }) + 0.3 * jitter).min(1.0));
+            let bad = round((0.5 + 0.4 * (f64::from(i * 31 % 100) / 100.0 - 0.5) + 0.01 * good).clamp(0.0, 1.0));
+            agree += usize::from((good >= 0.5) == (bad >= 0.5));
+            d.push((bad - good).abs());
+        }
+        d.sort_by(f64::total_cmp);
+        assert_eq!(r.agreement, Some(agree as f64 / 1000.0));
+        assert_eq!((r.labeled_pairs, r.disagreeing), (1000, 1000 - agree as u64));
+        let deltas = r.delta.unwrap();
+        assert_eq!((r.delta_of, deltas.count), (Some("probability"), 1000));
+        assert_eq!(
+            (deltas.p50, deltas.p90, deltas.p99, deltas.max),
+            (
+                stats::quantile_sorted(&d, 0.5).unwrap(),
+                stats::quantile_sorted(&d, 0.9).unwrap(),
+                stats::quantile_sorted(&d, 0.99).unwrap(),
+                d[999]
+            )
+        );
+        assert!(r.psi.is_some_and(|p| p > 0.1) && r.psi_of == Some("probability"), "{:?}", r.psi);
+        // the disagreements: labels differ, largest |Δ| first, at most 20
+        assert_eq!(r.disagreements.len(), DISAGREEMENTS);
+        assert!(r.disagreements.windows(2).all(|w| w[0].delta >= w[1].delta));
+        assert!(r.disagreements.iter().all(|x| x.baseline != x.candidate && x.id.is_some()));
+        assert_eq!(r.disagreements[0].delta, d[999]);
+        assert_eq!((r.candidate_latency_ms.p50, r.baseline_latency_ms.p99), (Some(3.0), Some(2.0)));
+        // 1,000 pairs are all drawn; more are thinned evenly to at most 2,000
+        assert_eq!(r.scatter.len(), 1000);
+        let many: Vec<u32> = (0..4999).collect();
+        assert_eq!((sample(&many, SCATTER_POINTS).len(), sample(&many, SCATTER_POINTS)[1]), (1667, 3));
+        let json = serde_json::to_value(&r).unwrap();
+        for key in ["pairs", "agreement", "delta", "psi", "candidate_latency_ms", "shadow_errors", "paired", "verdict"]
+        {
+            assert!(json.get(key).is_some(), "{key} missing in {json}");
+        }
+        assert!(json.get("scatter").is_none());
+        assert_eq!(json["verdict"], "rollback");
+        assert!(r.to_string().contains("shadow verdict: ROLLBACK"), "{r}");
+    }
+
+    #[test]
+    fn an_identical_shadow_agrees_everywhere_and_is_promoted() {
+        let (c, _, _) = shadowed(|_, p| p);
+        let mut inputs = shadow_inputs();
+        inputs.thresholds.max_p99_regression = 2.0;
+        let r = build_shadow(&inputs, c.pair("3", "4"), true, 0);
+        assert_eq!((r.pairs, r.agreement, r.disagreeing), (1000, Some(1.0), 0));
+        let d = r.delta.unwrap();
+        assert_eq!((d.p50, d.p90, d.p99, d.max, d.mean), (0.0, 0.0, 0.0, 0.0, 0.0));
+        assert_eq!(r.psi, Some(0.0));
+        assert!(r.disagreements.is_empty());
+        let t = r.paired.as_ref().unwrap();
+        assert_eq!((t.difference, t.z, t.p_value), (Some(0.0), Some(0.0), Some(1.0)));
+        assert_eq!(r.verdict, Decision::Promote, "{:?}", r.reasons);
+    }
+
+    #[test]
+    fn a_shadow_that_fails_its_copies_is_rolled_back_without_outcomes() {
+        let mut c = ShadowCollector::new(None);
+        for i in 0..600 {
+            let k = format!("k{i}");
+            let primary = line("3", &format!("r{i}"), &format!("c{i}"), 0.7, 2.0).replacen(
+                r#""row":0"#,
+                &format!(r#""correlation_id":"{k}","row":0"#),
+                1,
+            );
+            c.add(&primary);
+            if i % 10 == 0 {
+                c.add(
+                    &primary
+                        .replace(r#""function_version":"3""#, r#""function_version":"4""#)
+                        .replace(r#""row":0"#, r#""shadow":true,"row":0"#),
+                );
+            } else {
+                c.add(&format!(
+                    r#"{{"mlambda":"shadow_error","correlation_id":"{k}","function_version":"4","target":"arn:aws:lambda:us-east-1:1:function:churn:4","reason":"the model failed: tensor shape"}}"#
+                ));
+            }
+        }
+        let r = build_shadow(&shadow_inputs(), c.pair("3", "4"), false, 0);
+        assert_eq!((r.pairs, r.primary_unmatched, r.primary_unmatched_with_error), (60, 540, 540));
+        assert_eq!((r.shadow_errors.answer_failures, r.shadow_errors.answer_failure_rate), (540, Some(0.9)));
+        assert_eq!((r.labeled, r.paired.is_none()), (None, true));
+        assert_eq!(r.verdict, Decision::Rollback, "{:?}", r.reasons);
+        assert!(
+            r.reasons[0].contains("the shadow could not answer: the model failed: tensor shape (540)"),
+            "{:?}",
+            r.reasons
+        );
+        let skipped: Vec<&str> =
+            r.checks.iter().filter(|c| c.status == evidence::Status::Skipped).map(|c| c.name).collect();
+        assert_eq!(skipped, ["auc", "brier"]);
+    }
+
+    #[test]
+    fn a_regressors_shadow_compares_values() {
+        let mut c = ShadowCollector::new(None);
+        for i in 0..100 {
+            let v = f64::from(i);
+            c.add(&format!(r#"{{"mlambda":"prediction","request_id":"r{i}","function_version":"3","id":"c{i}","correlation_id":"k{i}","row":0,"prediction":{v}.5}}"#));
+            c.add(&format!(r#"{{"mlambda":"prediction","request_id":"s{i}","function_version":"4","id":"c{i}","correlation_id":"k{i}","shadow":true,"row":0,"prediction":{}.5}}"#, v + 2.0));
+        }
+        let r = build_shadow(&shadow_inputs(), c.pair("3", "4"), false, 0);
+        assert_eq!((r.pairs, r.agreement, r.delta_of, r.psi_of), (100, None, Some("value"), Some("value_deciles")));
+        assert_eq!(r.delta.map(|d| (d.p50, d.max)), Some((2.0, 2.0)));
+        assert_eq!(r.disagreements.len(), DISAGREEMENTS, "the largest differences stand in for disagreements");
+        assert_eq!(r.disagreements[0].baseline_probability, None);
     }
 
     #[test]

@@ -404,6 +404,22 @@ pub fn psi(expected: &[u64], actual: &[u64]) -> Option<f64> {
     )
 }
 
+/// PSI of `actual` against `expected` (ascending) over `bins` bins cut at `expected`'s quantiles: a regressor's
+/// values have no fixed range, so the baseline's own deciles make the bins. A value on a cut falls in the lower
+/// bin; repeated cuts (many equal values) merge their bins. `None` when either side is empty.
+pub fn psi_by_quantiles(expected: &[f64], actual: &[f64], bins: usize) -> Option<f64> {
+    let mut cuts: Vec<f64> = (1..bins).filter_map(|k| quantile_sorted(expected, k as f64 / bins as f64)).collect();
+    cuts.dedup();
+    let histogram = |xs: &[f64]| {
+        let mut h = vec![0u64; cuts.len() + 1];
+        for x in xs {
+            h[cuts.partition_point(|c| c < x)] += 1;
+        }
+        h
+    };
+    psi(&histogram(expected), &histogram(actual))
+}
+
 /// Probabilities are clipped to [ε, 1 − ε] in log loss, so a confident miss costs ~34.5 nats, not infinity
 /// (scikit-learn clips the same way, with float64's machine epsilon).
 pub const LOG_LOSS_EPSILON: f64 = f64::EPSILON;
@@ -593,6 +609,21 @@ mod tests {
         close(v, 0.7123991075017365, 1e-12);
         assert_eq!(psi(&[1, 2], &[1, 2]), Some(0.0));
         assert_eq!(psi(&[0, 0], &[1, 2]), None);
+    }
+
+    #[test]
+    fn psi_by_quantiles_cuts_at_the_baselines_deciles() {
+        // 0..100: cuts at 9.9, 19.8, …; the same values are stable, values all past the last cut are not
+        let b: Vec<f64> = (0..100).map(f64::from).collect();
+        assert_eq!(psi_by_quantiles(&b, &b, 10), Some(0.0));
+        let shifted: Vec<f64> = (0..100).map(|x| f64::from(x) + 1000.0).collect();
+        // every value in the last bin: 0.1 against 1.0 there, 0.1 against ε in the nine others
+        let want = (1.0 - 0.1) * (1.0f64 / 0.1).ln() + 9.0 * (1e-4 - 0.1) * (1e-4f64 / 0.1).ln();
+        close(psi_by_quantiles(&b, &shifted, 10).unwrap(), want, 1e-12);
+        // a constant baseline has one cut: two bins
+        let want = (0.5 - 1.0) * 0.5f64.ln() + (0.5 - 1e-4) * (0.5f64 / 1e-4).ln();
+        close(psi_by_quantiles(&[2.0; 5], &[2.0, 3.0], 10).unwrap(), want, 1e-12);
+        assert_eq!(psi_by_quantiles(&[], &[1.0], 10), None);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! `mlambda report` for people: a side-by-side terminal table with bar histograms, and one self-contained HTML page
 //! with inline SVG charts (`svg#histogram`, `svg#latency`, `svg#roc`), no scripts and nothing fetched. A backtest
-//! (`report --batch`) prints the same table of its runs' figures, the paired test and the verdict.
+//! (`report --batch`) prints the same table of its runs' figures, the paired test and the verdict; a shadow
+//! report (`report --shadow`) its pairs' agreement and differences, and on its page a scatter of the pairs
+//! (`svg#scatter`) and the disagreements (`table#disagreements`).
 use std::fmt::{self, Write as _};
 
 use crate::plan::evidence::{self, p_text, thousands};
 use crate::plan::predlog::BINS;
-use crate::plan::report::{BatchReport, PairedTest, Report, VersionReport};
+use crate::plan::report::{BatchReport, PairedTest, Report, ShadowReport, VersionReport};
 use crate::plan::stats;
 
 fn num(v: Option<f64>, digits: usize) -> String {
@@ -295,6 +297,173 @@ impl fmt::Display for BatchReport {
     }
 }
 
+/// How a shadow's |Δ| reads: `|Δ probability|`.
+fn delta_name(of: Option<&str>) -> &'static str {
+    match of {
+        Some("class_probabilities") => "|Δ class probability|",
+        Some("value") => "|Δ value|",
+        _ => "|Δ probability|",
+    }
+}
+
+/// A prediction and its probability: `1 (0.8123)`.
+fn answer_text(label: Option<&str>, p: Option<f64>) -> String {
+    match (label, p) {
+        (Some(l), Some(p)) => format!("{l} ({p:.4})"),
+        (Some(l), None) => l.to_string(),
+        (None, Some(p)) => format!("{p:.4}"),
+        (None, None) => "-".into(),
+    }
+}
+
+fn shadow_rows(r: &ShadowReport) -> Vec<(&'static str, Vec<String>)> {
+    let (bl, cl) = (&r.baseline_latency_ms, &r.candidate_latency_ms);
+    let mut out = vec![
+        (
+            "model",
+            vec![r.baseline_model.clone().unwrap_or("-".into()), r.candidate_model.clone().unwrap_or("-".into())],
+        ),
+        ("requests (copies)", vec![thousands(r.baseline_requests), thousands(r.candidate_requests)]),
+        ("latency p50 ms", vec![num(bl.p50, 3), num(cl.p50, 3)]),
+        ("latency p90 ms", vec![num(bl.p90, 3), num(cl.p90, 3)]),
+        ("latency p99 ms", vec![num(bl.p99, 3), num(cl.p99, 3)]),
+        (
+            "failed answers",
+            vec![
+                "-".into(),
+                format!(
+                    "{} ({})",
+                    thousands(r.shadow_errors.answer_failures),
+                    pct(r.shadow_errors.answer_failure_rate)
+                ),
+            ],
+        ),
+    ];
+    if let Some(t) = &r.paired {
+        out.push(("AUC (paired rows)", vec![num(t.baseline_auc, 4), num(t.candidate_auc, 4)]));
+        if let Some(l) = &t.calibration {
+            let label = match r.thresholds.calibration {
+                evidence::Calibration::Brier => "Brier (paired rows)",
+                evidence::Calibration::LogLoss => "log loss (paired rows)",
+            };
+            out.push((label, vec![format!("{:.4}", l.baseline), format!("{:.4}", l.candidate)]));
+        }
+    }
+    out
+}
+
+/// The disagreements as a table: id, row, both answers and |Δ|.
+fn write_disagreements(f: &mut fmt::Formatter<'_>, r: &ShadowReport) -> fmt::Result {
+    let regressor = r.delta_of == Some("value");
+    writeln!(f, "{}", if regressor { "largest differences" } else { "largest disagreements" })?;
+    let heads = vec![
+        "id".to_string(),
+        "row".to_string(),
+        format!("baseline {}", r.baseline),
+        format!("candidate {}", r.candidate),
+        delta_name(r.delta_of).to_string(),
+    ];
+    let rows: Vec<(&str, Vec<String>)> = r
+        .disagreements
+        .iter()
+        .map(|d| {
+            let cells = vec![
+                d.id.clone().unwrap_or_else(|| "-".into()),
+                d.row.to_string(),
+                answer_text(d.baseline.as_deref(), d.baseline_probability),
+                answer_text(d.candidate.as_deref(), d.candidate_probability),
+                format!("{:.4}", d.delta),
+            ];
+            ("", cells)
+        })
+        .collect();
+    write_table(f, &heads, &rows)
+}
+
+impl fmt::Display for ShadowReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}:{} shadow: version {} answered copies of version {}'s requests, {} → {}",
+            self.function, self.alias, self.candidate, self.baseline, self.since, self.until
+        )?;
+        writeln!(f)?;
+        writeln!(f, "pairs: {} rows both answered, paired on (correlation id, row)", thousands(self.pairs))?;
+        writeln!(
+            f,
+            "unmatched: {} copied rows without a shadow answer ({} of them with a failed copy), {} shadow answers \
+             without their primary line",
+            thousands(self.primary_unmatched),
+            thousands(self.primary_unmatched_with_error),
+            thousands(self.shadow_unmatched)
+        )?;
+        if self.other_pairs + self.duplicates > 0 {
+            writeln!(
+                f,
+                "left out: {} pairs of other versions, {} lines seen twice",
+                thousands(self.other_pairs),
+                thousands(self.duplicates)
+            )?;
+        }
+        match self.agreement {
+            Some(a) => writeln!(
+                f,
+                "label agreement: {} ({} of {} pairs differ)",
+                evidence::pct(a),
+                thousands(self.disagreeing),
+                thousands(self.labeled_pairs)
+            )?,
+            None => writeln!(f, "label agreement: - (no pair carries two labels)")?,
+        }
+        if let Some(d) = &self.delta {
+            writeln!(
+                f,
+                "{}: mean {:.4}, p50 {:.4}, p90 {:.4}, p99 {:.4}, max {:.4} ({} pairs)",
+                delta_name(self.delta_of),
+                d.mean,
+                d.p50,
+                d.p90,
+                d.p99,
+                d.max,
+                thousands(d.count)
+            )?;
+        }
+        match self.psi {
+            Some(p) => writeln!(f, "PSI {p:.4} ({}), candidate against baseline on the same rows", psi_meaning(p))?,
+            None => writeln!(f, "PSI -: no pair carries both scores")?,
+        }
+        let e = &self.shadow_errors;
+        writeln!(
+            f,
+            "shadow errors: {} ({} the candidate could not answer, {} copies not delivered)",
+            thousands(e.count),
+            thousands(e.answer_failures),
+            thousands(e.delivery_failures)
+        )?;
+        for r in &e.top_reasons {
+            writeln!(f, "  {} ×{}: {}", r.side, thousands(r.count), r.reason)?;
+        }
+        writeln!(f)?;
+        let heads = [format!("baseline {}", self.baseline), format!("candidate {}", self.candidate)];
+        write_table(f, &heads, &shadow_rows(self))?;
+        if let Some(t) = &self.paired {
+            writeln!(f)?;
+            writeln!(f, "{}", paired_text(t))?;
+        }
+        if !self.disagreements.is_empty() {
+            writeln!(f)?;
+            write_disagreements(f, self)?;
+        }
+        writeln!(f)?;
+        writeln!(f, "shadow verdict: {}", self.verdict.as_str().to_uppercase())?;
+        for r in &self.reasons {
+            writeln!(f, "  - {r}")?;
+        }
+        let bounds = format!("one-sided bounds at α {}, paired tests, one look", self.thresholds.alpha);
+        writeln!(f, "{bounds}; recorded in .mlambda/state.json, where `mlambda rollout` reads it")
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -544,12 +713,9 @@ fn roc_svg(r: &Report) -> String {
     out
 }
 
-/// The whole report as one HTML page: the verdict, the table, and the charts as inline SVG.
-pub fn html(r: &Report) -> String {
-    let (b, c) = (&r.versions[0], &r.versions[1]);
-    let verdict = serde_json::to_value(r.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+/// The page's head, title, window and verdict box with its reasons, up to the figures.
+fn page_start(title: &str, since: &str, until: &str, verdict: &str, reasons: &[String]) -> String {
     let mut out = String::with_capacity(64 * 1024);
-    let title = format!("mlambda report: {}:{}, {} vs {}", r.function, r.alias, b.version, c.version);
     let _ = write!(
         out,
         r#"<!doctype html>
@@ -572,15 +738,24 @@ svg .empty {{ font-size: 13px; fill: #999; }}
 </style></head><body>
 <h1>{}</h1><div class="window">{} → {}</div>
 <div class="verdict {verdict}"><strong>{verdict}</strong><ul>"#,
-        esc(&title),
-        esc(&title),
-        esc(&r.since),
-        esc(&r.until)
+        esc(title),
+        esc(title),
+        esc(since),
+        esc(until)
     );
-    for reason in &r.reasons {
+    for reason in reasons {
         let _ = write!(out, "<li>{}</li>", esc(reason));
     }
-    out.push_str("</ul></div>\n<table id=\"figures\"><thead><tr><th></th>");
+    out.push_str("</ul></div>\n");
+    out
+}
+
+/// The whole report as one HTML page: the verdict, the table, and the charts as inline SVG.
+pub fn html(r: &Report) -> String {
+    let (b, c) = (&r.versions[0], &r.versions[1]);
+    let title = format!("mlambda report: {}:{}, {} vs {}", r.function, r.alias, b.version, c.version);
+    let mut out = page_start(&title, &r.since, &r.until, r.verdict.as_str(), &r.reasons);
+    out.push_str("<table id=\"figures\"><thead><tr><th></th>");
     let _ = write!(
         out,
         r#"<th class="base">baseline {}</th><th class="cand">candidate {}</th></tr></thead><tbody>"#,
@@ -622,6 +797,145 @@ svg .empty {{ font-size: 13px; fill: #999; }}
     out
 }
 
+/// A scatter of each pair's two scores (`svg#scatter`), with the diagonal where they agree.
+fn scatter_svg(r: &ShadowReport) -> String {
+    let what = match r.delta_of {
+        Some("value") => "value",
+        Some("class_probabilities") => "top-class probability",
+        _ => "probability",
+    };
+    let mut out = svg_open("scatter", &format!("{what} of each pair: baseline against candidate"));
+    let (lo, hi) = match r.delta_of {
+        Some("value") => r
+            .scatter
+            .iter()
+            .flatten()
+            .fold(None, |m: Option<(f64, f64)>, &v| Some(m.map_or((v, v), |(a, b)| (a.min(v), b.max(v)))))
+            .map_or((0.0, 1.0), |(a, b)| if b > a { (a, b) } else { (a - 0.5, b + 0.5) }),
+        _ => (0.0, 1.0),
+    };
+    let fr = Frame { x0: lo, x1: hi, y0: lo, y1: hi };
+    let ticks: Vec<(f64, String)> = (0..=5)
+        .map(|i| {
+            let v = lo + (hi - lo) * i as f64 / 5.0;
+            (v, format!("{}", (v * 100.0).round() / 100.0))
+        })
+        .collect();
+    let (xl, yl) = (format!("baseline {} {what}", r.baseline), format!("candidate {} {what}", r.candidate));
+    axes(&mut out, &fr, &ticks, &ticks, &xl, &yl);
+    let _ = write!(
+        out,
+        r##"<line class="agree" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#aaa" stroke-dasharray="3 3"/>"##,
+        fr.x(lo),
+        fr.y(lo),
+        fr.x(hi),
+        fr.y(hi)
+    );
+    let _ = write!(out, r#"<g class="points" fill="{CAND_COLOR}" fill-opacity="0.35">"#);
+    for [x, y] in &r.scatter {
+        let _ = write!(out, r#"<circle cx="{:.1}" cy="{:.1}" r="2"/>"#, fr.x(*x), fr.y(*y));
+    }
+    out.push_str("</g>");
+    if r.scatter.is_empty() {
+        empty_note(&mut out, "no pair carries both scores");
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// A shadow report as one HTML page: the verdict, the figures, the scatter of the pairs and the disagreements.
+pub fn shadow_html(r: &ShadowReport) -> String {
+    let title = format!("mlambda shadow report: {}:{}, {} shadowing {}", r.function, r.alias, r.candidate, r.baseline);
+    let mut out = page_start(&title, &r.since, &r.until, r.verdict.as_str(), &r.reasons);
+    out.push_str("<table id=\"figures\"><tbody>");
+    let agreement = match r.agreement {
+        Some(a) => format!(
+            "{} ({} of {} pairs differ)",
+            evidence::pct(a),
+            thousands(r.disagreeing),
+            thousands(r.labeled_pairs)
+        ),
+        None => "-".into(),
+    };
+    let delta = r.delta.map_or("-".into(), |d| {
+        format!("mean {:.4}, p50 {:.4}, p90 {:.4}, p99 {:.4}, max {:.4}", d.mean, d.p50, d.p90, d.p99, d.max)
+    });
+    let e = &r.shadow_errors;
+    let summary = [
+        ("pairs", thousands(r.pairs)),
+        ("copied rows without a shadow answer", thousands(r.primary_unmatched)),
+        ("shadow answers without their primary line", thousands(r.shadow_unmatched)),
+        ("label agreement", agreement),
+        (delta_name(r.delta_of), delta),
+        ("PSI", r.psi.map_or("-".into(), |p| format!("{p:.4} ({})", psi_meaning(p)))),
+        (
+            "shadow errors",
+            format!(
+                "{} ({} not answered, {} not delivered)",
+                thousands(e.count),
+                thousands(e.answer_failures),
+                thousands(e.delivery_failures)
+            ),
+        ),
+    ];
+    for (label, value) in summary {
+        let _ = write!(out, r#"<tr><td>{}</td><td class="n" colspan="2">{}</td></tr>"#, esc(label), esc(&value));
+    }
+    let _ = write!(
+        out,
+        r#"<tr><th></th><th class="base">baseline {}</th><th class="cand">candidate {}</th></tr>"#,
+        esc(&r.baseline),
+        esc(&r.candidate)
+    );
+    for (label, cells) in shadow_rows(r) {
+        let _ = write!(out, "<tr><td>{}</td>", esc(label));
+        for c in cells {
+            let _ = write!(out, r#"<td class="n">{}</td>"#, esc(&c));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>\n");
+    if let Some(t) = &r.paired {
+        let _ = writeln!(out, "<p>{}</p>", esc(&paired_text(t)));
+    }
+    let note = match r.scatter.len() as u64 {
+        n if n < r.pairs => format!(" ({} of {} pairs drawn, evenly spread)", thousands(n), thousands(r.pairs)),
+        _ => String::new(),
+    };
+    let _ = write!(
+        out,
+        "<div class=\"charts\">\n<figure>{}<figcaption>Each pair's two scores{}; on the dashed line they agree.</figcaption></figure>\n</div>\n",
+        scatter_svg(r),
+        esc(&note)
+    );
+    let regressor = r.delta_of == Some("value");
+    let _ = write!(
+        out,
+        "<h2>{}</h2>\n<table id=\"disagreements\"><thead><tr><th>id</th><th>row</th><th class=\"base\">baseline {}</th><th class=\"cand\">candidate {}</th><th>{}</th></tr></thead><tbody>",
+        if regressor { "Largest differences" } else { "Largest disagreements (labels differ)" },
+        esc(&r.baseline),
+        esc(&r.candidate),
+        esc(delta_name(r.delta_of))
+    );
+    for d in &r.disagreements {
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{:.4}</td></tr>"#,
+            esc(d.id.as_deref().unwrap_or("-")),
+            d.row,
+            esc(&answer_text(d.baseline.as_deref(), d.baseline_probability)),
+            esc(&answer_text(d.candidate.as_deref(), d.candidate_probability)),
+            d.delta
+        );
+    }
+    if r.disagreements.is_empty() {
+        let none = if regressor { "no pairs" } else { "none: the two versions gave every pair the same label" };
+        let _ = write!(out, r#"<tr><td colspan="5">{none}</td></tr>"#);
+    }
+    out.push_str("</tbody></table>\n</body></html>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -644,6 +958,52 @@ mod tests {
         let pts: Vec<[f64; 2]> = (0..1000).map(|i| [i as f64, i as f64]).collect();
         let t = thin(&pts, 100);
         assert_eq!((t.len(), t[0], t[100]), (101, [0.0, 0.0], [999.0, 999.0]));
+    }
+
+    /// A shadow report of 3,000 pairs whose candidate flips the label of every seventh row.
+    fn shadow_report() -> ShadowReport {
+        let mut c = crate::plan::predlog::ShadowCollector::new(None);
+        for i in 0..3000u32 {
+            let p = f64::from(i % 100) / 100.0;
+            let q = if i % 7 == 0 { 1.0 - p } else { p };
+            let line = |v: &str, p: f64, shadow: bool| {
+                format!(
+                    r#"{{"mlambda":"prediction","request_id":"r","function_version":"{v}","id":"<c{i}>","correlation_id":"k{i}","shadow":{shadow},"row":0,"prediction":{},"probability":{p},"probabilities":{{"0":{},"1":{p}}},"latency_ms":1.0}}"#,
+                    u8::from(p >= 0.5),
+                    1.0 - p
+                )
+            };
+            c.add(&line("3", p, false));
+            c.add(&line("4", q, true));
+        }
+        let inputs = crate::plan::report::ShadowInputs {
+            function: "churn".into(),
+            alias: "production".into(),
+            since: "2026-12-01T00:00:00Z".into(),
+            until: "2026-12-02T00:00:00Z".into(),
+            baseline: "3".into(),
+            candidate: "4".into(),
+            other_shadow_versions: vec![],
+            thresholds: evidence::Thresholds::default(),
+        };
+        crate::plan::report::build_shadow(&inputs, c.pair("3", "4"), false, 0)
+    }
+
+    #[test]
+    fn a_shadow_page_draws_at_most_2000_pairs_and_lists_20_disagreements() {
+        let r = shadow_report();
+        let page = shadow_html(&r);
+        let scatter = &page[page.find(r#"<svg id="scatter""#).unwrap()..];
+        let scatter = &scatter[..scatter.find("</svg>").unwrap()];
+        assert_eq!(scatter.matches("<circle").count(), 1500, "every other pair of 3,000");
+        let table = &page[page.find(r#"<table id="disagreements""#).unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        assert_eq!(table.matches("<tr>").count(), 21, "a header and 20 rows");
+        assert!(table.contains("&lt;c") && !table.contains("<c"), "ids are escaped");
+        assert!(page.contains("1,500 of 3,000 pairs drawn"), "the page says the scatter is thinned");
+        let text = r.to_string();
+        assert!(text.contains("label agreement: ") && text.contains("|Δ probability|: mean"), "{text}");
+        assert!(text.contains("largest disagreements") && text.contains("shadow verdict: "), "{text}");
     }
 
     #[test]

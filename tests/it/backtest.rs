@@ -81,6 +81,8 @@ fn write_run(dir: &Path, function: &str, bucket: &str, run: &str, version: usize
                 function_version: Cow::Borrowed(&fv),
                 model_version: Some(Cow::Owned(format!("v{fv}"))),
                 id: Some(Cow::Owned(json!(row.id))),
+                correlation_id: None,
+                shadow: false,
                 row: k,
                 rows: slice.len(),
                 prediction: Some(Prediction::Int(i64::from(p >= 0.5))),

@@ -1,6 +1,8 @@
 """Independent expected values for tests/it/backtest.rs: reads two batch runs' output parts (as the test wrote them
 before uploading) and the outcomes CSV, and prints each run's figures with scikit-learn and DeLong's paired test of
-the two versions with numpy (not with mlambda's code).
+the two versions with numpy (not with mlambda's code). It also prints, for every row both runs scored, the label
+agreement, |Δp| quantiles and PSI that `report --shadow` computes on a shadow's pairs (tests/it/shadow_report.rs
+writes a shadow's pairs in this layout).
 
 usage: backtest_expected.py BASELINE_RUN_DIR CANDIDATE_RUN_DIR OUTCOMES_CSV ALPHA
   RUN_DIR: a run's local copy; its `out/*.jsonl` hold one prediction line per scored row.
@@ -33,6 +35,7 @@ def read(run_dir):
             doc = json.loads(line)
             preds.append(doc["prediction"])
             scores[doc["id"]] = doc["probability"]
+            labels[run_dir][doc["id"]] = doc["prediction"]
             if doc["id"] in outcomes:
                 labeled[doc["id"]] = doc["probability"]
     ids = sorted(labeled)
@@ -62,6 +65,8 @@ def components(pos, neg):
     return v10.mean(), v10, v01
 
 
+# id -> predicted label, per run: what the shadow report's agreement compares
+labels = {base_dir: {}, cand_dir: {}}
 (base, base_figures), (cand, cand_figures) = read(base_dir), read(cand_dir)
 both = sorted(set(base) & set(cand))
 y = np.array([outcomes[i] for i in both])
@@ -89,4 +94,39 @@ paired = {
     "p_value": float(2 * norm.sf(abs(z))),
     "interval": [float(d - half), float(d + half)],
 }
-json.dump({"baseline": base_figures, "candidate": cand_figures, "paired": paired}, sys.stdout)
+
+# every row both runs scored, labeled or not, as `report --shadow` pairs them (there on correlation id and row,
+# here on the id, which the callers make unique per row): label agreement, |Δp| quantiles (numpy's default linear
+# percentiles) and PSI over the 10 bins floor(10 p) (1.0 in the last), empty proportions floored at 1e-4
+scored = {}
+for run_dir in (base_dir, cand_dir):
+    for part in sorted(glob.glob(os.path.join(run_dir, "out", "*.jsonl"))):
+        for line in open(part):
+            if line.strip():
+                doc = json.loads(line)
+                scored.setdefault(run_dir, {})[doc["id"]] = doc["probability"]
+common = sorted(set(scored[base_dir]) & set(scored[cand_dir]))
+pa = np.array([scored[base_dir][i] for i in common], dtype=float)
+pb = np.array([scored[cand_dir][i] for i in common], dtype=float)
+dp = np.abs(pb - pa)
+
+
+def shares(p):
+    counts = np.bincount(np.minimum(np.floor(p * 10), 9).astype(int), minlength=10)
+    return np.maximum(counts / counts.sum(), 1e-4)
+
+
+e_, a_ = shares(pa), shares(pb)
+pairs = {
+    "rows": len(common),
+    "agreement": float(np.mean([labels[base_dir][i] == labels[cand_dir][i] for i in common])),
+    "delta": {
+        "mean": float(dp.mean()),
+        "p50": float(np.percentile(dp, 50)),
+        "p90": float(np.percentile(dp, 90)),
+        "p99": float(np.percentile(dp, 99)),
+        "max": float(dp.max()),
+    },
+    "psi": float(np.sum((a_ - e_) * np.log(a_ / e_))),
+}
+json.dump({"baseline": base_figures, "candidate": cand_figures, "paired": paired, "pairs": pairs}, sys.stdout)

@@ -12,6 +12,8 @@ mod model_push;
 mod remote_invoke;
 mod report;
 mod rollout;
+mod shadow;
+mod shadow_report;
 mod status;
 mod tabular;
 mod up;

@@ -78,7 +78,7 @@ fn lines(t: &Traffic, rng: &mut Rng, outcomes: &mut String) -> Vec<String> {
 }
 
 /// Writes `messages` to a new stream of the function's log group, in chunks as PutLogEvents allows.
-fn put_log_events(group: &str, stream: &str, messages: &[String], dir: &Path, start: i64) {
+pub fn put_log_events(group: &str, stream: &str, messages: &[String], dir: &Path, start: i64) {
     aws_cli(&["logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", stream]);
     for (k, chunk) in messages.chunks(5000).enumerate() {
         let events: Vec<Value> = chunk
@@ -133,7 +133,7 @@ fn seeded(prefix: &str, baseline: &Traffic, candidate: &Traffic, seed: u64) -> (
     seeded_at(prefix, baseline, candidate, seed, -600_000)
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
 }
 
@@ -419,7 +419,7 @@ fn without_a_candidate_or_with_a_bad_outcomes_file_report_says_what_to_do() {
 
 /// Headless Chromium (Debian `chromium`) on a flag-free profile: the page's DOM after rendering, its console
 /// messages on stderr, and a screenshot.
-fn chromium(args: &[&str], page: &Path) -> std::process::Output {
+pub fn chromium(args: &[&str], page: &Path) -> std::process::Output {
     let profile = tempfile::tempdir().expect("profile dir");
     let profile = format!("--user-data-dir={}", profile.path().display());
     std::process::Command::new("chromium")
