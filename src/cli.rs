@@ -355,6 +355,10 @@ pub struct RolloutArgs {
     /// A CodeDeploy-like preset: canary10-5m, linear10-1m
     #[arg(long, conflicts_with_all = ["promote", "rollback"], value_parser = parse::<Preset>)]
     pub preset: Option<Preset>,
+    /// Shadow the candidate for this long first (`rollout.shadow_sample` of the requests); the steps start
+    /// only if the shadow's verdict is not `rollback`
+    #[arg(long, value_name = "WINDOW", value_parser = Duration::parse_flag, conflicts_with_all = ["weight", "promote", "rollback"])]
+    pub shadow_first: Option<Duration>,
     /// Make the candidate primary at 100% and clear the routing
     #[arg(long, conflicts_with = "rollback")]
     pub promote: bool,

@@ -48,7 +48,9 @@ pub enum DomainError {
     ModelVersion(String),
     #[error("unknown preset `{0}`")]
     Preset(String),
-    #[error("unknown rollout strategy `{0}`; use weight, steps, promote, canary10-5m or linear10-1m")]
+    #[error(
+        "unknown rollout strategy `{0}`; use weight, steps, promote, canary10-5m, linear10-1m or shadow-then-canary"
+    )]
     Strategy(String),
     #[error("`{0}` is not a duration like `5m`")]
     Duration(String),
@@ -273,6 +275,8 @@ pub enum RolloutStrategy {
     Steps,
     Promote,
     Preset(Preset),
+    /// Shadow the candidate for `rollout.shadow_window`, then the canary10 steps, each gated on its verdict.
+    ShadowThenCanary,
 }
 
 impl RolloutStrategy {
@@ -282,6 +286,7 @@ impl RolloutStrategy {
             RolloutStrategy::Steps => "steps",
             RolloutStrategy::Promote => "promote",
             RolloutStrategy::Preset(p) => p.as_str(),
+            RolloutStrategy::ShadowThenCanary => "shadow-then-canary",
         }
     }
 }
@@ -293,6 +298,7 @@ impl FromStr for RolloutStrategy {
             "weight" => Ok(RolloutStrategy::Weight),
             "steps" => Ok(RolloutStrategy::Steps),
             "promote" => Ok(RolloutStrategy::Promote),
+            "shadow-then-canary" => Ok(RolloutStrategy::ShadowThenCanary),
             other => other.parse().map(RolloutStrategy::Preset).map_err(|_| DomainError::Strategy(other.to_string())),
         }
     }

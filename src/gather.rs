@@ -13,8 +13,8 @@ use crate::aws::{cloudwatch, lambda, s3, Aws, Target};
 use crate::config::Config;
 use crate::error::{io_error, Error, Result};
 use crate::plan::evidence::Look;
-use crate::plan::predlog::{Collector, Outcomes};
-use crate::plan::report::{self, Inputs, Metrics};
+use crate::plan::predlog::{Collector, Outcomes, ShadowCollector};
+use crate::plan::report::{self, Inputs, Metrics, ShadowInputs};
 use crate::state;
 use crate::ui::{progress, Printer};
 use mlambda_runtime::batch::FailedRow;
@@ -123,6 +123,98 @@ pub async fn read_log(
         None => printer.warn(format!("log group `{group}` does not exist: the function has logged nothing yet")),
     }
     Ok(read.is_some())
+}
+
+/// A shadow's evidence over `(since, until)`: the shadow target's answers paired with the primary's on
+/// (correlation id, row), computed into a report with its verdict. `who` names (baseline, candidate) when the
+/// caller knows them; otherwise they come from the log (the shadow target with most lines, and its primary).
+pub async fn shadow(
+    target: &Target,
+    printer: &Printer,
+    config: &Config,
+    (since, until): (SystemTime, SystemTime),
+    outcomes: Option<Outcomes>,
+    who: (Option<String>, Option<String>),
+) -> Result<report::ShadowReport> {
+    let (function, alias) = (config.function.name.as_str(), config.function.alias.as_str());
+    let mut collector = ShadowCollector::new(outcomes);
+    read_log(target, printer, function, (since, until), |m| collector.add(m)).await?;
+    if collector.unreadable > 0 {
+        printer.warn(format!("{} log lines looked like ours but did not parse", collector.unreadable));
+    }
+    let (from, to) =
+        (humantime::format_rfc3339_seconds(since).to_string(), humantime::format_rfc3339_seconds(until).to_string());
+    let shadows = collector.shadow_versions();
+    let candidate = match (&who.1, shadows.first()) {
+        (Some(c), _) => c.clone(),
+        (None, Some((v, _))) => v.clone(),
+        (None, None) => {
+            return Err(Error::user(format!(
+                "no shadow copy of a request to `{function}` is in its log between {from} and {to}"
+            ))
+            .help("start shadowing with `mlambda shadow --version N`, or widen the window with `--since 7d`"));
+        }
+    };
+    if !shadows.iter().any(|(v, _)| *v == candidate) {
+        let seen: Vec<&str> = shadows.iter().map(|(v, _)| v.as_str()).collect();
+        let help = match seen.as_slice() {
+            [] => "start shadowing with `mlambda shadow --version N`, or widen the window with `--since 7d`".into(),
+            _ => format!(
+                "versions {} were shadow targets in the window: pass one of them to --candidate",
+                seen.join(", ")
+            ),
+        };
+        return Err(Error::user(format!(
+            "no shadow copy to version {candidate} of `{function}` is in its log between {from} and {to}"
+        ))
+        .help(help));
+    }
+    let baseline = match (&who.0, collector.primary_of(&candidate)) {
+        (Some(b), _) => b.clone(),
+        (None, Some(b)) => b,
+        // no copied request in the window, only failed copies: the alias's primary sent them
+        (None, None) => {
+            let aws = Aws::connect(target).await?;
+            match lambda::get_alias(&aws, function, alias).await? {
+                Some(a) => a.primary,
+                None => {
+                    return Err(Error::user(format!("no primary's copied request of `{function}` is in the window"))
+                        .help("name the primary with `--baseline N`, or widen the window with `--since 7d`"))
+                }
+            }
+        }
+    };
+    if baseline == candidate {
+        return Err(Error::user(format!("baseline and candidate are both version {candidate}"))
+            .help("pass the shadow target with `--candidate N` and the primary with `--baseline M`"));
+    }
+    let other_shadow_versions = shadows.iter().map(|(v, _)| v.clone()).filter(|v| *v != candidate).collect();
+    let (has_outcomes, unreadable) = (collector.has_outcomes(), collector.unreadable);
+    let shadowed = collector.pair(&baseline, &candidate);
+    let inputs = ShadowInputs {
+        function: function.to_string(),
+        alias: alias.to_string(),
+        since: from,
+        until: to,
+        baseline,
+        candidate,
+        other_shadow_versions,
+        thresholds: config.rollout.evidence.clone(),
+    };
+    let r = crate::plan::report::build_shadow(&inputs, shadowed, has_outcomes, unreadable);
+    if !r.other_shadow_versions.is_empty() {
+        printer.warn(format!(
+            "versions {} also answered shadow copies in the window and were left out (pick one with --candidate)",
+            r.other_shadow_versions.join(", ")
+        ));
+    }
+    if r.unreadable_labels > 0 {
+        printer.warn(format!(
+            "{} outcome labels were neither the positive nor the negative class and were left out",
+            r.unreadable_labels
+        ));
+    }
+    Ok(r)
 }
 
 /// Gathers the evidence for `req` and computes the report and its verdict. A missing log group or version is a

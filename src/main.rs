@@ -15,6 +15,7 @@ mod plan;
 mod report;
 mod runs;
 mod settings;
+mod shadowing;
 mod state;
 mod ui;
 

@@ -166,6 +166,15 @@ pub struct RolloutSettings {
     /// `--force`: promote over a `rollback` verdict.
     pub force: bool,
     pub dry_run: bool,
+    /// Shadow the candidate first, for this long at this sample (`--shadow-first`, `shadow-then-canary`).
+    pub shadow_first: Option<ShadowFirst>,
+}
+
+/// A rollout's shadow phase: the candidate answers copies of `sample` of the requests for `window`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShadowFirst {
+    pub window: std::time::Duration,
+    pub sample: f64,
 }
 
 impl RolloutSettings {
@@ -187,7 +196,15 @@ impl RolloutSettings {
                 ))
             }
         };
-        Ok(RolloutSettings { action, version: args.version, force: args.force, dry_run: args.dry.dry_run })
+        let sample = p.config().rollout.shadow_sample;
+        let shadow_first = args.shadow_first.map(|w| ShadowFirst { window: w.get(), sample });
+        Ok(RolloutSettings {
+            action,
+            version: args.version,
+            force: args.force,
+            dry_run: args.dry.dry_run,
+            shadow_first,
+        })
     }
 
     /// What `up` does with a newly deployed `version`: `rollout.strategy` from mlambda.yaml.
@@ -202,8 +219,14 @@ impl RolloutSettings {
                 let (steps, _) = Steps::preset(preset);
                 RolloutAction::Steps { steps, interval }
             }
+            RolloutStrategy::ShadowThenCanary => {
+                let (steps, _) = Steps::preset(crate::domain::Preset::Canary10_5m);
+                RolloutAction::Steps { steps, interval }
+            }
         };
-        Ok(RolloutSettings { action, version: Some(version), force: false, dry_run })
+        let shadow_first = (r.strategy == RolloutStrategy::ShadowThenCanary)
+            .then(|| ShadowFirst { window: r.shadow_window.get(), sample: r.shadow_sample });
+        Ok(RolloutSettings { action, version: Some(version), force: false, dry_run, shadow_first })
     }
 }
 
@@ -353,12 +376,31 @@ mod tests {
             steps: None,
             interval: None,
             preset: None,
+            shadow_first: None,
             promote: false,
             rollback: false,
             version: None,
             force: false,
             dry: DryRun { dry_run: false },
         }
+    }
+
+    #[test]
+    fn shadow_then_canary_shadows_for_its_window_then_steps_like_canary10() {
+        let text = CONFIG.replace("rollout:\n", "rollout:\n  strategy: shadow-then-canary\n  shadow_window: 30m\n");
+        let config = crate::config::parse(&text, Path::new("cfg/mlambda.yaml")).unwrap();
+        let p = Project::new(Loaded { config, path: "cfg/mlambda.yaml".into(), dir: "cfg".into() });
+        let s = RolloutSettings::from_strategy(&p, "4".parse().unwrap(), false).unwrap();
+        assert_eq!(s.shadow_first, Some(ShadowFirst { window: std::time::Duration::from_secs(1800), sample: 0.2 }));
+        let RolloutAction::Steps { steps, .. } = s.action else { panic!("{s:?}") };
+        assert_eq!(steps.weights(), Steps::preset(crate::domain::Preset::Canary10_5m).0.weights());
+        let args =
+            RolloutArgs { steps: Some(vec![0.1, 1.0]), shadow_first: Some("1h".parse().unwrap()), ..rollout_args() };
+        let s = RolloutSettings::resolve(&args, &p).unwrap();
+        assert_eq!(s.shadow_first.map(|f| f.window.as_secs()), Some(3600));
+        let bad = CONFIG.replace("rollout:\n", "rollout:\n  shadow_sample: 1.5\n");
+        let err = crate::config::parse(&bad, Path::new("cfg/mlambda.yaml")).unwrap_err();
+        assert!(err.to_string().contains("rollout.shadow_sample"), "{err}");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::aws::lambda;
 use crate::cli::ReportArgs;
 use crate::error::{io_error, Error, Result};
 use crate::gather;
-use crate::plan::predlog::{Collector, Outcomes, ShadowCollector};
-use crate::plan::report::{BatchInputs, BatchRun, ShadowInputs};
+use crate::plan::predlog::{Collector, Outcomes};
+use crate::plan::report::{BatchInputs, BatchRun};
 use crate::report::Report;
 use crate::runs;
 use crate::settings::Project;
@@ -253,90 +253,13 @@ async fn batch(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> 
 /// `report --shadow`: the shadow target's answers to the copied requests against the primary's, paired on
 /// (correlation id, row), with the paired test and a verdict recorded for `rollout`.
 async fn shadow(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> {
-    let config = p.config();
-    let (function, alias) = (config.function.name.as_str(), config.function.alias.as_str());
-    let (since, until) = window(args, SystemTime::now())?;
+    let window = window(args, SystemTime::now())?;
     let outcomes = args.outcomes.as_deref().map(read_outcomes).transpose()?;
     if let Some(o) = &outcomes {
         ctx.printer.detail(format!("{} outcomes read", o.len()));
     }
-    let mut collector = ShadowCollector::new(outcomes);
-    gather::read_log(&ctx.target(), ctx.printer, function, (since, until), |m| collector.add(m)).await?;
-    if collector.unreadable > 0 {
-        ctx.printer.warn(format!("{} log lines looked like ours but did not parse", collector.unreadable));
-    }
-    let (from, to) =
-        (humantime::format_rfc3339_seconds(since).to_string(), humantime::format_rfc3339_seconds(until).to_string());
-    let shadows = collector.shadow_versions();
-    let candidate = match (&args.candidate, shadows.first()) {
-        (Some(c), _) => c.clone(),
-        (None, Some((v, _))) => v.clone(),
-        (None, None) => {
-            return Err(Error::user(format!(
-                "no shadow copy of a request to `{function}` is in its log between {from} and {to}"
-            ))
-            .help("start shadowing with `mlambda shadow --version N`, or widen the window with `--since 7d`"));
-        }
-    };
-    if !shadows.iter().any(|(v, _)| *v == candidate) {
-        let seen: Vec<&str> = shadows.iter().map(|(v, _)| v.as_str()).collect();
-        let help = match seen.as_slice() {
-            [] => "start shadowing with `mlambda shadow --version N`, or widen the window with `--since 7d`".into(),
-            _ => format!(
-                "versions {} were shadow targets in the window: pass one of them to --candidate",
-                seen.join(", ")
-            ),
-        };
-        return Err(Error::user(format!(
-            "no shadow copy to version {candidate} of `{function}` is in its log between {from} and {to}"
-        ))
-        .help(help));
-    }
-    let baseline = match (&args.baseline, collector.primary_of(&candidate)) {
-        (Some(b), _) => b.clone(),
-        (None, Some(b)) => b,
-        // no copied request in the window, only failed copies: the alias's primary sent them
-        (None, None) => {
-            let aws = ctx.aws().await?;
-            match lambda::get_alias(&aws, function, alias).await? {
-                Some(a) => a.primary,
-                None => {
-                    return Err(Error::user(format!("no primary's copied request of `{function}` is in the window"))
-                        .help("name the primary with `--baseline N`, or widen the window with `--since 7d`"))
-                }
-            }
-        }
-    };
-    if baseline == candidate {
-        return Err(Error::user(format!("baseline and candidate are both version {candidate}"))
-            .help("pass the shadow target with `--candidate N` and the primary with `--baseline M`"));
-    }
-    let other_shadow_versions = shadows.iter().map(|(v, _)| v.clone()).filter(|v| *v != candidate).collect();
-    let (has_outcomes, unreadable) = (collector.has_outcomes(), collector.unreadable);
-    let shadowed = collector.pair(&baseline, &candidate);
-    let inputs = ShadowInputs {
-        function: function.to_string(),
-        alias: alias.to_string(),
-        since: from,
-        until: to,
-        baseline,
-        candidate,
-        other_shadow_versions,
-        thresholds: config.rollout.evidence.clone(),
-    };
-    let r = crate::plan::report::build_shadow(&inputs, shadowed, has_outcomes, unreadable);
-    if !r.other_shadow_versions.is_empty() {
-        ctx.printer.warn(format!(
-            "versions {} also answered shadow copies in the window and were left out (pick one with --candidate)",
-            r.other_shadow_versions.join(", ")
-        ));
-    }
-    if r.unreadable_labels > 0 {
-        ctx.printer.warn(format!(
-            "{} outcome labels were neither the positive nor the negative class and were left out",
-            r.unreadable_labels
-        ));
-    }
+    let who = (args.baseline.clone(), args.candidate.clone());
+    let r = gather::shadow(&ctx.target(), ctx.printer, p.config(), window, outcomes, who).await?;
     gather::record_shadow(&p.state_dir, &r)?;
     if let Some(path) = &args.html {
         std::fs::write(path, crate::ui::report::shadow_html(&r))

@@ -17,7 +17,8 @@ use crate::plan::evidence::{Decision, Look};
 use crate::plan::lambda::{Alias, FunctionInfo};
 use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
 use crate::report::Report;
-use crate::settings::{Project, RolloutAction, RolloutSettings};
+use crate::settings::{Project, RolloutAction, RolloutSettings, ShadowFirst};
+use crate::shadowing;
 use crate::state;
 use crate::ui::Printer;
 
@@ -112,6 +113,9 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
     }
     if plan.action == Action::Promote {
         run.check_promote(&plan, &alias, s.force).await?;
+    }
+    if let (Some(first), Some(candidate)) = (s.shadow_first, plan.candidate) {
+        run.shadow_first(&alias.primary, &candidate.to_string(), first, s.force).await?;
     }
     run.execute(&plan, alias.revision_id.clone()).await?;
     Ok(Report::done(Outcome { dry_run: false, plan }))
@@ -466,6 +470,62 @@ impl Run<'_> {
         }
     }
 
+    /// The shadow phase of `shadow-then-canary` (or `--shadow-first`): the candidate answers copies of the
+    /// primary's requests for the window, then the shadow stops and its verdict decides whether any live weight
+    /// follows. A `rollback` verdict ends the rollout before the alias changes (unless `--force`); a window with
+    /// no copies (no traffic) leaves the decision to the canary's own gates.
+    async fn shadow_first(&self, primary: &str, candidate: &str, first: ShadowFirst, force: bool) -> Result<()> {
+        let function = self.function();
+        // the control outlives the window by a margin, so a rollout killed mid-window still stops copying
+        let planned = shadowing::prepare(self.aws, self.config, candidate, first.sample, first.window * 2).await?;
+        shadowing::start(self.aws, &planned).await?;
+        let began = SystemTime::now();
+        self.printer.status(format!(
+            "shadowing: version {primary} copies {:.0}% of its requests to version {candidate} for {}, before any live weight",
+            first.sample * 100.0,
+            humantime::format_duration(first.window)
+        ));
+        let mut stop = Interrupt::install();
+        let completed = stop.sleep(first.window).await;
+        let bucket = shadowing::control_location(self.aws, self.config).await?;
+        shadowing::stop(self.aws, function, &bucket, false).await?;
+        if !completed {
+            return Err(Error::user(format!(
+                "rollout interrupted during the shadow of version {candidate}: the shadow is stopped, the alias unchanged"
+            ))
+            .help("run the same command again to shadow again, or skip the shadow with `mlambda rollout --steps …`"));
+        }
+        let window = (began, SystemTime::now());
+        let who = (Some(primary.to_string()), Some(candidate.to_string()));
+        let report = match gather::shadow(&self.target, self.printer, self.config, window, None, who).await {
+            Ok(r) => r,
+            Err(e) if e.exit_code() == 1 => {
+                self.printer.warn(format!("no shadow evidence ({}): the canary's own checks decide", e.message));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        gather::record_shadow(&self.state_dir, &report)?;
+        self.printer.status(format!(
+            "shadow of version {candidate}: {} pairs, agreement {:.1}%, verdict {}",
+            report.pairs,
+            report.agreement.unwrap_or(f64::NAN) * 100.0,
+            report.verdict.as_str()
+        ));
+        if report.verdict != Decision::Rollback {
+            return Ok(());
+        }
+        let reasons = report.reasons.join("; ");
+        if force {
+            self.printer.warn(format!("going on over the shadow's rollback verdict (--force): {reasons}"));
+            return Ok(());
+        }
+        Err(Error::cloud(format!(
+            "the shadow's verdict on version {candidate} is rollback, so no live traffic was shifted: {reasons}"
+        ))
+        .help("`mlambda report --shadow` shows the evidence; deploy a better model, or pass `--force` to go on"))
+    }
+
     fn interrupted(&self, plan: &RolloutPlan, at: &str) -> Error {
         let every = humantime::format_duration(Duration::from_secs(plan.interval_secs.unwrap_or(0)));
         Error::user(format!("rollout interrupted: alias `{}` stays at {at}, which is a valid routing", self.alias()))
@@ -554,6 +614,7 @@ mod tests {
             version: None,
             force: false,
             dry_run: false,
+            shadow_first: None,
         };
         (plan, s)
     }

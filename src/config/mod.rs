@@ -251,6 +251,12 @@ pub struct Rollout {
     pub steps: Vec<f64>,
     #[serde(default = "default_interval", deserialize_with = "field::interval")]
     pub interval: Duration,
+    /// `strategy: shadow-then-canary`: how long the candidate shadows the primary before any live weight.
+    #[serde(default = "default_shadow_window", deserialize_with = "field::interval")]
+    pub shadow_window: Duration,
+    /// `strategy: shadow-then-canary` (and `rollout --shadow-first`): the share of requests copied, in (0, 1].
+    #[serde(default = "default_shadow_sample")]
+    pub shadow_sample: f64,
     /// How much evidence `mlambda report` needs before it says promote.
     #[serde(default)]
     pub evidence: crate::plan::evidence::Thresholds,
@@ -263,6 +269,8 @@ impl Default for Rollout {
             weight: default_weight(),
             steps: vec![],
             interval: default_interval(),
+            shadow_window: default_shadow_window(),
+            shadow_sample: default_shadow_sample(),
             evidence: Default::default(),
         }
     }
@@ -346,6 +354,12 @@ fn default_weight() -> Weight {
 }
 fn default_interval() -> Duration {
     Duration::from_std(std::time::Duration::from_secs(300))
+}
+fn default_shadow_window() -> Duration {
+    Duration::from_std(std::time::Duration::from_secs(3600))
+}
+fn default_shadow_sample() -> f64 {
+    0.2
 }
 fn yes() -> bool {
     true
@@ -485,6 +499,13 @@ fn validate(c: &Config) -> std::result::Result<(), (&'static str, String)> {
         return Err((
             "alarms.error_rate_min_invocations",
             "is 0; use at least 1, or the error-rate alarms fire on a single bad request".into(),
+        ));
+    }
+    if !(c.rollout.shadow_sample > 0.0 && c.rollout.shadow_sample <= 1.0) {
+        let sample = c.rollout.shadow_sample;
+        return Err((
+            "rollout.shadow_sample",
+            format!("is {sample}; use a share of requests above 0 and at most 1, e.g. 0.2"),
         ));
     }
     if c.rollout.strategy == RolloutStrategy::Steps && c.rollout.steps.is_empty() {

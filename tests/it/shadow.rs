@@ -248,3 +248,82 @@ fn bad_shadow_requests_are_refused_before_anything_changes() {
     assert!(!role_policies(&p).contains(&"mlambda-shadow".to_string()), "nothing was granted");
     assert!(p.json(&["status"])["shadow"].is_null(), "nothing was written");
 }
+
+#[test]
+fn shadow_then_canary_shadows_first_and_goes_live_only_after_its_verdict() {
+    let p = two_versions("shadowcanary");
+    let config = std::fs::read_to_string(p.path("mlambda.yaml")).expect("read config");
+    std::fs::write(p.path("mlambda.yaml"), format!("{config}rollout:\n  shadow_sample: 1\n")).expect("write config");
+    let rollout = p.background(&[
+        "rollout",
+        "--version",
+        "2",
+        "--steps",
+        "0.1,1",
+        "--interval",
+        "2s",
+        "--shadow-first",
+        "25s",
+        "--output",
+        "json",
+    ]);
+    // while the shadow runs, the alias is untouched and callers' requests are copied
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let alias = aws_cli(&["lambda", "get-alias", "--function-name", &p.name, "--name", "production"]);
+    let weights = alias["RoutingConfig"]["AdditionalVersionWeights"].as_object().map_or(0, |w| w.len());
+    assert_eq!((&alias["FunctionVersion"], weights), (&json!("1"), 0), "{alias}");
+    for a in callers(&p, 24, &one_row()) {
+        assert_eq!((&a["status"], &a["body"]["model_version"]), (&json!(200), &json!("v1")), "{a}");
+    }
+    let out = rollout.wait_with_output().expect("wait for the rollout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rollout failed: {stderr}");
+    assert!(stderr.contains("shadow of version 2: ") && stderr.contains("verdict"), "{stderr}");
+    // then the canary steps ran and promoted; the shadow is over
+    let alias = aws_cli(&["lambda", "get-alias", "--function-name", &p.name, "--name", "production"]);
+    assert_eq!(alias["FunctionVersion"], "2", "{alias}");
+    assert!(p.json(&["status"])["shadow"].is_null(), "the shadow stopped");
+    assert!(!role_policies(&p).contains(&"mlambda-shadow".to_string()), "its permission is gone");
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(p.path(".mlambda/state.json")).expect("state")).expect("json");
+    let verdict = &state["shadow_verdicts"]["2"];
+    assert!(verdict.is_object() && verdict["verdict"] != "rollback", "{state}");
+    let copies = log_lines(&p).iter().filter(|l| l["shadow"] == true).count();
+    assert!(copies >= 24, "{copies} copies: every request during the window was shadowed");
+}
+
+#[test]
+fn a_shadow_that_fails_stops_the_rollout_before_any_live_weight() {
+    let p = two_versions("shadowstop");
+    let broken = broken_version(&p);
+    let config = std::fs::read_to_string(p.path("mlambda.yaml")).expect("read config");
+    std::fs::write(p.path("mlambda.yaml"), format!("{config}rollout:\n  shadow_sample: 1\n")).expect("write config");
+    let rollout = p.background(&[
+        "rollout",
+        "--version",
+        &broken,
+        "--steps",
+        "0.1,1",
+        "--interval",
+        "2s",
+        "--shadow-first",
+        "20s",
+    ]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let two = json!({"instances": [one_row(), one_row()]});
+    for a in callers(&p, 10, &two) {
+        assert_eq!((&a["status"], &a["body"]["model_version"]), (&json!(200), &json!("v1")), "{a}");
+    }
+    let out = rollout.wait_with_output().expect("wait for the rollout");
+    let stderr = super::common::unwrap_lines(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("the shadow's verdict on version {broken} is rollback")), "{stderr}");
+    assert!(stderr.contains("no live traffic was shifted") && stderr.contains("--force"), "{stderr}");
+    let alias = aws_cli(&["lambda", "get-alias", "--function-name", &p.name, "--name", "production"]);
+    let weights = alias["RoutingConfig"]["AdditionalVersionWeights"].as_object().map_or(0, |w| w.len());
+    assert_eq!((&alias["FunctionVersion"], weights), (&json!("1"), 0), "the alias never moved: {alias}");
+    assert!(p.json(&["status"])["shadow"].is_null(), "the shadow stopped");
+    // the recorded verdict also stops a later canary
+    let refused = fails_of(p.cmd(), &["rollout", "--weight", "0.1", "--version", &broken], 1);
+    assert!(refused.contains("shadow") && refused.contains("--force"), "{refused}");
+}

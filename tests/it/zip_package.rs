@@ -81,6 +81,21 @@ impl ZipProject {
         c
     }
 
+    /// The same command as [`ZipProject::cmd`], as a std process to run in the background.
+    pub fn background(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(self.home.path().join("bin/mlambda"))
+            .current_dir(self.dir.path())
+            .env("XDG_CACHE_HOME", self.home.path().join("cache"))
+            .env("NO_COLOR", "1")
+            .env_remove("MLAMBDA_RUNTIME")
+            .env_remove("MLAMBDA_CONFIG")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start mlambda")
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         common::json_of(self.cmd(), args)
     }
