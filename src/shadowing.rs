@@ -90,10 +90,6 @@ fn control_bucket(info: &FunctionInfo) -> Result<String> {
     })
 }
 
-fn role_name(info: &FunctionInfo) -> String {
-    info.role.rsplit('/').next().unwrap_or_default().to_string()
-}
-
 /// The shadow running now for `function`, from its control object in `bucket`.
 pub async fn current(aws: &Aws, function: &str, bucket: &str) -> Result<Option<Control>> {
     let Some(bytes) = aws::s3::get_small(aws, bucket, &control_key(function)).await? else { return Ok(None) };
@@ -130,8 +126,7 @@ pub async fn prepare(
         return Err(Error::user(why).help(fix));
     }
     let info = found.ok_or_else(|| Error::user(format!("version {target} does not exist")))?;
-    let base: Vec<&str> = info.arn.splitn(8, ':').take(7).collect();
-    let target_arn = format!("{}:{target}", base.join(":"));
+    let target_arn = info.qualified_arn(target);
     let now = SystemTime::now();
     let until = now + until;
     let since = humantime::format_rfc3339_seconds(now).to_string();
@@ -147,7 +142,7 @@ pub async fn prepare(
         since,
         until: humantime::format_rfc3339_seconds(until).to_string(),
         control: format!("s3://{bucket}/{}", control_key(function)),
-        role: role_name(&primary),
+        role: primary.role_name().to_string(),
         cost,
     };
     Ok(Plan { started, control, bucket })
@@ -183,7 +178,7 @@ pub async fn stop(aws: &Aws, function: &str, bucket: &str, dry_run: bool) -> Res
         return Ok(Stopped { function: function.to_string(), was: None, role: None });
     };
     let source = control.sources.first().cloned().unwrap_or_default();
-    let role = aws::lambda::get_version(aws, function, &source).await?.map(|info| role_name(&info));
+    let role = aws::lambda::get_version(aws, function, &source).await?.map(|info| info.role_name().to_string());
     let out = Stopped { function: function.to_string(), was: was.clone(), role: role.clone() };
     if dry_run {
         return Ok(out);

@@ -335,8 +335,22 @@ fn aws_block(origin: &Origin, timestamp_ms: u64, metrics: Vec<Value>) -> Value {
     })
 }
 
+/// The log line of a shadow copy that failed, newline included: on the primary's side (not delivered) or on
+/// the shadow's (not answered).
+pub fn shadow_error_line(origin: &Origin, correlation_id: &str, target: &str, reason: &str) -> String {
+    let mut out = Vec::with_capacity(256);
+    Line::ShadowError(ShadowErrorLine {
+        correlation_id: Cow::Borrowed(correlation_id),
+        function_version: Cow::Borrowed(&origin.function_version),
+        target: Cow::Borrowed(target),
+        reason: Cow::Borrowed(reason),
+    })
+    .write_to(&mut out);
+    into_text(out)
+}
+
 /// A copy that did not reach the shadow, from the primary's side: an EMF line counting one [`SHADOW_ERRORS`]
-/// (under the primary's own dimensions, which no alarm reads) and a [`ShadowErrorLine`], newline included.
+/// (under the primary's own dimensions, which no alarm reads) and its [`shadow_error_line`].
 pub fn shadow_error_lines(
     origin: &Origin,
     correlation_id: &str,
@@ -351,16 +365,10 @@ pub fn shadow_error_lines(
     line.insert(SHADOW_ERRORS.into(), json!(1));
     let metrics = vec![json!({"Name": SHADOW_ERRORS, "Unit": "Count"})];
     line.insert("_aws".into(), aws_block(origin, timestamp_ms, metrics));
-    let mut out = Value::Object(line).to_string().into_bytes();
-    out.push(b'\n');
-    Line::ShadowError(ShadowErrorLine {
-        correlation_id: Cow::Borrowed(correlation_id),
-        function_version: Cow::Borrowed(&origin.function_version),
-        target: Cow::Borrowed(target),
-        reason: Cow::Borrowed(reason),
-    })
-    .write_to(&mut out);
-    into_text(out)
+    let mut out = Value::Object(line).to_string();
+    out.push('\n');
+    out.push_str(&shadow_error_line(origin, correlation_id, target, reason));
+    out
 }
 
 /// What the answered rows predicted, as EMF metrics.

@@ -260,10 +260,8 @@ impl App {
             Some(m) => {
                 let reason = format!("the shadow answered {}: {error}", error.status());
                 let target = format!("{}:{}", origin.function_name, origin.function_version);
-                let lines = contract::shadow_error_lines(origin, &m.correlation_id, &target, &reason, now_ms());
-                // the EMF line above already counted it; keep only the shadow error line
-                out.push_str(lines.lines().nth(1).unwrap_or_default());
-                out.push('\n');
+                // the EMF line above counted it (`ShadowErrors` under its `Traffic` dimension)
+                out.push_str(&contract::shadow_error_line(origin, &m.correlation_id, &target, &reason));
             }
         }
         (contract::failure(error), out)

@@ -121,11 +121,11 @@ impl Schema {
     /// Appends one row, listing every missing field at once. A refused row leaves the batch as it was, so a
     /// batch slice can go on with the next row.
     pub fn push_row(&self, obj: &Map<String, Value>, batch: &mut Batch) -> Result<(), String> {
-        let before: Vec<usize> = batch.columns.iter().map(Column::len).collect();
         let pushed = self.push_fields(obj, batch);
         if pushed.is_err() {
-            for (column, n) in batch.columns.iter_mut().zip(before) {
-                column.truncate(n);
+            // each column holds `width` values per row already in the batch (row-major), so that is where it ends
+            for (column, (_, width)) in batch.columns.iter_mut().zip(&self.inputs) {
+                column.truncate(batch.n * width);
             }
         }
         pushed

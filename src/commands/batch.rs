@@ -116,9 +116,7 @@ async fn resolve_target(aws: &Aws, p: &Project, a: &BatchRunArgs) -> Result<Targ
         ))
         .help("use `function.package: zip` on the local stack; on AWS, image functions score batches the same way"));
     }
-    // `…:function:NAME` whatever qualifier the version's ARN carries
-    let base: Vec<&str> = info.arn.splitn(8, ':').take(7).collect();
-    let arn = format!("{}:{qualifier}", base.join(":"));
+    let arn = info.qualified_arn(&qualifier);
     Ok(Target { info, qualifier, arn })
 }
 
@@ -245,7 +243,7 @@ async fn ensure_role(
 
 /// Lets the function's own role read and write the run's prefix.
 async fn grant_function(aws: &Aws, info: &FunctionInfo, bucket: &str, prefix: &str) -> Result<()> {
-    let role = info.role.rsplit('/').next().unwrap_or_default();
+    let role = info.role_name();
     if role.is_empty() {
         return Ok(());
     }

@@ -57,6 +57,17 @@ impl FunctionInfo {
         self.env.get(mlambda_runtime::env::MODEL_VERSION).filter(|m| !m.is_empty()).cloned()
     }
 
+    /// The function's ARN qualified by a version or alias, whatever qualifier this version's own ARN carries.
+    pub fn qualified_arn(&self, qualifier: &str) -> String {
+        let base: Vec<&str> = self.arn.splitn(8, ':').take(7).collect();
+        format!("{}:{qualifier}", base.join(":"))
+    }
+
+    /// The execution role's name (the last part of its ARN).
+    pub fn role_name(&self) -> &str {
+        self.role.rsplit('/').next().unwrap_or_default()
+    }
+
     /// An earlier update is still running, so a new one would be refused.
     pub fn busy(&self) -> bool {
         self.state == Some(LambdaState::Pending) || self.last_update_status == Some(LastUpdateStatus::InProgress)
