@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Duration, ModelVersion, PackageType, RolloutStrategy, Weight};
 use crate::error::Error;
 
+pub mod evidence;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -259,7 +261,7 @@ pub struct Rollout {
     pub shadow_sample: f64,
     /// How much evidence `mlambda report` needs before it says promote.
     #[serde(default)]
-    pub evidence: crate::plan::evidence::Thresholds,
+    pub evidence: evidence::Thresholds,
 }
 
 impl Default for Rollout {
@@ -520,24 +522,6 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "function:\n  name: churn\nimage:\n  repository: churn\nmodel:\n  path: model.onnx\n  name: churn\n  version: v1\n  bucket: b\n  features: [a, b]\n";
-
-    #[test]
-    fn the_prediction_log_settings_are_checked_and_become_the_runtimes_env() {
-        let bad = GOOD.to_string() + "  log_predictions: 1.5\n";
-        let e = Error::from(parse(&bad, Path::new("m.yaml")).unwrap_err());
-        assert!(e.message.contains("`model.log_predictions`") && e.message.contains("1.5"), "{}", e.message);
-        let bad = GOOD.to_string() + "  log_predictions: some\n";
-        assert!(parse(&bad, Path::new("m.yaml")).is_err());
-        let ok = GOOD.to_string() + "  id_field: customer_id\n  log_predictions: 0.25\n";
-        let c = parse(&ok, Path::new("m.yaml")).unwrap();
-        let env = |c: &Config| {
-            let source = crate::plan::deploy::ModelSource::File("m");
-            crate::plan::deploy::runtime_env(&c.model, "ns", &c.model.version, source, None)
-        };
-        assert_eq!((env(&c)["MODEL_ID_FIELD"].as_str(), env(&c)["LOG_PREDICTIONS"].as_str()), ("customer_id", "0.25"));
-        let none = parse(&(GOOD.to_string() + "  log_predictions: none\n"), Path::new("m.yaml")).unwrap();
-        assert_eq!(env(&none)["LOG_PREDICTIONS"], "none");
-    }
 
     #[test]
     fn a_zip_function_needs_no_image_and_an_image_function_needs_its_repository() {

@@ -278,6 +278,30 @@ pub fn orphaned_packages<'a>(deleted: &[&'a str], in_use: &BTreeSet<&str>) -> Ve
 mod tests {
     use super::*;
 
+    const CONFIG_GOOD: &str = "function:\n  name: churn\nimage:\n  repository: churn\nmodel:\n  path: model.onnx\n  name: churn\n  version: v1\n  bucket: b\n  features: [a, b]\n";
+
+    #[test]
+    fn the_prediction_log_settings_are_checked_and_become_the_runtimes_env() {
+        let bad = CONFIG_GOOD.to_string() + "  log_predictions: 1.5\n";
+        let e = crate::error::Error::from(crate::config::parse(&bad, std::path::Path::new("m.yaml")).unwrap_err());
+        assert!(e.message.contains("`model.log_predictions`") && e.message.contains("1.5"), "{}", e.message);
+        let bad = CONFIG_GOOD.to_string() + "  log_predictions: some\n";
+        assert!(crate::config::parse(&bad, std::path::Path::new("m.yaml")).is_err());
+        let ok = CONFIG_GOOD.to_string() + "  id_field: customer_id\n  log_predictions: 0.25\n";
+        let c = crate::config::parse(&ok, std::path::Path::new("m.yaml")).unwrap();
+        let env = |c: &crate::config::Config| {
+            let source = ModelSource::File("m");
+            runtime_env(&c.model, "ns", &c.model.version, source, None)
+        };
+        assert_eq!((env(&c)["MODEL_ID_FIELD"].as_str(), env(&c)["LOG_PREDICTIONS"].as_str()), ("customer_id", "0.25"));
+        let none = crate::config::parse(
+            &(CONFIG_GOOD.to_string() + "  log_predictions: none\n"),
+            std::path::Path::new("m.yaml"),
+        )
+        .unwrap();
+        assert_eq!(env(&none)["LOG_PREDICTIONS"], "none");
+    }
+
     #[test]
     fn only_packages_no_standing_version_runs_are_orphaned() {
         let in_use: BTreeSet<&str> = ["latest", "kept", "pushed"].into_iter().collect();
