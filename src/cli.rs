@@ -372,6 +372,10 @@ pub struct RolloutArgs {
     /// (`mlambda report --batch`) says `rollback`
     #[arg(long, conflicts_with = "rollback")]
     pub force: bool,
+    /// Move the alias even though another operator's stepped rollout holds its lease (that rollout stops at
+    /// its next step)
+    #[arg(long)]
+    pub break_lease: bool,
     #[command(flatten)]
     pub dry: DryRun,
 }

@@ -168,6 +168,10 @@ pub struct RolloutSettings {
     pub dry_run: bool,
     /// Shadow the candidate first, for this long at this sample (`--shadow-first`, `shadow-then-canary`).
     pub shadow_first: Option<ShadowFirst>,
+    /// `--break-lease`: move the alias over another operator's live lease.
+    pub break_lease: bool,
+    /// Who this command acts as, on the alias's lease and step record.
+    pub operator: String,
 }
 
 /// A rollout's shadow phase: the candidate answers copies of `sample` of the requests for `window`.
@@ -204,6 +208,8 @@ impl RolloutSettings {
             force: args.force,
             dry_run: args.dry.dry_run,
             shadow_first,
+            break_lease: args.break_lease,
+            operator: operator(),
         })
     }
 
@@ -226,8 +232,35 @@ impl RolloutSettings {
         };
         let shadow_first = (r.strategy == RolloutStrategy::ShadowThenCanary)
             .then(|| ShadowFirst { window: r.shadow_window.get(), sample: r.shadow_sample });
-        Ok(RolloutSettings { action, version: Some(version), force: false, dry_run, shadow_first })
+        Ok(RolloutSettings {
+            action,
+            version: Some(version),
+            force: false,
+            dry_run,
+            shadow_first,
+            break_lease: false,
+            operator: operator(),
+        })
     }
+}
+
+/// Who runs this command, as a lease holder others can find: `MLAMBDA_OPERATOR` when set; else the CI run
+/// (GitHub Actions, GitLab CI) or `user@host`; then this process's id, so two shells of one user never share
+/// a lease.
+pub fn operator() -> String {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(o) = var("MLAMBDA_OPERATOR") {
+        return o;
+    }
+    let who = match (var("GITHUB_REPOSITORY"), var("GITHUB_RUN_ID"), var("CI_PROJECT_PATH"), var("CI_JOB_ID")) {
+        (Some(repo), Some(run), _, _) => format!("github:{repo}#{run}"),
+        (_, _, Some(project), Some(job)) => format!("gitlab:{project}#{job}"),
+        _ => {
+            let user = var("USER").or_else(|| var("USERNAME")).unwrap_or_else(|| "someone".into());
+            format!("{user}@{}", gethostname::gethostname().to_string_lossy())
+        }
+    };
+    format!("{who}:{}", std::process::id())
 }
 
 /// `mlambda alarms`.
@@ -381,6 +414,7 @@ mod tests {
             rollback: false,
             version: None,
             force: false,
+            break_lease: false,
             dry: DryRun { dry_run: false },
         }
     }

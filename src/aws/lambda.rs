@@ -199,8 +199,16 @@ pub async fn create_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
     Ok(alias_from(a.name(), a.alias_arn(), a.function_version(), a.routing_config(), a.description(), a.revision_id()))
 }
 
-/// Updates the alias; a `PreconditionFailedException` means someone else changed it since it was read.
-pub async fn update_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
+/// An alias write's result: done, or refused because the alias changed since its `RevisionId` was read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    Done(Alias),
+    /// `PreconditionFailedException`: someone else wrote the alias first; nothing was changed.
+    Stale,
+}
+
+/// Updates the alias, conditioned on `revision_id` when given.
+pub async fn update_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Written> {
     let res = aws
         .lambda
         .update_alias()
@@ -212,23 +220,48 @@ pub async fn update_alias(aws: &Aws, w: &AliasWrite<'_>) -> Result<Alias> {
         .set_revision_id(w.revision_id.map(str::to_string))
         .send()
         .await;
+    written(res, || format!("update alias `{}` of `{}`", w.alias, w.function))
+}
+
+/// Rewrites only the alias's description (its routing untouched), conditioned on `revision_id`: taking or
+/// giving back a lease.
+pub async fn update_alias_description(
+    aws: &Aws,
+    function: &str,
+    alias: &str,
+    description: &str,
+    revision_id: &str,
+) -> Result<Written> {
+    let res = aws
+        .lambda
+        .update_alias()
+        .function_name(function)
+        .name(alias)
+        .description(description)
+        .set_revision_id(Some(revision_id.to_string()).filter(|r| !r.is_empty()))
+        .send()
+        .await;
+    written(res, || format!("update the description of alias `{alias}` of `{function}`"))
+}
+
+fn written(
+    res: std::result::Result<
+        aws_sdk_lambda::operation::update_alias::UpdateAliasOutput,
+        aws_sdk_lambda::error::SdkError<aws_sdk_lambda::operation::update_alias::UpdateAliasError>,
+    >,
+    what: impl FnOnce() -> String,
+) -> Result<Written> {
     match res {
-        Ok(a) => Ok(alias_from(
+        Ok(a) => Ok(Written::Done(alias_from(
             a.name(),
             a.alias_arn(),
             a.function_version(),
             a.routing_config(),
             a.description(),
             a.revision_id(),
-        )),
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_precondition_failed_exception()) => {
-            Err(Error::cloud(format!(
-                "alias `{}` of `{}` was changed by someone else while mlambda was updating it",
-                w.alias, w.function
-            ))
-            .help("nothing was changed by mlambda; run `mlambda status` to see the alias, then re-run the command"))
-        }
-        Err(e) => Err(fail(format!("update alias `{}` of `{}`", w.alias, w.function), e).into()),
+        ))),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_precondition_failed_exception()) => Ok(Written::Stale),
+        Err(e) => Err(fail(what(), e).into()),
     }
 }
 

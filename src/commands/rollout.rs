@@ -6,15 +6,17 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::Ctx;
-use crate::aws::lambda::{self, AliasWrite};
+use crate::aws::lambda::{self, AliasWrite, Written};
 use crate::aws::{cloudwatch, Aws, Target};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::gather;
 use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
-use crate::plan::alias::VersionFacts;
+use crate::domain::Weight;
+use crate::plan::alias::{AliasRouting, VersionFacts};
 use crate::plan::evidence::{Decision, Look};
 use crate::plan::lambda::{Alias, FunctionInfo};
+use crate::plan::record::{self, AliasRecord, Lease, LeaseCheck, StepRecord};
 use crate::plan::rollout::{self, Action, Current, Inputs, RolloutPlan, Step, Steps};
 use crate::report::Report;
 use crate::settings::{Project, RolloutAction, RolloutSettings, ShadowFirst};
@@ -27,11 +29,28 @@ pub struct Outcome {
     pub dry_run: bool,
     #[serde(flatten)]
     pub plan: RolloutPlan,
+    /// Another operator's lease this command took over (expired) or broke (`--break-lease`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseNote>,
+}
+
+/// Whose lease was set aside, and how.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseNote {
+    /// `expired` (taken over) or `broken` (`--break-lease`).
+    pub how: &'static str,
+    #[serde(flatten)]
+    pub lease: Lease,
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.plan)
+        write!(f, "{}", self.plan)?;
+        match &self.lease {
+            Some(LeaseNote { how: "broken", lease }) => writeln!(f, "  broke the lease of {lease} (--break-lease)"),
+            Some(LeaseNote { lease, .. }) => writeln!(f, "  took over the expired lease of {lease}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -76,6 +95,17 @@ struct Run<'a> {
     state_dir: std::path::PathBuf,
     /// `--steps` as the user gave them (for the resume hint).
     steps_flag: String,
+    /// Who this rollout acts as (`settings::operator`).
+    me: String,
+}
+
+/// A partial step being watched: the routing it holds, the description it was written with, when it began and
+/// how much of its window is left.
+struct Watched<'a> {
+    held: AliasRouting,
+    description: &'a str,
+    began: SystemTime,
+    left: Duration,
 }
 
 fn facts(v: &FunctionInfo) -> VersionFacts {
@@ -90,10 +120,12 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
     let config = p.config();
     let aws = ctx.aws().await?;
     let (alias, versions) = read_alias(&aws, config).await?;
+    let record = AliasRecord::parse(&alias.description);
+    let lease = check_lease(ctx.printer, config, &record, s)?;
     let plan = plan(ctx, p, s, &alias, &versions)?;
     check_backtest(ctx.printer, &ctx.state(p)?, &plan, s)?;
     if s.dry_run {
-        return Ok(Report::new(Outcome { dry_run: true, plan }, true));
+        return Ok(Report::new(Outcome { dry_run: true, plan, lease }, true));
     }
     let run = Run {
         aws: &aws,
@@ -105,7 +137,12 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
             RolloutAction::Steps { steps, .. } => steps_flag(steps),
             _ => String::new(),
         },
+        me: s.operator.clone(),
     };
+    let mut revision = alias.revision_id.clone();
+    if plan.action == Action::Steps && plan.steps.iter().any(|st| !st.promotes()) {
+        revision = run.take_lease(&plan, &record, &revision).await?;
+    }
     run.plan_looks(&plan, &s.action)?;
     if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
         let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);
@@ -117,8 +154,52 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
     if let (Some(first), Some(candidate)) = (s.shadow_first, plan.candidate) {
         run.shadow_first(&alias.primary, &candidate.to_string(), first, s.force).await?;
     }
-    run.execute(&plan, alias.revision_id.clone()).await?;
-    Ok(Report::done(Outcome { dry_run: false, plan }))
+    run.execute(&plan, &alias, revision).await?;
+    Ok(Report::done(Outcome { dry_run: false, plan, lease }))
+}
+
+/// Refuses to move an alias whose lease another operator holds (exit 2, naming the holder and the expiry),
+/// unless `--break-lease`; an expired lease is a crashed rollout's, and is taken over. Checked before a dry run
+/// too, so the dry run says what the real one would do.
+fn check_lease(
+    printer: &Printer,
+    config: &Config,
+    record: &AliasRecord,
+    s: &RolloutSettings,
+) -> Result<Option<LeaseNote>> {
+    let (function, alias) = (&config.function.name, &config.function.alias);
+    let now = SystemTime::now();
+    let check = record::check_lease(record, &s.operator, now, s.break_lease).map_err(|_| {
+        Error::user(format!("`--break-lease`: alias `{alias}` of `{function}` has no live lease of another operator to break"))
+            .help("run the command without `--break-lease`; `mlambda status` shows the alias's lease")
+    })?;
+    match check {
+        LeaseCheck::Free => Ok(None),
+        LeaseCheck::Expired(lease) => {
+            printer.status(format!("taking over the expired lease of {lease} (that rollout stopped without giving it back)"));
+            Ok(Some(LeaseNote { how: "expired", lease }))
+        }
+        LeaseCheck::Broken(lease) => {
+            printer.warn(format!("breaking the lease of {lease} (--break-lease): that rollout stops at its next step"));
+            Ok(Some(LeaseNote { how: "broken", lease }))
+        }
+        LeaseCheck::Held(lease) => {
+            let left = lease.until.duration_since(now).unwrap_or_default();
+            let step = record.step.as_ref().map_or(String::new(), |st| {
+                format!(", which has version {} at {}", st.candidate, crate::plan::alias::Percent(st.weight))
+            });
+            Err(Error::cloud(format!(
+                "alias `{alias}` of `{function}` is leased by {} until {} ({} from now): a stepped rollout is moving it{step}",
+                lease.owner,
+                humantime::format_rfc3339_seconds(lease.until),
+                humantime::format_duration(Duration::from_secs(left.as_secs()))
+            ))
+            .help(
+                "wait for that rollout to finish (`mlambda status` shows it); if it crashed, its lease expires by \
+                 itself, or pass `--break-lease` to take the alias over now",
+            ))
+        }
+    }
 }
 
 /// Refuses to send traffic (`--weight`, `--steps`, `--preset`) to a candidate whose recorded backtest verdict
@@ -264,15 +345,103 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn write(&self, step: &Step, revision: &str) -> Result<String> {
+    /// Writes one step, conditioned on `revision`; the description carries the plan's previous primary, and,
+    /// while the candidate holds a partial weight, when this step began and (in a stepped rollout) the lease.
+    async fn write(&self, plan: &RolloutPlan, step: &Step, revision: &str) -> Result<String> {
+        let description = self.describe(plan, step, SystemTime::now());
         let w = AliasWrite {
             function: self.function(),
             alias: self.alias(),
             routing: step.target,
-            description: &step.description,
+            description: &description,
             revision_id: Some(revision).filter(|r| !r.is_empty()),
         };
-        Ok(lambda::update_alias(self.aws, &w).await?.revision_id)
+        match lambda::update_alias(self.aws, &w).await? {
+            Written::Done(a) => Ok(a.revision_id),
+            Written::Stale => Err(self.stale().await),
+        }
+    }
+
+    fn describe(&self, plan: &RolloutPlan, step: &Step, now: SystemTime) -> String {
+        let mut r = AliasRecord::parse(&step.description);
+        r.lease = None;
+        r.step = None;
+        if let (Some(candidate), Some((_, weight))) = (plan.candidate, step.target.additional) {
+            let stepped = plan.action == Action::Steps;
+            let every = plan.interval_secs.map(Duration::from_secs).filter(|_| stepped);
+            let steps = if stepped { plan.skipped.iter().copied().chain(plan.steps.iter().map(Step::weight)).collect() } else { vec![] };
+            r.step = Some(StepRecord { candidate, weight: weight.get(), since: now, steps, every, by: record::owner(&self.me) });
+            if stepped {
+                let until = record::lease_until(now, every.unwrap_or_default());
+                r.lease = Some(Lease { owner: record::owner(&self.me), until });
+            }
+        }
+        r.render()
+    }
+
+    /// Takes the alias's lease for a stepped rollout before anything else moves: a description-only write under
+    /// the `RevisionId` the plan was made from, so of two rollouts started at once exactly one gets it.
+    async fn take_lease(&self, plan: &RolloutPlan, record: &AliasRecord, revision: &str) -> Result<String> {
+        let mut r = record.clone();
+        let window = Duration::from_secs(plan.interval_secs.unwrap_or(0));
+        let until = record::lease_until(SystemTime::now(), window);
+        r.lease = Some(Lease { owner: record::owner(&self.me), until });
+        match lambda::update_alias_description(self.aws, self.function(), self.alias(), &r.render(), revision).await? {
+            Written::Done(a) => {
+                self.printer.status(format!("took the lease of alias `{}` as {}", self.alias(), self.me));
+                Ok(a.revision_id)
+            }
+            Written::Stale => Err(self.stale().await),
+        }
+    }
+
+    /// Gives the lease back when a rollout stops early (Ctrl-C), keeping the step's record so a resume waits out
+    /// its window. A failure is only a warning: the lease expires by itself.
+    async fn release_lease(&self, revision: &str) {
+        let released = async {
+            let Some(alias) = lambda::get_alias(self.aws, self.function(), self.alias()).await? else { return Ok(()) };
+            let mut r = AliasRecord::parse(&alias.description);
+            if r.lease.as_ref().is_none_or(|l| l.owner != record::owner(&self.me)) || alias.revision_id != revision {
+                return Ok(());
+            }
+            r.lease = None;
+            lambda::update_alias_description(self.aws, self.function(), self.alias(), &r.render(), revision).await?;
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = released.await {
+            self.printer.warn(format!("could not give the alias's lease back ({}); it expires by itself", e.message));
+        }
+    }
+
+    /// The error for a write Lambda refused because the alias changed since it was read: who changed it (from
+    /// the record they left), what it holds now, and to plan again. Never retried: the plan is stale.
+    async fn stale(&self) -> Error {
+        let (function, alias) = (self.function(), self.alias());
+        let now = match lambda::get_alias(self.aws, function, alias).await {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                return Error::cloud(format!("alias `{alias}` of `{function}` was deleted while mlambda was updating it"))
+                    .help("nothing was changed by mlambda; run `mlambda deploy` to create it, then re-run to plan again")
+            }
+            Err(e) => {
+                return Error::cloud(format!(
+                    "alias `{alias}` of `{function}` was changed by someone else while mlambda was updating it, and reading it again failed: {}",
+                    e.message
+                ))
+                .help("nothing was changed by mlambda; run `mlambda status`, then re-run to plan again")
+            }
+        };
+        let r = AliasRecord::parse(&now.description);
+        let who = match (&r.lease, &r.step) {
+            (Some(l), _) if l.live(SystemTime::now()) => format!("by {} (who holds its lease until {})", l.owner, humantime::format_rfc3339_seconds(l.until)),
+            (_, Some(st)) if !st.by.is_empty() => format!("by {} (its last recorded step, at {})", st.by, humantime::format_rfc3339_seconds(st.since)),
+            _ => "by another tool or person (it left no mlambda record)".to_string(),
+        };
+        Error::cloud(format!(
+            "alias `{alias}` of `{function}` was changed {who} after mlambda read it; it now routes {}",
+            crate::plan::alias::render(&now.primary, &now.routing)
+        ))
+        .help("nothing was changed by this write; re-run to plan again from what the alias holds now (`mlambda status` shows it)")
     }
 
     fn record(&self, plan: &RolloutPlan, step: &Step) -> Result<()> {
@@ -303,43 +472,87 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn execute(&self, plan: &RolloutPlan, revision: String) -> Result<()> {
+    async fn execute(&self, plan: &RolloutPlan, alias: &Alias, revision: String) -> Result<()> {
         let mut stop = Interrupt::install();
         let mut revision = revision;
         let mut at = plan.from.clone();
         let interval = Duration::from_secs(plan.interval_secs.unwrap_or(0));
+        if let Some(step) = self.resumed_step(plan, alias) {
+            self.watch(plan, &step, &revision, &mut stop, &at).await?;
+        }
         for (i, step) in plan.steps.iter().enumerate() {
             if stop.fired() {
+                self.release_lease(&revision).await;
                 return Err(self.interrupted(plan, &at));
             }
-            revision = self.write(step, &revision).await?;
-            let step_began = SystemTime::now();
+            revision = self.write(plan, step, &revision).await?;
             at = step.routing();
             self.record(plan, step)?;
             self.printer.status(format!("{}: {at}", self.alias()));
             if plan.action != Action::Steps || step.promotes() {
                 continue;
             }
-            let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
             self.printer.status(format!(
-                "step {}/{}: watching the alarms of version {candidate} for {}",
+                "step {}/{}: watching the alarms of version {} for {}",
                 i + 1,
                 plan.steps.len(),
+                plan.candidate.map(|c| c.to_string()).unwrap_or_default(),
                 humantime::format_duration(interval)
             ));
-            if !stop.sleep(interval).await {
-                return Err(self.interrupted(plan, &at));
-            }
-            if let Some(alarm) = self.firing(&candidate).await? {
-                let why = format!("alarm `{}` of version {candidate} is in ALARM: {}", alarm.spec.name, alarm.reason);
-                return Err(self.roll_back(plan, step, &revision, why).await);
-            }
-            let share = step.target.additional.map(|(_, w)| w.get());
-            let report = self.verdict(&step.target.primary.to_string(), &candidate, share, step_began).await;
-            if let Some(r) = report.filter(|r| r.verdict == Decision::Rollback) {
-                let why = format!("the report's verdict on version {candidate} is rollback: {}", r.reasons.join("; "));
-                return Err(self.roll_back(plan, step, &revision, why).await);
-            }
+            let watched = Watched { held: step.target, description: &step.description, began: SystemTime::now(), left: interval };
+            self.watch(plan, &watched, &revision, &mut stop, &at).await?;
+        }
+        Ok(())
+    }
+
+    /// A resumed stepped rollout (the candidate already holds a partial weight): the step it stopped in, with
+    /// what is left of its window, measured from the start the alias records.
+    fn resumed_step<'p>(&self, plan: &'p RolloutPlan, alias: &Alias) -> Option<Watched<'p>> {
+        let candidate = plan.candidate?;
+        let weight = *alias.routing.get(&candidate.to_string())?;
+        let first = plan.steps.first()?;
+        if plan.action != Action::Steps || plan.skipped.is_empty() {
+            return None;
+        }
+        let window = Duration::from_secs(plan.interval_secs.unwrap_or(0));
+        let now = SystemTime::now();
+        let (left, since) = record::window_left(&AliasRecord::parse(&alias.description), candidate, weight, window, now);
+        let when = since.map_or("no recorded start, so a whole window".to_string(), |t| {
+            format!("since {}", humantime::format_rfc3339_seconds(t))
+        });
+        self.printer.status(format!(
+            "resuming: version {candidate} has had {} of the traffic ({when}); watching its alarms for the {} left of the step's window",
+            crate::plan::alias::Percent(weight),
+            humantime::format_duration(Duration::from_secs(left.as_secs()))
+        ));
+        let held = AliasRouting { primary: first.target.primary, additional: Some((candidate, Weight::new(weight).ok()?)) };
+        Some(Watched { held, description: &first.description, began: since.unwrap_or(now), left })
+    }
+
+    /// Waits out a partial step's window, then checks the candidate's alarms and the report's verdict since the
+    /// step began; either saying so rolls the alias back.
+    async fn watch(
+        &self,
+        plan: &RolloutPlan,
+        w: &Watched<'_>,
+        revision: &str,
+        stop: &mut Interrupt,
+        at: &str,
+    ) -> Result<()> {
+        if !stop.sleep(w.left).await {
+            self.release_lease(revision).await;
+            return Err(self.interrupted(plan, at));
+        }
+        let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
+        if let Some(alarm) = self.firing(&candidate).await? {
+            let why = format!("alarm `{}` of version {candidate} is in ALARM: {}", alarm.spec.name, alarm.reason);
+            return Err(self.roll_back(plan, w, revision, why).await);
+        }
+        let share = w.held.additional.map(|(_, weight)| weight.get());
+        let report = self.verdict(&w.held.primary.to_string(), &candidate, share, w.began).await;
+        if let Some(r) = report.filter(|r| r.verdict == Decision::Rollback) {
+            let why = format!("the report's verdict on version {candidate} is rollback: {}", r.reasons.join("; "));
+            return Err(self.roll_back(plan, w, revision, why).await);
         }
         Ok(())
     }
@@ -446,13 +659,10 @@ impl Run<'_> {
         }
     }
 
-    async fn roll_back(&self, plan: &RolloutPlan, step: &Step, revision: &str, why: String) -> Error {
+    async fn roll_back(&self, plan: &RolloutPlan, w: &Watched<'_>, revision: &str, why: String) -> Error {
         let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
-        let back = Step {
-            target: crate::plan::alias::AliasRouting::all(step.target.primary),
-            description: step.description.clone(),
-        };
-        match self.write(&back, revision).await {
+        let back = Step { target: AliasRouting::all(w.held.primary), description: w.description.to_string() };
+        match self.write(plan, &back, revision).await {
             Ok(_) => {
                 let _ = state::update(&self.state_dir, |s| {
                     if let Some(r) = s.rollout.as_mut() {
@@ -563,13 +773,19 @@ mod tests {
         Step { target, description: String::new() }
     }
 
+    /// moto (patched in `scripts/moto-server`) refuses a stale `RevisionId` too, and `tests/it/lease.rs` races
+    /// two rollouts there; this pins the exact request and the message from who changed the alias.
     #[tokio::test]
-    async fn a_write_carries_the_revision_and_a_changed_revision_is_reported_as_someone_else() {
+    async fn a_write_carries_the_revision_and_a_stale_one_names_who_changed_the_alias() {
         let config = crate::config::parse(CONFIG, std::path::Path::new("mlambda.yaml")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let printer = Printer::new(crate::cli::OutputFormat::Text, true, 0);
         let ok = mock!(Client::update_alias)
-            .match_requests(|r| r.revision_id() == Some("rev-1"))
+            .match_requests(|r| {
+                r.revision_id() == Some("rev-1")
+                    && r.description().is_some_and(|d| d.contains("mlambda: rollout=4 at=0.1 since="))
+                    && r.description().is_some_and(|d| d.contains("mlambda: lease=alice@box:1 until="))
+            })
             .then_output(|| UpdateAliasOutput::builder().revision_id("rev-2").build());
         let stale = mock!(Client::update_alias).match_requests(|r| r.revision_id() == Some("rev-0")).then_error(|| {
             UpdateAliasError::PreconditionFailedException(
@@ -579,7 +795,15 @@ mod tests {
                     .build(),
             )
         });
-        let aws = mock::aws(&[&ok, &stale], &[]);
+        let until = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(600));
+        let now = mock!(Client::get_alias).then_output(move || {
+            aws_sdk_lambda::operation::get_alias::GetAliasOutput::builder()
+                .function_version("3")
+                .description(format!("mlambda: lease=bob@ci:7 until={until}"))
+                .revision_id("rev-9")
+                .build()
+        });
+        let aws = mock::aws(&[&ok, &stale, &now], &[]);
         let run = Run {
             aws: &aws,
             printer: &printer,
@@ -587,12 +811,18 @@ mod tests {
             target: Target { profile: None, region: None },
             state_dir: dir.path().into(),
             steps_flag: String::new(),
+            me: "alice@box:1".into(),
         };
-        assert_eq!(run.write(&step(3, 4, 0.1), "rev-1").await.unwrap(), "rev-2");
-        let e = run.write(&step(3, 4, 0.1), "rev-0").await.unwrap_err();
-        assert!(e.message.contains("alias `production` of `churn` was changed by someone else"), "{}", e.message);
+        let (mut plan, _) = weight_plan("4");
+        plan.action = Action::Steps;
+        plan.interval_secs = Some(20);
+        assert_eq!(run.write(&plan, &step(3, 4, 0.1), "rev-1").await.unwrap(), "rev-2");
+        let e = run.write(&plan, &step(3, 4, 0.1), "rev-0").await.unwrap_err();
+        assert!(e.message.contains("alias `production` of `churn` was changed by bob@ci:7 (who holds its lease until"), "{}", e.message);
+        assert!(e.message.contains("it now routes 3 100%"), "{}", e.message);
+        assert!(e.help.as_deref().unwrap_or("").contains("re-run to plan again"));
         assert_eq!(e.exit_code(), 2);
-        assert_eq!((ok.num_calls(), stale.num_calls()), (1, 1));
+        assert_eq!((ok.num_calls(), stale.num_calls(), now.num_calls()), (1, 1, 1));
     }
 
     fn weight_plan(candidate: &str) -> (RolloutPlan, RolloutSettings) {
@@ -615,6 +845,8 @@ mod tests {
             force: false,
             dry_run: false,
             shadow_first: None,
+            break_lease: false,
+            operator: "alice@box:1".into(),
         };
         (plan, s)
     }

@@ -181,25 +181,16 @@ pub fn check_primary(function: &str, version: Version, versions: &[VersionFacts]
     Ok(AliasRouting::all(version))
 }
 
-const PREVIOUS: &str = "mlambda: previous=";
-
 /// The alias description with the previous primary recorded (or the record removed), other text kept.
 pub fn describe_previous(description: &str, previous: Option<Version>) -> String {
-    let mut parts: Vec<&str> =
-        description.split(" | ").map(str::trim).filter(|p| !p.is_empty() && !p.starts_with(PREVIOUS)).collect();
-    let marker = previous.map(|v| format!("{PREVIOUS}{v}"));
-    parts.extend(marker.as_deref());
-    let out = parts.join(" | ");
-    // Lambda caps descriptions at 256 characters; the marker matters more than the rest.
-    if out.chars().count() > 256 {
-        return marker.unwrap_or_default();
-    }
-    out
+    let mut r = super::record::AliasRecord::parse(description);
+    r.previous = previous;
+    r.render()
 }
 
 /// The previous primary recorded in an alias description by a promote.
 pub fn previous_from_description(description: &str) -> Option<Version> {
-    description.split(" | ").find_map(|p| p.trim().strip_prefix(PREVIOUS)).and_then(|v| Version::parse(v).ok())
+    super::record::AliasRecord::parse(description).previous
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod model;
 pub mod naming;
 pub mod policy;
 pub mod predlog;
+pub mod record;
 pub mod report;
 pub mod rollout;
 pub mod shadow;

@@ -8,6 +8,7 @@ mod ci;
 mod common;
 mod deploy;
 mod install;
+mod lease;
 mod model_push;
 mod remote_invoke;
 mod report;
