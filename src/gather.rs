@@ -15,8 +15,8 @@ use crate::error::{io_error, Error, Result};
 use crate::plan::evidence::Look;
 use crate::plan::predlog::{Collector, Outcomes, ShadowCollector};
 use crate::plan::report::{self, Inputs, Metrics, ShadowInputs};
-use crate::state;
 use crate::ui::{progress, Printer};
+use crate::{ledger, state};
 use mlambda_runtime::batch::FailedRow;
 use mlambda_runtime::logline;
 
@@ -279,9 +279,9 @@ pub fn last_verdict(r: &report::Report) -> state::LastVerdict {
     }
 }
 
-/// Records the report's verdict in `.mlambda/state.json`, for `status`.
-pub fn record(state_dir: &std::path::Path, r: &report::Report) -> Result<()> {
-    state::update(state_dir, |s| s.verdict = Some(last_verdict(r)))?;
+/// Records the report's verdict where every operator's `status` reads it (`ledger`).
+pub async fn record(aws: &Aws, config: &Config, state_dir: &Path, printer: &Printer, r: &report::Report) -> Result<()> {
+    ledger::update(aws, config, state_dir, printer, |s| s.verdict = Some(last_verdict(r))).await?;
     Ok(())
 }
 
@@ -388,9 +388,15 @@ pub async fn fold_run(
     Ok(RunParts { out: out.len() as u64, failures: failures.len() as u64 })
 }
 
-/// Records a backtest's verdict on its candidate in `.mlambda/state.json`, where `rollout` looks before sending
-/// the candidate traffic. A report of one run has no verdict and records nothing.
-pub fn record_backtest(state_dir: &Path, r: &report::BatchReport) -> Result<()> {
+/// Records a backtest's verdict on its candidate (`ledger`), where every operator's `rollout` looks before
+/// sending the candidate traffic. A report of one run has no verdict and records nothing.
+pub async fn record_backtest(
+    aws: &Aws,
+    config: &Config,
+    state_dir: &Path,
+    printer: &Printer,
+    r: &report::BatchReport,
+) -> Result<()> {
     let (Some(candidate), Some(verdict)) = (&r.candidate, r.verdict) else { return Ok(()) };
     let mut runs: Vec<String> = r.runs.iter().filter(|x| x.version == r.baseline).map(|x| x.address.clone()).collect();
     runs.extend(r.runs.iter().filter(|x| x.version != r.baseline).map(|x| x.address.clone()));
@@ -401,15 +407,22 @@ pub fn record_backtest(state_dir: &Path, r: &report::BatchReport) -> Result<()> 
         time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         reasons: r.reasons.clone(),
     };
-    state::update(state_dir, |s| {
+    ledger::update(aws, config, state_dir, printer, |s| {
         s.backtests.insert(candidate.clone(), backtest);
-    })?;
+    })
+    .await?;
     Ok(())
 }
 
-/// Records a shadow report's verdict on its candidate in `.mlambda/state.json`, where `rollout` looks before
-/// sending the candidate traffic.
-pub fn record_shadow(state_dir: &Path, r: &report::ShadowReport) -> Result<()> {
+/// Records a shadow report's verdict on its candidate (`ledger`), where every operator's `rollout` looks
+/// before sending the candidate traffic.
+pub async fn record_shadow(
+    aws: &Aws,
+    config: &Config,
+    state_dir: &Path,
+    printer: &Printer,
+    r: &report::ShadowReport,
+) -> Result<()> {
     let verdict = state::ShadowVerdict {
         verdict: r.verdict,
         baseline: r.baseline.clone(),
@@ -420,9 +433,10 @@ pub fn record_shadow(state_dir: &Path, r: &report::ShadowReport) -> Result<()> {
         time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         reasons: r.reasons.clone(),
     };
-    state::update(state_dir, |s| {
+    ledger::update(aws, config, state_dir, printer, |s| {
         s.shadow_verdicts.insert(r.candidate.clone(), verdict);
-    })?;
+    })
+    .await?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod gather;
 mod hash;
 mod image;
+mod ledger;
 mod plan;
 mod report;
 mod runs;

@@ -39,7 +39,7 @@ impl fmt::Display for PruneOutcome {
         }
         writeln!(f, "kept versions {}", if self.kept.is_empty() { "-".into() } else { self.kept.join(", ") })?;
         if !self.protected.is_empty() {
-            writeln!(f, "  ({} kept because an alias uses them)", self.protected.join(", "))?;
+            writeln!(f, "  ({} kept because an alias uses them or rolls back to them)", self.protected.join(", "))?;
         }
         Ok(())
     }

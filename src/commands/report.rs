@@ -9,12 +9,12 @@ use super::Ctx;
 use crate::aws::lambda;
 use crate::cli::ReportArgs;
 use crate::error::{io_error, Error, Result};
-use crate::gather;
 use crate::plan::predlog::{Collector, Outcomes};
 use crate::plan::report::{BatchInputs, BatchRun};
 use crate::report::Report;
 use crate::runs;
 use crate::settings::Project;
+use crate::{gather, ledger};
 
 /// How to name a run on the command line.
 const RUN_HELP: &str = "pass the run's id as `mlambda batch run` printed it (`mlambda batch list` shows them), or its \
@@ -120,10 +120,11 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report
     });
 
     // a preview of the rollout's next look: only the rollout's own checks spend α
-    let look = ctx.state(p)?.rollout.unwrap_or_default().next_look(&candidate);
+    let look =
+        ledger::load(&aws, config, &p.state_dir, ctx.printer).await?.rollout.unwrap_or_default().next_look(&candidate);
     let req = gather::Request { baseline, candidate, traffic_share, since, until, outcomes, look };
     let evidence = gather::evidence(&aws, &ctx.target(), ctx.printer, config, req).await?;
-    gather::record(&p.state_dir, &evidence)?;
+    gather::record(&aws, config, &p.state_dir, ctx.printer, &evidence).await?;
     if evidence.unreadable_labels > 0 {
         ctx.printer.warn(format!(
             "{} outcome labels were neither the positive nor the negative class and were left out",
@@ -246,7 +247,7 @@ async fn batch(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report> 
             r.unreadable_labels
         ));
     }
-    gather::record_backtest(&p.state_dir, &r)?;
+    gather::record_backtest(&aws, config, &p.state_dir, ctx.printer, &r).await?;
     Ok(Report::done(r))
 }
 
@@ -260,7 +261,8 @@ async fn shadow(ctx: &Ctx<'_>, p: &Project, args: &ReportArgs) -> Result<Report>
     }
     let who = (args.baseline.clone(), args.candidate.clone());
     let r = gather::shadow(&ctx.target(), ctx.printer, p.config(), window, outcomes, who).await?;
-    gather::record_shadow(&p.state_dir, &r)?;
+    let aws = ctx.aws().await?;
+    gather::record_shadow(&aws, p.config(), &p.state_dir, ctx.printer, &r).await?;
     if let Some(path) = &args.html {
         std::fs::write(path, crate::ui::report::shadow_html(&r))
             .map_err(|e| io_error(path, "write the HTML report", e))?;

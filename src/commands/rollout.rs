@@ -9,10 +9,9 @@ use super::Ctx;
 use crate::aws::lambda::{self, AliasWrite, Written};
 use crate::aws::{cloudwatch, Aws, Target};
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::gather;
-use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
 use crate::domain::Weight;
+use crate::error::{Error, Result};
+use crate::plan::alarms::{self, Alarm, AlarmChange, AlarmState, Routed};
 use crate::plan::alias::{AliasRouting, VersionFacts};
 use crate::plan::evidence::{Decision, Look};
 use crate::plan::lambda::{Alias, FunctionInfo};
@@ -23,6 +22,7 @@ use crate::settings::{Project, RolloutAction, RolloutSettings, ShadowFirst};
 use crate::shadowing;
 use crate::state;
 use crate::ui::Printer;
+use crate::{gather, ledger};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -123,7 +123,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
     let record = AliasRecord::parse(&alias.description);
     let lease = check_lease(ctx.printer, config, &record, s)?;
     let plan = plan(ctx, p, s, &alias, &versions)?;
-    check_backtest(ctx.printer, &ctx.state(p)?, &plan, s)?;
+    check_backtest(ctx.printer, &ledger::load(&aws, config, &p.state_dir, ctx.printer).await?, &plan, s)?;
     if s.dry_run {
         return Ok(Report::new(Outcome { dry_run: true, plan, lease }, true));
     }
@@ -143,7 +143,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
     if plan.action == Action::Steps && plan.steps.iter().any(|st| !st.promotes()) {
         revision = run.take_lease(&plan, &record, &revision).await?;
     }
-    run.plan_looks(&plan, &s.action)?;
+    run.plan_looks(&plan, &s.action).await?;
     if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
         let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);
         run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
@@ -170,13 +170,17 @@ fn check_lease(
     let (function, alias) = (&config.function.name, &config.function.alias);
     let now = SystemTime::now();
     let check = record::check_lease(record, &s.operator, now, s.break_lease).map_err(|_| {
-        Error::user(format!("`--break-lease`: alias `{alias}` of `{function}` has no live lease of another operator to break"))
-            .help("run the command without `--break-lease`; `mlambda status` shows the alias's lease")
+        Error::user(format!(
+            "`--break-lease`: alias `{alias}` of `{function}` has no live lease of another operator to break"
+        ))
+        .help("run the command without `--break-lease`; `mlambda status` shows the alias's lease")
     })?;
     match check {
         LeaseCheck::Free => Ok(None),
         LeaseCheck::Expired(lease) => {
-            printer.status(format!("taking over the expired lease of {lease} (that rollout stopped without giving it back)"));
+            printer.status(format!(
+                "taking over the expired lease of {lease} (that rollout stopped without giving it back)"
+            ));
             Ok(Some(LeaseNote { how: "expired", lease }))
         }
         LeaseCheck::Broken(lease) => {
@@ -329,20 +333,26 @@ impl Run<'_> {
 
     /// Records how many looks at the candidate's evidence the rollout plans, keeping the looks already taken, so
     /// a resumed or re-weighted rollout goes on spending the same α.
-    fn plan_looks(&self, plan: &RolloutPlan, action: &RolloutAction) -> Result<()> {
+    async fn plan_looks(&self, plan: &RolloutPlan, action: &RolloutAction) -> Result<()> {
         let planned = match action {
             RolloutAction::Steps { steps, .. } => steps.looks(),
             RolloutAction::Weight(_) => 1,
             RolloutAction::Promote | RolloutAction::Rollback => return Ok(()),
         };
         let Some(candidate) = plan.candidate else { return Ok(()) };
-        state::update(&self.state_dir, |s| {
+        self.update(|s| {
             let r = s.rollout.get_or_insert_with(Default::default);
             let held = r.looks.as_ref().filter(|l| l.candidate == candidate);
             let (taken, before) = held.map_or((0, 0), |l| (l.taken, l.planned));
             r.looks = Some(state::Looks { candidate, planned: planned.max(before), taken });
-        })?;
+        })
+        .await?;
         Ok(())
+    }
+
+    /// Updates the state every operator shares (`ledger`) and this machine's cache.
+    async fn update(&self, f: impl FnOnce(&mut state::State)) -> Result<state::State> {
+        ledger::update(self.aws, self.config, &self.state_dir, self.printer, f).await
     }
 
     /// Writes one step, conditioned on `revision`; the description carries the plan's previous primary, and,
@@ -369,8 +379,19 @@ impl Run<'_> {
         if let (Some(candidate), Some((_, weight))) = (plan.candidate, step.target.additional) {
             let stepped = plan.action == Action::Steps;
             let every = plan.interval_secs.map(Duration::from_secs).filter(|_| stepped);
-            let steps = if stepped { plan.skipped.iter().copied().chain(plan.steps.iter().map(Step::weight)).collect() } else { vec![] };
-            r.step = Some(StepRecord { candidate, weight: weight.get(), since: now, steps, every, by: record::owner(&self.me) });
+            let steps = if stepped {
+                plan.skipped.iter().copied().chain(plan.steps.iter().map(Step::weight)).collect()
+            } else {
+                vec![]
+            };
+            r.step = Some(StepRecord {
+                candidate,
+                weight: weight.get(),
+                since: now,
+                steps,
+                every,
+                by: record::owner(&self.me),
+            });
             if stepped {
                 let until = record::lease_until(now, every.unwrap_or_default());
                 r.lease = Some(Lease { owner: record::owner(&self.me), until });
@@ -433,8 +454,12 @@ impl Run<'_> {
         };
         let r = AliasRecord::parse(&now.description);
         let who = match (&r.lease, &r.step) {
-            (Some(l), _) if l.live(SystemTime::now()) => format!("by {} (who holds its lease until {})", l.owner, humantime::format_rfc3339_seconds(l.until)),
-            (_, Some(st)) if !st.by.is_empty() => format!("by {} (its last recorded step, at {})", st.by, humantime::format_rfc3339_seconds(st.since)),
+            (Some(l), _) if l.live(SystemTime::now()) => {
+                format!("by {} (who holds its lease until {})", l.owner, humantime::format_rfc3339_seconds(l.until))
+            }
+            (_, Some(st)) if !st.by.is_empty() => {
+                format!("by {} (its last recorded step, at {})", st.by, humantime::format_rfc3339_seconds(st.since))
+            }
             _ => "by another tool or person (it left no mlambda record)".to_string(),
         };
         Error::cloud(format!(
@@ -444,8 +469,8 @@ impl Run<'_> {
         .help("nothing was changed by this write; re-run to plan again from what the alias holds now (`mlambda status` shows it)")
     }
 
-    fn record(&self, plan: &RolloutPlan, step: &Step) -> Result<()> {
-        state::update(&self.state_dir, |s| {
+    async fn record(&self, plan: &RolloutPlan, step: &Step) -> Result<()> {
+        self.update(|s| {
             let r = s.rollout.get_or_insert_with(Default::default);
             match (plan.action, step.promotes()) {
                 (Action::Rollback, _) => {
@@ -468,7 +493,8 @@ impl Run<'_> {
                     r.weight = step.target.additional.map(|(_, w)| w);
                 }
             }
-        })?;
+        })
+        .await?;
         Ok(())
     }
 
@@ -487,7 +513,7 @@ impl Run<'_> {
             }
             revision = self.write(plan, step, &revision).await?;
             at = step.routing();
-            self.record(plan, step)?;
+            self.record(plan, step).await?;
             self.printer.status(format!("{}: {at}", self.alias()));
             if plan.action != Action::Steps || step.promotes() {
                 continue;
@@ -499,7 +525,8 @@ impl Run<'_> {
                 plan.candidate.map(|c| c.to_string()).unwrap_or_default(),
                 humantime::format_duration(interval)
             ));
-            let watched = Watched { held: step.target, description: &step.description, began: SystemTime::now(), left: interval };
+            let watched =
+                Watched { held: step.target, description: &step.description, began: SystemTime::now(), left: interval };
             self.watch(plan, &watched, &revision, &mut stop, &at).await?;
         }
         Ok(())
@@ -516,7 +543,8 @@ impl Run<'_> {
         }
         let window = Duration::from_secs(plan.interval_secs.unwrap_or(0));
         let now = SystemTime::now();
-        let (left, since) = record::window_left(&AliasRecord::parse(&alias.description), candidate, weight, window, now);
+        let (left, since) =
+            record::window_left(&AliasRecord::parse(&alias.description), candidate, weight, window, now);
         let when = since.map_or("no recorded start, so a whole window".to_string(), |t| {
             format!("since {}", humantime::format_rfc3339_seconds(t))
         });
@@ -525,7 +553,8 @@ impl Run<'_> {
             crate::plan::alias::Percent(weight),
             humantime::format_duration(Duration::from_secs(left.as_secs()))
         ));
-        let held = AliasRouting { primary: first.target.primary, additional: Some((candidate, Weight::new(weight).ok()?)) };
+        let held =
+            AliasRouting { primary: first.target.primary, additional: Some((candidate, Weight::new(weight).ok()?)) };
         Some(Watched { held, description: &first.description, began: since.unwrap_or(now), left })
     }
 
@@ -578,7 +607,7 @@ impl Run<'_> {
         traffic_share: Option<f64>,
         since: SystemTime,
     ) -> Option<crate::plan::report::Report> {
-        let look = match state::load(&self.state_dir) {
+        let look = match ledger::load(self.aws, self.config, &self.state_dir, self.printer).await {
             Ok(s) => s.rollout.unwrap_or_default().next_look(candidate),
             Err(e) => {
                 self.printer.warn(format!("could not read the looks taken so far: {e}"));
@@ -596,12 +625,14 @@ impl Run<'_> {
         };
         match gather::evidence(self.aws, &self.target, self.printer, self.config, req).await {
             Ok(r) => {
-                let recorded = state::update(&self.state_dir, |s| {
-                    if let Some(rollout) = s.rollout.as_mut() {
-                        rollout.take_look(candidate);
-                    }
-                    s.verdict = Some(gather::last_verdict(&r));
-                });
+                let recorded = self
+                    .update(|s| {
+                        if let Some(rollout) = s.rollout.as_mut() {
+                            rollout.take_look(candidate);
+                        }
+                        s.verdict = Some(gather::last_verdict(&r));
+                    })
+                    .await;
                 if let Err(e) = recorded {
                     self.printer.warn(format!("could not record the verdict: {e}"));
                 }
@@ -664,13 +695,18 @@ impl Run<'_> {
         let back = Step { target: AliasRouting::all(w.held.primary), description: w.description.to_string() };
         match self.write(plan, &back, revision).await {
             Ok(_) => {
-                let _ = state::update(&self.state_dir, |s| {
-                    if let Some(r) = s.rollout.as_mut() {
-                        r.candidate = None;
-                        r.weight = None;
-                        r.looks = None;
-                    }
-                });
+                let cleared = self
+                    .update(|s| {
+                        if let Some(r) = s.rollout.as_mut() {
+                            r.candidate = None;
+                            r.weight = None;
+                            r.looks = None;
+                        }
+                    })
+                    .await;
+                if let Err(e) = cleared {
+                    self.printer.warn(format!("could not record the rollback: {}", e.message));
+                }
                 Error::cloud(format!("{why}; rolled back: {}: {}", self.alias(), back.routing())).help(format!(
                     "version {candidate} gets no traffic now; look at its logs and metrics, fix it and deploy a new version"
                 ))
@@ -715,7 +751,7 @@ impl Run<'_> {
             }
             Err(e) => return Err(e),
         };
-        gather::record_shadow(&self.state_dir, &report)?;
+        gather::record_shadow(self.aws, self.config, &self.state_dir, self.printer, &report).await?;
         self.printer.status(format!(
             "shadow of version {candidate}: {} pairs, agreement {:.1}%, verdict {}",
             report.pairs,
@@ -818,7 +854,11 @@ mod tests {
         plan.interval_secs = Some(20);
         assert_eq!(run.write(&plan, &step(3, 4, 0.1), "rev-1").await.unwrap(), "rev-2");
         let e = run.write(&plan, &step(3, 4, 0.1), "rev-0").await.unwrap_err();
-        assert!(e.message.contains("alias `production` of `churn` was changed by bob@ci:7 (who holds its lease until"), "{}", e.message);
+        assert!(
+            e.message.contains("alias `production` of `churn` was changed by bob@ci:7 (who holds its lease until"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("it now routes 3 100%"), "{}", e.message);
         assert!(e.help.as_deref().unwrap_or("").contains("re-run to plan again"));
         assert_eq!(e.exit_code(), 2);

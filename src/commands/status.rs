@@ -9,9 +9,11 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::aws::{cloudwatch, lambda, s3};
-use crate::domain::PackageType;
+use crate::domain::{PackageType, Version};
 use crate::error::{Error, Result};
+use crate::ledger;
 use crate::plan::lambda::ZIP_RUNTIME;
+use crate::plan::record::{AliasRecord, Lease, StepRecord};
 use crate::plan::{alarms, alias};
 use crate::report::Report;
 use crate::settings::Project;
@@ -49,6 +51,21 @@ pub struct AlarmRow {
     pub reason: String,
 }
 
+/// The configured alias's rollout, all read from the cloud, so every operator sees the same one.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutView {
+    /// The primary before the last promote, which `--rollback` returns to (from the alias description).
+    pub previous_primary: Option<Version>,
+    /// The candidate the alias routes to, and its weight.
+    pub candidate: Option<String>,
+    pub weight: Option<f64>,
+    /// When the candidate's current weight began, by whom, in which steps.
+    pub step: Option<StepRecord>,
+    /// Who holds the alias's lease (a stepped rollout running), live or not.
+    pub lease: Option<Lease>,
+    pub looks: Option<state::Looks>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub function: String,
@@ -63,8 +80,8 @@ pub struct Outcome {
     pub versions: Vec<VersionRow>,
     pub aliases: Vec<AliasRow>,
     pub alarms: Vec<AlarmRow>,
-    /// What the state file says about the last rollout.
-    pub rollout: Option<state::Rollout>,
+    /// The rollout as the cloud holds it: the configured alias's routing and record, and the looks taken.
+    pub rollout: Option<RolloutView>,
     /// The last verdict `report` or a rollout computed.
     pub last_verdict: Option<state::LastVerdict>,
     /// What `mlambda shadow` copies now, if anything.
@@ -125,7 +142,24 @@ impl fmt::Display for Outcome {
         }
         if let Some(r) = &self.rollout {
             if let (Some(c), Some(w)) = (&r.candidate, r.weight) {
-                writeln!(f, "\nrollout in progress: version {c} at {}", alias::Percent(w.get()))?;
+                writeln!(f, "\nrollout in progress: version {c} at {}", alias::Percent(w))?;
+            }
+            if let Some(st) = r.step.as_ref().filter(|st| Some(st.candidate.to_string()) == r.candidate) {
+                let every = st.every.map_or(String::new(), |e| format!(", {} each", humantime::format_duration(e)));
+                let steps: Vec<String> = st.steps.iter().map(f64::to_string).collect();
+                let plan =
+                    if steps.is_empty() { String::new() } else { format!(" of steps {}{every}", steps.join(",")) };
+                writeln!(
+                    f,
+                    "  at {} since {}{plan}, by {}",
+                    alias::Percent(st.weight),
+                    humantime::format_rfc3339_seconds(st.since),
+                    st.by
+                )?;
+            }
+            if let Some(l) = &r.lease {
+                let live = if l.live(std::time::SystemTime::now()) { "held" } else { "expired" };
+                writeln!(f, "lease: {live} by {l}")?;
             }
             if let Some(l) = &r.looks {
                 writeln!(
@@ -168,8 +202,8 @@ impl fmt::Display for Outcome {
 
 pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
     let function = p.config().function.name.as_str();
-    let st = ctx.state(p)?;
     let aws = ctx.aws().await?;
+    let st = ledger::load(&aws, p.config(), &p.state_dir, ctx.printer).await?;
     let (latest, image_uri) = lambda::get_function(&aws, function).await?.ok_or_else(|| {
         Error::user(format!("function `{function}` does not exist"))
             .help("run `mlambda deploy` first (or `mlambda up` for the whole flow)")
@@ -196,6 +230,19 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
         .into_iter()
         .map(|a| AlarmRow { name: a.spec.name, state: a.state.to_string(), reason: a.reason })
         .collect();
+    let configured = aliases.iter().find(|a| a.name == p.config().function.alias);
+    let rollout = configured.map(|a| {
+        let record = AliasRecord::parse(&a.description);
+        let routed = a.routing.iter().next();
+        RolloutView {
+            previous_primary: record.previous,
+            candidate: routed.map(|(v, _)| v.clone()),
+            weight: routed.map(|(_, w)| *w),
+            step: record.step,
+            lease: record.lease,
+            looks: st.rollout.as_ref().and_then(|r| r.looks.clone()),
+        }
+    });
     Ok(Report::done(Outcome {
         function: latest.name.clone(),
         arn: latest.arn.clone(),
@@ -215,7 +262,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project) -> Result<Report> {
             .collect(),
         aliases,
         alarms,
-        rollout: st.rollout,
+        rollout,
         last_verdict: st.verdict,
         shadow,
     }))

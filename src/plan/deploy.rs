@@ -243,13 +243,20 @@ pub struct PrunePlan {
     pub protected: Vec<String>,
 }
 
-/// Keeps the newest `keep` versions and every version an alias points or routes to; deletes the rest.
+/// Keeps the newest `keep` versions, every version an alias points or routes to, and each alias's recorded
+/// previous primary (its `--rollback` returns there); deletes the rest. All of it is read from the aliases, so
+/// every operator's prune spares the same versions.
 pub fn select_prune(versions: &[String], aliases: &[Alias], keep: usize) -> PrunePlan {
     let mut sorted: Vec<&String> = versions.iter().filter(|v| v.parse::<u64>().is_ok()).collect();
     sorted.sort_by_key(|v| std::cmp::Reverse(v.parse::<u64>().unwrap_or(0)));
+    let previous: Vec<String> = aliases
+        .iter()
+        .filter_map(|a| super::record::AliasRecord::parse(&a.description).previous.map(|v| v.to_string()))
+        .collect();
     let used: BTreeSet<&str> = aliases
         .iter()
         .flat_map(|a| std::iter::once(a.primary.as_str()).chain(a.routing.keys().map(String::as_str)))
+        .chain(previous.iter().map(String::as_str))
         .collect();
     let mut plan = PrunePlan::default();
     for (i, v) in sorted.into_iter().enumerate() {
@@ -492,6 +499,18 @@ mod tests {
         let p = select_prune(&["$LATEST".into(), "10".into(), "9".into()], &[alias("9", &[])], 0);
         assert_eq!(p.delete, vec!["10"]);
         assert_eq!(p.keep, vec!["9"]);
+    }
+
+    #[test]
+    fn prune_spares_the_previous_primary_an_alias_records_for_its_rollback() {
+        let versions: Vec<String> = (1..=4).map(|v| v.to_string()).collect();
+        let mut a = alias("4", &[]);
+        a.description = "managed by mlambda | mlambda: previous=2".into();
+        let p = select_prune(&versions, &[a], 1);
+        assert_eq!(
+            (p.keep, p.protected, p.delete),
+            (vec!["4".into(), "2".into()], vec!["2".to_string()], vec!["3".to_string(), "1".into()])
+        );
     }
 
     #[test]

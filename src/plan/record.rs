@@ -118,7 +118,9 @@ impl AliasRecord {
             };
             let p = pairs(body);
             let read = match p.first().map(|(k, _)| *k) {
-                Some("previous") => get(&p, "previous").and_then(|v| Version::parse(v).ok()).map(|v| r.previous = Some(v)),
+                Some("previous") => {
+                    get(&p, "previous").and_then(|v| Version::parse(v).ok()).map(|v| r.previous = Some(v))
+                }
                 Some("lease") => parse_lease(&p).map(|l| r.lease = Some(l)),
                 Some("rollout") => parse_step(&p).map(|s| r.step = Some(s)),
                 _ => None,
@@ -187,12 +189,7 @@ pub enum LeaseCheck {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoLease;
 
-pub fn check_lease(
-    record: &AliasRecord,
-    me: &str,
-    now: SystemTime,
-    break_lease: bool,
-) -> Result<LeaseCheck, NoLease> {
+pub fn check_lease(record: &AliasRecord, me: &str, now: SystemTime, break_lease: bool) -> Result<LeaseCheck, NoLease> {
     let check = match &record.lease {
         None => LeaseCheck::Free,
         Some(l) if l.owner == owner(me) => LeaseCheck::Free,
@@ -307,7 +304,9 @@ mod tests {
         let before = at("2026-12-07T08:01:00Z");
         let after = at("2026-12-07T08:03:00Z");
         assert_eq!(check_lease(&r, "alice@box:4242", before, false), Ok(LeaseCheck::Free));
-        assert!(matches!(check_lease(&r, "bob@ci:1", before, false), Ok(LeaseCheck::Held(l)) if l.owner == "alice@box:4242"));
+        assert!(
+            matches!(check_lease(&r, "bob@ci:1", before, false), Ok(LeaseCheck::Held(l)) if l.owner == "alice@box:4242")
+        );
         assert!(matches!(check_lease(&r, "bob@ci:1", after, false), Ok(LeaseCheck::Expired(_))));
         assert!(matches!(check_lease(&r, "bob@ci:1", before, true), Ok(LeaseCheck::Broken(_))));
         // nothing live to break: refused, so a typo never passes silently

@@ -7,7 +7,7 @@ const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef012
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// A project with a pushed (fake) image in state and model v1 in S3, without needing the example model.
-fn project(prefix: &str) -> Project {
+pub fn project(prefix: &str) -> Project {
     require_stack();
     let p = Project { dir: tempfile::tempdir().expect("tempdir"), name: unique(prefix) };
     p.write_config(&p.default_config());
@@ -22,16 +22,16 @@ fn project(prefix: &str) -> Project {
     p
 }
 
-fn seed_model(p: &Project, version: &str) {
+pub fn seed_model(p: &Project, version: &str) {
     let key = format!("models/churn/{version}/model.onnx");
     put_object(p, &key, b"not really onnx, deploy never loads it", "feedface");
 }
 
-fn create_role(name: &str) {
+pub fn create_role(name: &str) {
     aws_cli(&["iam", "create-role", "--role-name", name, "--assume-role-policy-document", TRUST]);
 }
 
-fn versions(function: &str) -> Vec<String> {
+pub fn versions(function: &str) -> Vec<String> {
     let out = aws_cli(&["lambda", "list-versions-by-function", "--function-name", function]);
     out["Versions"]
         .as_array()
@@ -42,7 +42,7 @@ fn versions(function: &str) -> Vec<String> {
         .collect()
 }
 
-fn alias_version(function: &str) -> String {
+pub fn alias_version(function: &str) -> String {
     let a = aws_cli(&["lambda", "get-alias", "--function-name", function, "--name", "production"]);
     a["FunctionVersion"].as_str().unwrap().to_string()
 }

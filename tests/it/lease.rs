@@ -75,7 +75,8 @@ fn of_two_stepped_rollouts_started_at_once_exactly_one_runs_and_the_other_names_
     // Either it read the alias after the winner took the lease, or both read it first and Lambda refused the
     // loser's write under the stale RevisionId: both name the holder.
     assert!(
-        stderr.contains(&format!("is leased by {winner} until")) || stderr.contains(&format!("changed by {winner} (who holds its lease")),
+        stderr.contains(&format!("is leased by {winner} until"))
+            || stderr.contains(&format!("changed by {winner} (who holds its lease")),
         "{loser} should name {winner}: {stderr}"
     );
     assert!(!stderr.contains(&format!("took the lease of alias `production` as {loser}")), "{stderr}");
@@ -96,9 +97,14 @@ fn a_live_lease_refuses_other_operators_until_it_expires_or_is_broken() {
 
     let until = rfc3339(SystemTime::now() + Duration::from_secs(600));
     set_description(&f, &format!("managed by mlambda | mlambda: lease=alice@laptop:77 until={until}"));
-    for args in [&["rollout", "--weight", "0.1"][..], &["rollout", "--promote", "--version", "2"], &["rollout", "--rollback"]] {
+    for args in
+        [&["rollout", "--weight", "0.1"][..], &["rollout", "--promote", "--version", "2"], &["rollout", "--rollback"]]
+    {
         let e = f.p.fails(args, 2);
-        assert!(e.contains(&format!("alias `production` of `{}` is leased by alice@laptop:77 until {until}", f.name())), "{e}");
+        assert!(
+            e.contains(&format!("alias `production` of `{}` is leased by alice@laptop:77 until {until}", f.name())),
+            "{e}"
+        );
         assert!(e.contains("--break-lease"), "{e}");
     }
     let dry = f.p.fails(&["rollout", "--weight", "0.1", "--dry-run"], 2);
@@ -148,7 +154,10 @@ fn a_resumed_rollout_waits_out_the_window_its_step_recorded() {
     let stderr = unwrap_lines(&String::from_utf8_lossy(&out.stderr));
     let done = SystemTime::now();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains(&format!("resuming: version 2 has had 30% of the traffic (since {})", rfc3339(since))), "{stderr}");
+    assert!(
+        stderr.contains(&format!("resuming: version 2 has had 30% of the traffic (since {})", rfc3339(since))),
+        "{stderr}"
+    );
     assert_eq!(f.routing(), ("2".to_string(), json!({})));
     assert!(
         done >= since + window,

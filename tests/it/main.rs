@@ -17,6 +17,7 @@ mod shadow;
 mod shadow_report;
 mod status;
 mod tabular;
+mod team;
 mod up;
 mod url;
 mod wheel;
