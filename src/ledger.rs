@@ -101,10 +101,18 @@ pub async fn update(
 ) -> Result<State> {
     let mut s = load(aws, config, state_dir, printer).await?;
     f(&mut s);
+    state::save(state_dir, &s)?;
+    if !s3::bucket_exists(aws, &config.model.bucket).await? {
+        printer.warn(format!(
+            "bucket `{}` (`model.bucket`) does not exist, so this is kept in `.mlambda/state.json` only, where other \
+             operators cannot see it; `mlambda model push --create-bucket` creates it",
+            config.model.bucket
+        ));
+        return Ok(s);
+    }
     let body = serde_json::to_vec_pretty(&Shared::of(&s))
         .map_err(|e| Error::local(format!("cannot encode the shared state: {e}")))?;
     s3::put_json(aws, &config.model.bucket, &key(config), body).await?;
-    state::save(state_dir, &s)?;
     Ok(s)
 }
 

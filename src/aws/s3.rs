@@ -243,6 +243,8 @@ pub async fn get_small(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Vec<
             Ok(Some(bytes.to_vec()))
         }
         Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => Ok(None),
+        // S3 names a missing bucket only by its code: no bucket holds no object either.
+        Err(e) if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchBucket") => Ok(None),
         Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e).into()),
     }
 }

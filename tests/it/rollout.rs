@@ -290,4 +290,7 @@ fn ctrl_c_between_steps_leaves_a_valid_alias_and_says_how_to_resume() {
         "{stderr}"
     );
     assert_eq!(f.routing(), ("1".to_string(), json!({"2": 0.3})));
+    // the lease is given back, and the step's start stays for the resume to wait out its window
+    let d = f.alias()["Description"].as_str().unwrap_or_default().to_string();
+    assert!(!d.contains("lease=") && d.contains("mlambda: rollout=2 at=0.3 since="), "{d}");
 }

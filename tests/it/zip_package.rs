@@ -203,10 +203,18 @@ fn a_zip_function_goes_up_and_through_a_rollout_from_outside_the_checkout() {
     assert_eq!(v3["Environment"]["Variables"]["MODEL_PATH"], "/var/task/model.onnx", "{v3}");
     assert!(v3["Environment"]["Variables"].get("MODEL_BUCKET").is_none(), "one model source: {v3}");
 
-    // v3 promoted: prune deletes versions 1 and 2 and the zip only they ran; the zip v3 runs stays
+    // v3 promoted: prune spares version 1, which the alias records as the primary its rollback returns to
     p.json(&["rollout", "--rollback"]);
     p.json(&["rollout", "--weight", "0.5"]);
     p.json(&["rollout", "--promote", "--force"]);
+    let dry = p.json(&["prune", "--keep", "0", "--dry-run"]);
+    assert_eq!((&dry["deleted"], &dry["protected"]), (&serde_json::json!(["2"]), &serde_json::json!(["3", "1"])), "{dry}");
+    assert_eq!(dry["deleted_packages"], serde_json::json!([]), "version 1 still runs the first zip: {dry}");
+
+    // v4 (v3's zip, model v1) promoted over v3: prune deletes versions 1 and 2 and the zip only they ran; the
+    // zip v3 and v4 run stays
+    assert_eq!(p.json(&["deploy", "--model-version", "v1"])["version"], "4");
+    p.json(&["rollout", "--promote", "--version", "4", "--force"]);
     let first = format!("s3://{}/{key}", p.name);
     let dry = p.json(&["prune", "--keep", "0", "--dry-run"]);
     assert_eq!(dry["deleted_packages"], serde_json::json!([first]), "{dry}");
