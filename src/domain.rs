@@ -33,6 +33,33 @@ impl fmt::Display for PackageType {
     }
 }
 
+/// Who owns the function, its alias and its execution role (`function.managed_by`). `Mlambda` creates and
+/// configures them. `Terraform` creates them: mlambda then sets only the code, the model's environment
+/// variables, the published versions and the alias's routing, because Terraform's next apply resets the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagedBy {
+    #[default]
+    Mlambda,
+    Terraform,
+}
+
+impl ManagedBy {
+    /// The word in mlambda.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagedBy::Mlambda => "mlambda",
+            ManagedBy::Terraform => "terraform",
+        }
+    }
+}
+
+impl fmt::Display for ManagedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a value from a flag, mlambda.yaml or the state file is refused; [`DomainError::help`] says how to fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DomainError {

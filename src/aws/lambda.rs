@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use aws_sdk_lambda::types::{self as sdk, AliasRoutingConfiguration, FunctionConfiguration};
 
 use super::{fail, Aws};
-use crate::domain::PackageType;
+use crate::domain::{ManagedBy, PackageType};
 use crate::error::Error;
 use crate::error::Result;
 use crate::plan::alias::AliasRouting;
@@ -377,8 +377,9 @@ fn environment(env: &BTreeMap<String, String>) -> aws_sdk_lambda::types::Environ
 /// How long a new role may take to become assumable by Lambda: IAM is eventually consistent.
 const ROLE_PROPAGATION_DELAYS: [u64; 7] = [1, 2, 4, 8, 10, 10, 10];
 
-/// Creates an image or zip function and returns its ARN, retrying while a freshly created role propagates.
-pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
+/// Creates an image or zip function, retrying while a freshly created role propagates; returns the code and
+/// revision it was created with.
+pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<Updated> {
     let mut delays = ROLE_PROPAGATION_DELAYS.iter();
     loop {
         let req = aws
@@ -404,7 +405,12 @@ pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
         };
         let res = req.send().await;
         match res {
-            Ok(out) => return Ok(out.function_arn().unwrap_or_default().to_string()),
+            Ok(out) => {
+                return Ok(Updated {
+                    code_sha256: out.code_sha256().unwrap_or_default().to_string(),
+                    revision_id: out.revision_id().unwrap_or_default().to_string(),
+                })
+            }
             Err(e)
                 // Lambda gives this case no code of its own, only its message.
                 if e.as_service_error().is_some_and(|se| {
@@ -428,34 +434,47 @@ pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
     }
 }
 
+/// What an update of `$LATEST` reports: the code it now holds, and its revision at that moment (Lambda changes
+/// the revision again when the update finishes, so a publish is guarded by the one read once it is ready).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Updated {
+    pub code_sha256: String,
+    pub revision_id: String,
+}
+
 /// Points `$LATEST` at a new image or zip (and architecture).
-pub async fn update_function_code(aws: &Aws, spec: &FunctionSpec) -> Result<()> {
+pub async fn update_function_code(aws: &Aws, spec: &FunctionSpec) -> Result<Updated> {
     let req = aws.lambda.update_function_code().function_name(&spec.name);
     let req = match &spec.code {
         Code::Image { image_uri } => req.image_uri(image_uri),
         Code::Zip { bucket, key, .. } => req.s3_bucket(bucket).s3_key(key),
     };
-    req.architectures(architecture(&spec.architecture))
+    let out = req
+        .architectures(architecture(&spec.architecture))
         .send()
         .await
         .map_err(|e| fail(format!("update the code of `{}`", spec.name), e))?;
-    Ok(())
+    Ok(Updated {
+        code_sha256: out.code_sha256().unwrap_or_default().to_string(),
+        revision_id: out.revision_id().unwrap_or_default().to_string(),
+    })
 }
 
-/// Sets role, memory, timeout, environment and description on `$LATEST`.
-pub async fn update_function_configuration(aws: &Aws, spec: &FunctionSpec) -> Result<()> {
-    aws.lambda
-        .update_function_configuration()
-        .function_name(&spec.name)
-        .role(&spec.role)
-        .memory_size(spec.memory)
-        .timeout(spec.timeout)
-        .environment(environment(&spec.env))
-        .description(&spec.description)
-        .send()
-        .await
-        .map_err(|e| fail(format!("update the configuration of `{}`", spec.name), e))?;
-    Ok(())
+/// Sets role, memory, timeout, environment and description on `$LATEST`; on a function Terraform owns, only
+/// the environment (so the deployer needs no `iam:PassRole` on the team's role, and nothing else is written).
+pub async fn update_function_configuration(aws: &Aws, spec: &FunctionSpec) -> Result<Updated> {
+    let req = aws.lambda.update_function_configuration().function_name(&spec.name).environment(environment(&spec.env));
+    let req = match spec.managed_by {
+        ManagedBy::Terraform => req,
+        ManagedBy::Mlambda => {
+            req.role(&spec.role).memory_size(spec.memory).timeout(spec.timeout).description(&spec.description)
+        }
+    };
+    let out = req.send().await.map_err(|e| fail(format!("update the configuration of `{}`", spec.name), e))?;
+    Ok(Updated {
+        code_sha256: out.code_sha256().unwrap_or_default().to_string(),
+        revision_id: out.revision_id().unwrap_or_default().to_string(),
+    })
 }
 
 /// Polls `$LATEST` until State=Active and LastUpdateStatus=Successful, backing off up to 5 s between reads.
@@ -499,34 +518,47 @@ pub struct Published {
     pub arn: String,
 }
 
-/// Publishes `$LATEST`; `code_sha256` makes Lambda refuse if the code changed since we read it.
-pub async fn publish_version(aws: &Aws, name: &str, description: &str, code_sha256: &str) -> Result<Published> {
-    let mut req = aws.lambda.publish_version().function_name(name).description(description);
-    if !code_sha256.is_empty() {
-        req = req.code_sha256(code_sha256);
-    }
+/// Publishes `$LATEST` only if it still holds `code_sha256` at `revision_id` (when given): Lambda refuses to
+/// publish anything else, so a deploy racing another never publishes the other's code under its own name.
+pub async fn publish_version(
+    aws: &Aws,
+    name: &str,
+    description: &str,
+    code_sha256: &str,
+    revision_id: &str,
+) -> Result<Published> {
+    let req = aws
+        .lambda
+        .publish_version()
+        .function_name(name)
+        .description(description)
+        .set_code_sha256(Some(code_sha256.to_string()).filter(|c| !c.is_empty()))
+        .set_revision_id(Some(revision_id.to_string()).filter(|r| !r.is_empty()));
     match req.send().await {
         Ok(out) => Ok(Published {
             version: out.version().unwrap_or_default().to_string(),
             arn: out.function_arn().unwrap_or_default().to_string(),
         }),
-        Err(e) if code_changed(&e) => {
-            Err(Error::cloud(format!("the code of `{name}` changed while mlambda was deploying it"))
-                .help("someone else is deploying; nothing was published, re-run `mlambda deploy`"))
-        }
+        Err(e) if code_changed(&e) => Err(Error::cloud(format!(
+            "Lambda refused to publish `{name}`: its code or configuration changed after this deploy updated it"
+        ))
+        .help(
+            "another deploy got in between; nothing was published and the alias was not moved; re-run `mlambda deploy`",
+        )),
         Err(e) => Err(fail(format!("publish a version of `{name}`"), e).into()),
     }
 }
 
-/// Lambda's answer when `$LATEST` no longer has the code sha256 we published against (moto says it with an
-/// invalid-parameter error naming `CodeSha256`).
+/// Lambda's answers when `$LATEST` is no longer what we publish against: a stale `RevisionId` is a
+/// precondition failure; another `CodeSha256` is an invalid parameter whose message names `CodeSHA256`.
 fn code_changed(
     e: &aws_sdk_lambda::error::SdkError<aws_sdk_lambda::operation::publish_version::PublishVersionError>,
 ) -> bool {
     e.as_service_error().is_some_and(|se| {
         se.is_precondition_failed_exception()
             || (se.is_invalid_parameter_value_exception()
-                && aws_sdk_lambda::error::ProvideErrorMetadata::message(se).is_some_and(|m| m.contains("CodeSha256")))
+                && aws_sdk_lambda::error::ProvideErrorMetadata::message(se)
+                    .is_some_and(|m| m.to_ascii_lowercase().contains("codesha256")))
     })
 }
 

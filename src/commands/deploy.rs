@@ -8,13 +8,13 @@ use super::Ctx;
 use crate::aws::lambda::{self, AliasWrite};
 use crate::aws::{iam, s3, Aws};
 use crate::config::Config;
-use crate::domain::{ImageDigest, ModelVersion, PackageType, Version};
+use crate::domain::{ImageDigest, ManagedBy, ModelVersion, PackageType, Version};
 use crate::error::{Error, Result};
 use crate::image::{archive, context};
 use crate::plan::alias::AliasRouting;
 use crate::plan::deploy::{
-    package_change, plan, runtime_env, version_description, AliasStep, Current, DeployPlan, FunctionStep, ModelSource,
-    PublishStep,
+    check_terraform, package_change, plan, runtime_env, under_terraform, version_description, AliasStep, Current,
+    DeployPlan, FunctionStep, ModelSource, PublishStep,
 };
 use crate::plan::lambda::{Code, FunctionInfo, FunctionSpec};
 use crate::plan::{naming, policy};
@@ -29,8 +29,9 @@ struct Role {
     to_create: bool,
 }
 
-/// `function.role`, else a `--create-role` role (created or reused, its policy rewritten), else the one state recorded.
-async fn resolve_role(aws: &Aws, c: &Config, state: &State, s: &DeploySettings) -> Result<Role> {
+/// `function.role`, else a `--create-role` role (created or reused, its policy rewritten), else the role the
+/// function already runs with (so a fresh clone deploys as the first machine did), else the one state recorded.
+async fn resolve_role(aws: &Aws, c: &Config, state: &State, s: &DeploySettings, running: Option<&str>) -> Result<Role> {
     if let Some(role) = &c.function.role {
         return Ok(Role { arn: role.clone(), to_create: false });
     }
@@ -55,6 +56,9 @@ async fn resolve_role(aws: &Aws, c: &Config, state: &State, s: &DeploySettings) 
         let doc = policy::execution_policy(&c.function.name, &c.model.bucket, &root).to_string();
         iam::put_role_policy(aws, &name, policy::EXECUTION_POLICY_NAME, &doc).await?;
         return Ok(Role { arn, to_create: false });
+    }
+    if let Some(role) = running.filter(|r| !r.is_empty()).map(str::to_string) {
+        return Ok(Role { arn: role, to_create: false });
     }
     if let Some(role) = state.deploy.as_ref().and_then(|d| d.role.clone()) {
         return Ok(Role { arn: role, to_create: false });
@@ -146,16 +150,27 @@ struct Gathered {
 
 async fn gather(ctx: &Ctx<'_>, aws: &Aws, p: &Project, s: &DeploySettings) -> Result<Gathered> {
     let c = p.config();
+    let terraform = c.function.managed_by == ManagedBy::Terraform;
+    if terraform && s.create_role {
+        return Err(create_role_refused(&c.function.name));
+    }
     let st = ctx.state(p)?;
     // Before any write, the role included: Lambda cannot change a function's package type.
     let current = read_current(aws, &c.function.name, &c.function.alias).await?;
+    if terraform {
+        check_terraform(&c.function.name, &c.function.alias, c.function.architecture.as_str(), &current)?;
+    }
     if let Some(have) = package_change(&current, c.function.package) {
         return Err(package_refused(&c.function.name, have, c.function.package));
     }
     let (code, digest) = code(&st, c.function.package)?;
     let key = naming::model_key(&c.model.prefix, &c.model.name, s.model_version.as_str());
     let sha256 = model_sha256(aws, c, &key, &s.model_version).await?;
-    let role = resolve_role(aws, c, &st, s).await?;
+    // Terraform's function keeps the role Terraform gave it: nothing to resolve or create.
+    let role = match current.latest.as_ref().filter(|_| terraform) {
+        Some((latest, _)) => Role { arn: latest.role.clone(), to_create: false },
+        None => resolve_role(aws, c, &st, s, current.latest.as_ref().map(|(l, _)| l.role.as_str())).await?,
+    };
     let baked = baked_model_path(c.function.package);
     let source =
         if c.model.bake { ModelSource::File(&baked) } else { ModelSource::S3 { bucket: &c.model.bucket, key: &key } };
@@ -168,8 +183,22 @@ async fn gather(ctx: &Ctx<'_>, aws: &Aws, p: &Project, s: &DeploySettings) -> Re
         architecture: c.function.architecture.as_str().to_string(),
         env: runtime_env(&c.model, &c.alarms.namespace, &s.model_version, source, Some(&sha256)),
         description: version_description(&s.model_version, c.function.package, &digest),
+        version_description: version_description(&s.model_version, c.function.package, &digest),
+        managed_by: ManagedBy::Mlambda,
+    };
+    let spec = match current.latest.as_ref().filter(|_| terraform) {
+        Some((latest, _)) => under_terraform(spec, latest),
+        None => spec,
     };
     Ok(Gathered { spec, current, role, digest })
+}
+
+fn create_role_refused(function: &str) -> Error {
+    Error::user(format!(
+        "`--create-role` cannot apply to function `{function}`: `function.managed_by: terraform` says Terraform owns \
+         its role"
+    ))
+    .help("drop `--create-role`; the function keeps the role Terraform gave it (`mlambda export terraform` writes one)")
 }
 
 /// What `push` recorded for this package type, and its digest (the image's, or the zip's sha256).
@@ -200,9 +229,20 @@ fn baked_model_path(package: PackageType) -> String {
     }
 }
 
-/// Refuses a change of `function.package` on an existing function; `up` asks before it builds anything.
-pub async fn check_package(aws: &Aws, c: &Config) -> Result<()> {
-    let current = Current { latest: lambda::get_function(aws, &c.function.name).await?, ..Default::default() };
+/// What `deploy` would refuse about the function itself, which `up` asks before it builds anything: a change of
+/// `function.package`, and under `function.managed_by: terraform` a function or alias Terraform has not made
+/// (or `--create-role`).
+pub async fn preflight(aws: &Aws, c: &Config, create_role: bool) -> Result<()> {
+    let mut current = Current { latest: lambda::get_function(aws, &c.function.name).await?, ..Default::default() };
+    if c.function.managed_by == ManagedBy::Terraform {
+        if create_role {
+            return Err(create_role_refused(&c.function.name));
+        }
+        if current.latest.is_some() {
+            current.alias = lambda::get_alias(aws, &c.function.name, &c.function.alias).await?;
+        }
+        check_terraform(&c.function.name, &c.function.alias, c.function.architecture.as_str(), &current)?;
+    }
     match package_change(&current, c.function.package) {
         Some(have) => Err(package_refused(&c.function.name, have, c.function.package)),
         None => Ok(()),
@@ -231,8 +271,8 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &DeploySettings) -> Result<Repor
         return Ok(Report::new(DryRunOutcome { dry_run: true, plan: the_plan }, true));
     }
     let exec = Executor { ctx, aws: &aws, spec: &spec, wait: s.wait };
-    exec.update_function(&the_plan, &current).await?;
-    let published = exec.publish(&the_plan).await?;
+    let guard = exec.update_function(&the_plan, &current).await?;
+    let published = exec.publish(&the_plan, &guard).await?;
     exec.tag(&published, &s.model_version, &digest).await?;
     let (alias_created, alias_primary) = exec.alias(&the_plan, &published.version).await?;
     state::update(&p.state_dir, |st| {
@@ -280,19 +320,28 @@ impl Executor<'_> {
         self.ctx.printer.status(msg);
     }
 
-    /// Creates or updates `$LATEST`, waiting until Lambda is ready after each write.
-    async fn update_function(&self, the_plan: &DeployPlan, current: &Current) -> Result<()> {
+    /// Creates or updates `$LATEST`, waiting until Lambda is ready after each write. Returns what the publish
+    /// is guarded by: the code this deploy put there (or the plan read, when the code was left alone) and the
+    /// revision `$LATEST` had once ready with that code.
+    async fn update_function(&self, the_plan: &DeployPlan, current: &Current) -> Result<lambda::Updated> {
         let (aws, spec) = (self.aws, self.spec);
         let (code, config) = match &the_plan.function_step {
             FunctionStep::Create => {
                 self.status(format!("creating function `{}` from {}", spec.name, spec.code));
-                lambda::create_function(aws, spec).await?;
+                let created = lambda::create_function(aws, spec).await?;
                 let ready = lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
-                return self.check_code(&ready);
+                self.check_code(&ready)?;
+                let revision_id = self.still_ours(&ready, &created.code_sha256)?;
+                return Ok(lambda::Updated { code_sha256: created.code_sha256, revision_id });
             }
             FunctionStep::Update { code, config } => (code, config),
         };
-        let busy = current.latest.as_ref().is_some_and(|(l, _)| l.busy());
+        let read = current.latest.as_ref().map(|(l, _)| l);
+        let mut guard = lambda::Updated {
+            code_sha256: read.map(|l| l.code_sha256.clone()).unwrap_or_default(),
+            revision_id: read.map(|l| l.revision_id.clone()).unwrap_or_default(),
+        };
+        let busy = read.is_some_and(FunctionInfo::busy);
         if busy && !the_plan.function_unchanged() {
             // An earlier deploy's update is still running; a new one would be refused.
             self.status(format!("waiting for an earlier update of `{}` to finish", spec.name));
@@ -300,17 +349,32 @@ impl Executor<'_> {
         }
         if !code.is_empty() {
             self.status(format!("updating the code of `{}` to {}", spec.name, spec.code));
-            lambda::update_function_code(aws, spec).await?;
+            guard.code_sha256 = lambda::update_function_code(aws, spec).await?.code_sha256;
             let ready = lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
             self.check_code(&ready)?;
+            guard.revision_id = self.still_ours(&ready, &guard.code_sha256)?;
         }
         if !config.is_empty() {
             let fields: Vec<&str> = config.iter().map(|d| d.field.as_str()).collect();
             self.status(format!("updating the configuration of `{}`: {}", spec.name, fields.join(", ")));
             lambda::update_function_configuration(aws, spec).await?;
-            lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+            let ready = lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
+            guard.revision_id = self.still_ours(&ready, &guard.code_sha256)?;
         }
-        Ok(())
+        Ok(guard)
+    }
+
+    /// `$LATEST`'s revision once ready, if it still holds `code_sha256`; else another deploy's update landed
+    /// between ours and this read, and nothing may be published.
+    fn still_ours(&self, ready: &FunctionInfo, code_sha256: &str) -> Result<String> {
+        if code_sha256.is_empty() || ready.code_sha256 == code_sha256 {
+            return Ok(ready.revision_id.clone());
+        }
+        Err(Error::cloud(format!(
+            "`{}` now runs code `{}`, not the `{code_sha256}` this deploy put there: another deploy got in between",
+            self.spec.name, ready.code_sha256
+        ))
+        .help("nothing was published and the alias was not moved; re-run `mlambda deploy`"))
     }
 
     /// A zip's bytes as Lambda read them must be the bytes `build` packed: the `CodeSha256` Lambda reports is
@@ -327,8 +391,9 @@ impl Executor<'_> {
         .help("the object changed after `mlambda push`; run `mlambda build` and `mlambda push` again, then re-run `mlambda deploy`"))
     }
 
-    /// Publishes `$LATEST` (guarded by its code sha256), or reuses the version that is up to date.
-    async fn publish(&self, the_plan: &DeployPlan) -> Result<Served> {
+    /// Publishes `$LATEST` under `guard` (the code and revision this deploy left there), or reuses the version
+    /// that is up to date.
+    async fn publish(&self, the_plan: &DeployPlan, guard: &lambda::Updated) -> Result<Served> {
         let name = &self.spec.name;
         let latest = lambda::get_version(self.aws, name, "$LATEST").await?.ok_or_else(|| {
             Error::cloud(format!("function `{name}` disappeared during the deploy")).help("re-run `mlambda deploy`")
@@ -337,7 +402,8 @@ impl Executor<'_> {
         Ok(match &the_plan.publish {
             PublishStep::Publish { description } => {
                 self.status(format!("publishing a version: {description}"));
-                let p = lambda::publish_version(self.aws, name, description, &latest.code_sha256).await?;
+                let p = lambda::publish_version(self.aws, name, description, &guard.code_sha256, &guard.revision_id)
+                    .await?;
                 Served { function_arn, version: p.version, version_arn: p.arn, new: true }
             }
             PublishStep::UpToDate { version } => {
@@ -349,6 +415,10 @@ impl Executor<'_> {
     }
 
     async fn tag(&self, served: &Served, model_version: &ModelVersion, digest: &ImageDigest) -> Result<()> {
+        // Terraform owns a managed function's tags: its next apply would strip these again.
+        if self.spec.managed_by == ManagedBy::Terraform {
+            return Ok(());
+        }
         let digest_tag = match self.spec.code.package_type() {
             PackageType::Image => "mlambda:image-digest",
             PackageType::Zip => "mlambda:package-sha256",
@@ -366,6 +436,13 @@ impl Executor<'_> {
     /// Returns whether it was created and the version it sends its primary traffic to.
     async fn alias(&self, the_plan: &DeployPlan, version: &str) -> Result<(bool, String)> {
         match &the_plan.alias {
+            // `check_terraform` refused this deploy before any write; Terraform creates its function's alias.
+            AliasStep::Create { name } if self.spec.managed_by == ManagedBy::Terraform => Err(Error::user(format!(
+                "alias `{name}` of function `{}` does not exist, and `function.managed_by: terraform` says Terraform \
+                 creates it",
+                self.spec.name
+            ))
+            .help("add the alias to your Terraform and run `terraform apply` (`mlambda export terraform` writes one)")),
             AliasStep::Create { name } => {
                 self.status(format!("creating alias `{name}` with 100% on version {version}"));
                 let write = AliasWrite {
@@ -391,6 +468,108 @@ impl Executor<'_> {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+    use aws_sdk_lambda::operation::publish_version::PublishVersionOutput;
+    use aws_sdk_lambda::operation::update_function_code::UpdateFunctionCodeOutput;
+    use aws_sdk_lambda::types::{FunctionConfiguration, LastUpdateStatus, State};
+    use aws_sdk_lambda::Client;
+    use aws_smithy_mocks::{mock, Rule};
+
+    use super::*;
+    use crate::aws::mock;
+    use crate::cli::{GlobalArgs, OutputFormat};
+    use crate::plan::deploy::FieldDiff;
+    use crate::ui::Printer;
+
+    fn ready(code_sha256: &str, revision: &str) -> GetFunctionOutput {
+        let c = FunctionConfiguration::builder()
+            .function_name("churn")
+            .function_arn("arn:aws:lambda:us-east-1:123456789012:function:churn:$LATEST")
+            .version("$LATEST")
+            .state(State::Active)
+            .last_update_status(LastUpdateStatus::Successful)
+            .code_sha256(code_sha256)
+            .revision_id(revision)
+            .build();
+        GetFunctionOutput::builder().configuration(c).build()
+    }
+
+    fn code_update() -> DeployPlan {
+        let spec = spec();
+        DeployPlan {
+            function: "churn".into(),
+            function_step: FunctionStep::Update {
+                code: vec![FieldDiff { field: "image".into(), from: "old".into(), to: "new".into() }],
+                config: vec![],
+            },
+            publish: PublishStep::Publish { description: spec.version_description.clone() },
+            alias: AliasStep::Keep { name: "production".into(), primary: "3".into(), routing: BTreeMap::new() },
+            spec,
+            terraform: None,
+        }
+    }
+
+    fn spec() -> FunctionSpec {
+        FunctionSpec {
+            name: "churn".into(),
+            code: Code::Image { image_uri: format!("r/churn@sha256:{}", "b".repeat(64)) },
+            role: "arn:aws:iam::123456789012:role/churn".into(),
+            memory: 512,
+            timeout: 10,
+            architecture: "x86_64".into(),
+            env: BTreeMap::new(),
+            description: "model v2".into(),
+            version_description: "model v2".into(),
+            managed_by: crate::domain::ManagedBy::Mlambda,
+        }
+    }
+
+    /// What a deploy publishes, and how often Lambda was asked to, when `$LATEST` reads `code` once ready.
+    async fn deploy_reading(code: &'static str, publish: &Rule) -> Result<Served> {
+        let update = mock!(Client::update_function_code).then_output(|| {
+            UpdateFunctionCodeOutput::builder().code_sha256("ours").revision_id("rev-updating").build()
+        });
+        let get = mock!(Client::get_function).then_output(move || ready(code, "rev-ready"));
+        let aws = mock::aws(&[&update, &get, publish], &[]);
+        let printer = Printer::new(OutputFormat::Text, true, 0);
+        let global = GlobalArgs {
+            config: "mlambda.yaml".into(),
+            profile: None,
+            region: None,
+            output: OutputFormat::Text,
+            quiet: true,
+            verbose: 0,
+        };
+        let ctx = Ctx { printer: &printer, global };
+        let spec = spec();
+        let exec = Executor { ctx: &ctx, aws: &aws, spec: &spec, wait: std::time::Duration::from_secs(5) };
+        let plan = code_update();
+        let guard = exec.update_function(&plan, &Current::default()).await?;
+        exec.publish(&plan, &guard).await
+    }
+
+    /// moto never returns a RevisionId for a function, so the exact publish request is pinned here; the
+    /// CodeSha256 refusal itself runs on moto too (`scripts/moto-server`, patch f).
+    #[tokio::test]
+    async fn the_publish_is_guarded_by_this_deploys_own_code_and_the_revision_it_settled_at() {
+        let publish = mock!(Client::publish_version)
+            .match_requests(|r| r.code_sha256() == Some("ours") && r.revision_id() == Some("rev-ready"))
+            .then_output(|| PublishVersionOutput::builder().version("4").function_arn("arn:churn:4").build());
+        let served = deploy_reading("ours", &publish).await.unwrap();
+        assert_eq!((served.version.as_str(), publish.num_calls()), ("4", 1));
+    }
+
+    #[tokio::test]
+    async fn another_deploys_code_landing_first_publishes_nothing_and_exits_2() {
+        let publish =
+            mock!(Client::publish_version).then_output(|| PublishVersionOutput::builder().version("4").build());
+        let e = deploy_reading("theirs", &publish).await.err().unwrap();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message.contains("now runs code `theirs`, not the `ours` this deploy put there"), "{}", e.message);
+        assert!(e.help.unwrap_or_default().contains("re-run `mlambda deploy`"));
+        assert_eq!(publish.num_calls(), 0);
+    }
+
     #[test]
     fn arns_lose_their_qualifier() {
         assert_eq!(

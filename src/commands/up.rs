@@ -67,7 +67,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, args: &UpSettings) -> Result<Report
         ctx.printer.status(format!("checking `{}` with the runtime's loader, before any step", super::shown(&s.path)));
         checked = Some(model::check(p, &s)?);
     }
-    deploy::check_package(&ctx.aws().await?, p.config()).await?;
+    deploy::preflight(&ctx.aws().await?, p.config(), args.create_role).await?;
     let mut done = the_plan.done();
     if the_plan.resumed && !args.dry_run {
         ctx.printer.status(format!("resuming after `{}` (pass --restart to start over)", done.join("`, `")));

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Duration, ModelVersion, PackageType, RolloutStrategy, Weight};
+use crate::domain::{Duration, ManagedBy, ModelVersion, PackageType, RolloutStrategy, Weight};
 use crate::error::Error;
 
 pub mod evidence;
@@ -59,6 +59,10 @@ pub struct Function {
     /// `image` (ECR) or `zip` (`provided.al2023` from S3, the fastest cold start and no Docker).
     #[serde(default)]
     pub package: PackageType,
+    /// `mlambda` (the default) or `terraform`: Terraform creates the function, its alias and role, and mlambda
+    /// moves only the code, the model's environment, versions and traffic (`mlambda export terraform`).
+    #[serde(default, deserialize_with = "field::managed_by")]
+    pub managed_by: ManagedBy,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -284,7 +288,7 @@ mod field {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer};
 
-    use crate::domain::{Duration, ModelVersion, RolloutStrategy, Weight};
+    use crate::domain::{Duration, ManagedBy, ModelVersion, RolloutStrategy, Weight};
 
     pub fn model_version<'de, D: Deserializer<'de>>(d: D) -> Result<ModelVersion, D::Error> {
         ModelVersion::new(String::deserialize(d)?)
@@ -304,6 +308,18 @@ mod field {
                 "`rollout.strategy` is `{s}`; use weight, steps, promote, canary10-5m or linear10-1m"
             ))
         })
+    }
+
+    pub fn managed_by<'de, D: Deserializer<'de>>(d: D) -> Result<ManagedBy, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "mlambda" => Ok(ManagedBy::Mlambda),
+            "terraform" => Ok(ManagedBy::Terraform),
+            _ => Err(D::Error::custom(format!(
+                "`function.managed_by` is `{s}`; use `mlambda` (mlambda creates and configures the function) or \
+                 `terraform` (Terraform does, and mlambda moves only its code, model and traffic)"
+            ))),
+        }
     }
 
     pub fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -580,6 +596,26 @@ mod tests {
         assert!(e.message.contains("rollout.strategy") && e.message.contains("canary10-5m"), "{}", e.message);
         let e = Error::from(parse(&format!("{GOOD}rollout:\n  interval: soon\n"), Path::new("m.yaml")).unwrap_err());
         assert!(e.message.contains("rollout.interval"), "{}", e.message);
+    }
+
+    #[test]
+    fn managed_by_is_mlambda_or_terraform_and_anything_else_names_the_key() {
+        assert_eq!(parse(GOOD, Path::new("m.yaml")).unwrap().function.managed_by, ManagedBy::Mlambda);
+        let with = |v: &str| {
+            parse(
+                &GOOD.replace("  name: churn\nimage", &format!("  name: churn\n  managed_by: {v}\nimage")),
+                Path::new("m.yaml"),
+            )
+        };
+        assert_eq!(with("terraform").unwrap().function.managed_by, ManagedBy::Terraform);
+        assert_eq!(with("mlambda").unwrap().function.managed_by, ManagedBy::Mlambda);
+        for bad in ["pulumi", "Terraform", "''"] {
+            let e = Error::from(with(bad).unwrap_err());
+            assert!(e.message.contains("`function.managed_by`"), "{bad}: {}", e.message);
+            assert!(e.message.contains("`mlambda`") && e.message.contains("`terraform`"), "{bad}: {}", e.message);
+            assert!(e.message.contains("m.yaml:2"), "the file and line: {}", e.message);
+            assert_eq!(e.exit_code(), 1);
+        }
     }
 
     #[test]

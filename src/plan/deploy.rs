@@ -7,7 +7,8 @@ use serde::Serialize;
 use mlambda_runtime::env;
 
 use super::lambda::{Alias, Code, FunctionInfo, FunctionSpec};
-use crate::domain::{ImageDigest, ModelVersion, PackageType};
+use crate::domain::{ImageDigest, ManagedBy, ModelVersion, PackageType};
+use crate::error::{Error, Result};
 
 /// The description of a published version: which model and which code (`image sha256:…` or `zip sha256:…`).
 pub fn version_description(model_version: &ModelVersion, package: PackageType, digest: &ImageDigest) -> String {
@@ -61,6 +62,130 @@ pub fn runtime_env(
         vars.insert(env::LOG_PREDICTIONS.to_string(), log.env_value());
     }
     vars
+}
+
+/// Every variable [`runtime_env`] may set: the model's part of a function's environment. Under Terraform these
+/// are the only variables mlambda writes, and the ones the exported HCL leaves to it.
+pub const MODEL_ENV_KEYS: [&str; 9] = [
+    env::MODEL_VERSION,
+    env::METRICS_NAMESPACE,
+    env::MODEL_BUCKET,
+    env::MODEL_KEY,
+    env::MODEL_PATH,
+    env::MODEL_SHA256,
+    env::MODEL_FEATURES,
+    env::MODEL_ID_FIELD,
+    env::LOG_PREDICTIONS,
+];
+
+/// `existing` with its model variables replaced by `model`'s: a model key `model` no longer sets goes (a baked
+/// model drops `MODEL_BUCKET`), every other variable stays exactly as it was.
+pub fn merge_env(existing: &BTreeMap<String, String>, model: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = existing
+        .iter()
+        .filter(|(k, _)| !MODEL_ENV_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.extend(model.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+/// The spec a deploy writes to a function Terraform owns: its role, memory, timeout, architecture and
+/// description as `$LATEST` has them, so writing the spec changes none of them, and its environment with the
+/// model's variables merged in.
+pub fn under_terraform(spec: FunctionSpec, latest: &FunctionInfo) -> FunctionSpec {
+    let architecture = if latest.architecture.is_empty() { spec.architecture } else { latest.architecture.clone() };
+    FunctionSpec {
+        role: latest.role.clone(),
+        memory: latest.memory,
+        timeout: latest.timeout,
+        architecture,
+        env: merge_env(&latest.env, &spec.env),
+        description: latest.description.clone(),
+        managed_by: ManagedBy::Terraform,
+        ..spec
+    }
+}
+
+/// What must hold before mlambda deploys to a function Terraform owns: Terraform created the function and the
+/// alias, the alias serves a published version (Lambda weighs only those), and the code mlambda builds for
+/// `architecture` runs on the function.
+pub fn check_terraform(function: &str, alias: &str, architecture: &str, current: &Current) -> Result<()> {
+    let Some((latest, _)) = &current.latest else {
+        return Err(Error::user(format!(
+            "function `{function}` does not exist, and `function.managed_by: terraform` says Terraform creates it"
+        ))
+        .help(
+            "run `terraform apply` first (`mlambda export terraform` writes the HCL), or set \
+             `function.managed_by: mlambda` to let mlambda create it",
+        ));
+    };
+    let Some(a) = &current.alias else {
+        return Err(Error::user(format!(
+            "alias `{alias}` of function `{function}` does not exist, and `function.managed_by: terraform` says \
+             Terraform creates it"
+        ))
+        .help(format!(
+            "add an `aws_lambda_alias` named `{alias}` to your Terraform and run `terraform apply` (`mlambda export \
+             terraform` writes one), or set `function.alias` to the alias Terraform made"
+        )));
+    };
+    if a.primary.eq_ignore_ascii_case("$LATEST") {
+        return Err(Error::user(format!(
+            "alias `{alias}` of function `{function}` points at `$LATEST`, and Lambda shifts traffic only between \
+             published versions"
+        ))
+        .help(
+            "in Terraform, set `publish = true` on the function and `function_version = \
+             aws_lambda_function.NAME.version` on the alias (as `mlambda export terraform` writes them), apply, then \
+             deploy again",
+        ));
+    }
+    if !latest.architecture.is_empty() && latest.architecture != architecture {
+        return Err(Error::user(format!(
+            "`function.architecture` is {architecture}, but Terraform's function `{function}` runs on {}: the code \
+             mlambda builds would not start there",
+            latest.architecture
+        ))
+        .help(format!(
+            "set `function.architecture: {}` in mlambda.yaml, or change `architectures` in Terraform",
+            latest.architecture
+        )));
+    }
+    Ok(())
+}
+
+/// What a deploy to a function Terraform owns writes, and what it leaves to Terraform.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TerraformScope {
+    pub mlambda_sets: Vec<String>,
+    pub terraform_keeps: Vec<String>,
+}
+
+impl TerraformScope {
+    fn of(spec: &FunctionSpec, alias: &str) -> TerraformScope {
+        let (model, other): (Vec<&String>, Vec<&String>) =
+            spec.env.keys().partition(|k| MODEL_ENV_KEYS.contains(&k.as_str()));
+        let join = |keys: &[&String]| keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+        let mut keeps = vec![
+            "the function, its alias and its role: never created, deleted or reconfigured".to_string(),
+            format!("role {}", spec.role),
+            format!("memory {} MB, timeout {} s, {}", spec.memory, spec.timeout, spec.architecture),
+            "the function's description and tags".to_string(),
+        ];
+        if !other.is_empty() {
+            keeps.push(format!("environment {}", join(&other)));
+        }
+        TerraformScope {
+            mlambda_sets: vec![
+                format!("code: {}", spec.code),
+                format!("environment {}", join(&model)),
+                "published versions".to_string(),
+                format!("alias `{alias}`: its version and routing weights"),
+            ],
+            terraform_keeps: keeps,
+        }
+    }
 }
 
 /// Lambda cannot change a function's package type: the change is refused before any call, with the fix.
@@ -120,6 +245,9 @@ pub struct DeployPlan {
     pub function_step: FunctionStep,
     pub publish: PublishStep,
     pub alias: AliasStep,
+    /// Set when Terraform owns the function (`function.managed_by: terraform`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terraform: Option<TerraformScope>,
 }
 
 impl DeployPlan {
@@ -147,7 +275,7 @@ fn env_diffs(out: &mut Vec<FieldDiff>, from: &BTreeMap<String, String>, to: &BTr
 /// Does a published version serve exactly what `spec` asks for, with `$LATEST`'s code?
 fn matches_spec(v: &FunctionInfo, latest: &FunctionInfo, spec: &FunctionSpec) -> bool {
     v.code_sha256 == latest.code_sha256
-        && v.description == spec.description
+        && v.description == spec.version_description
         && v.role == spec.role
         && v.memory == spec.memory
         && v.timeout == spec.timeout
@@ -155,29 +283,34 @@ fn matches_spec(v: &FunctionInfo, latest: &FunctionInfo, spec: &FunctionSpec) ->
 }
 
 pub fn plan(spec: &FunctionSpec, alias: &str, current: &Current) -> DeployPlan {
+    let terraform = (spec.managed_by == ManagedBy::Terraform).then(|| TerraformScope::of(spec, alias));
     let (function_step, publish) = match &current.latest {
-        None => (FunctionStep::Create, PublishStep::Publish { description: spec.description.clone() }),
+        None => (FunctionStep::Create, PublishStep::Publish { description: spec.version_description.clone() }),
         Some((latest, image)) => {
             let mut code = Vec::new();
             match &spec.code {
                 Code::Image { image_uri } => diff(&mut code, "image", image.as_deref().unwrap_or("(none)"), image_uri),
                 Code::Zip { code_sha256, .. } => diff(&mut code, "code_sha256", &latest.code_sha256, code_sha256),
             }
-            if !latest.architecture.is_empty() {
+            // Terraform's function keeps its own architecture, role, memory, timeout and description.
+            let ours = spec.managed_by == ManagedBy::Mlambda;
+            if ours && !latest.architecture.is_empty() {
                 diff(&mut code, "architecture", &latest.architecture, &spec.architecture);
             }
             let mut config = Vec::new();
-            diff(&mut config, "role", &latest.role, &spec.role);
-            diff(&mut config, "memory", latest.memory, spec.memory);
-            diff(&mut config, "timeout", latest.timeout, spec.timeout);
-            diff(&mut config, "description", &latest.description, &spec.description);
+            if ours {
+                diff(&mut config, "role", &latest.role, &spec.role);
+                diff(&mut config, "memory", latest.memory, spec.memory);
+                diff(&mut config, "timeout", latest.timeout, spec.timeout);
+                diff(&mut config, "description", &latest.description, &spec.description);
+            }
             env_diffs(&mut config, &latest.env, &spec.env);
             let unchanged = code.is_empty() && config.is_empty();
             let publish = match &current.newest_published {
                 Some(v) if unchanged && matches_spec(v, latest, spec) => {
                     PublishStep::UpToDate { version: v.version.clone() }
                 }
-                _ => PublishStep::Publish { description: spec.description.clone() },
+                _ => PublishStep::Publish { description: spec.version_description.clone() },
             };
             (FunctionStep::Update { code, config }, publish)
         }
@@ -186,7 +319,7 @@ pub fn plan(spec: &FunctionSpec, alias: &str, current: &Current) -> DeployPlan {
         None => AliasStep::Create { name: alias.to_string() },
         Some(a) => AliasStep::Keep { name: a.name.clone(), primary: a.primary.clone(), routing: a.routing.clone() },
     };
-    DeployPlan { function: spec.name.clone(), spec: spec.clone(), function_step, publish, alias }
+    DeployPlan { function: spec.name.clone(), spec: spec.clone(), function_step, publish, alias, terraform }
 }
 
 fn diffs(f: &mut fmt::Formatter<'_>, what: &str, d: &[FieldDiff]) -> fmt::Result {
@@ -198,6 +331,15 @@ fn diffs(f: &mut fmt::Formatter<'_>, what: &str, d: &[FieldDiff]) -> fmt::Result
 
 impl fmt::Display for DeployPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(t) = &self.terraform {
+            writeln!(f, "function `{}` is managed by Terraform (`function.managed_by: terraform`)", self.function)?;
+            for s in &t.mlambda_sets {
+                writeln!(f, "  mlambda sets    {s}")?;
+            }
+            for k in &t.terraform_keeps {
+                writeln!(f, "  Terraform keeps {k}")?;
+            }
+        }
         match &self.function_step {
             FunctionStep::Create => {
                 writeln!(f, "create function `{}`", self.function)?;
@@ -339,6 +481,12 @@ mod tests {
             architecture: "x86_64".into(),
             env: runtime_env(&model(), "ns", &mv("v1"), source, Some("ff")),
             description: version_description(&mv("v1"), PackageType::Image, &ImageDigest::parse(DIGEST).unwrap()),
+            version_description: version_description(
+                &mv("v1"),
+                PackageType::Image,
+                &ImageDigest::parse(DIGEST).unwrap(),
+            ),
+            managed_by: ManagedBy::Mlambda,
         }
     }
 
@@ -511,6 +659,117 @@ mod tests {
             (p.keep, p.protected, p.delete),
             (vec!["4".into(), "2".into()], vec!["2".to_string()], vec!["3".to_string(), "1".into()])
         );
+    }
+
+    #[test]
+    fn every_variable_runtime_env_sets_is_a_model_key() {
+        let mut m = model();
+        m.id_field = Some("id".into());
+        m.log_predictions = Some(crate::config::LogPredictions::Fraction(0.5));
+        let s3 = runtime_env(&m, "ns", &mv("v1"), ModelSource::S3 { bucket: "b", key: "k" }, Some("ff"));
+        let file = runtime_env(&m, "ns", &mv("v1"), ModelSource::File("/m"), Some("ff"));
+        for k in s3.keys().chain(file.keys()) {
+            assert!(MODEL_ENV_KEYS.contains(&k.as_str()), "{k} is set by runtime_env but not a model key");
+        }
+        assert_eq!(s3.len() + 1, MODEL_ENV_KEYS.len(), "all but MODEL_PATH: {s3:?}");
+    }
+
+    #[test]
+    fn merging_keeps_every_other_variable_and_drops_model_keys_no_longer_set() {
+        let existing: BTreeMap<String, String> = [("TEAM", "ml"), ("MODEL_BUCKET", "old"), ("MODEL_VERSION", "v0")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let model: BTreeMap<String, String> = [("MODEL_PATH", "/opt/model.onnx"), ("MODEL_VERSION", "v2")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let merged = merge_env(&existing, &model);
+        assert_eq!(merged.len(), 3, "{merged:?}");
+        assert_eq!((merged["TEAM"].as_str(), merged["MODEL_VERSION"].as_str()), ("ml", "v2"));
+        assert_eq!(merged["MODEL_PATH"], "/opt/model.onnx");
+        assert!(!merged.contains_key("MODEL_BUCKET"), "a baked model has no bucket: {merged:?}");
+    }
+
+    /// `$LATEST` as Terraform made it: its own role, memory, timeout, description, and a variable of its own.
+    fn terraform_latest(s: &FunctionSpec) -> FunctionInfo {
+        let mut latest = deployed(s, "$LATEST");
+        latest.role = "arn:aws:iam::1:role/team".into();
+        latest.memory = 2048;
+        latest.timeout = 60;
+        latest.description = "owned by the team".into();
+        latest.env = BTreeMap::from([("TEAM".to_string(), "ml".to_string())]);
+        latest
+    }
+
+    #[test]
+    fn under_terraform_only_the_code_and_the_model_variables_change() {
+        let latest = terraform_latest(&spec());
+        let s = under_terraform(spec(), &latest);
+        assert_eq!((s.role.as_str(), s.memory, s.timeout), ("arn:aws:iam::1:role/team", 2048, 60));
+        assert_eq!((s.description.as_str(), s.managed_by), ("owned by the team", ManagedBy::Terraform));
+        assert_eq!(s.version_description, spec().version_description, "versions still say what they serve");
+        assert_eq!(s.env["TEAM"], "ml");
+        let cur = Current {
+            latest: Some((latest, Some("reg/churn@sha256:00".into()))),
+            newest_published: None,
+            alias: Some(alias("1", &[])),
+        };
+        let p = plan(&s, "production", &cur);
+        let FunctionStep::Update { code, config } = &p.function_step else { panic!("{p:?}") };
+        assert_eq!(code.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(), vec!["image"]);
+        assert!(
+            !config.is_empty()
+                && config.iter().all(|d| d.field.starts_with("env.MODEL_") || d.field == "env.METRICS_NAMESPACE"),
+            "{config:?}"
+        );
+        assert!(!config.iter().any(|d| d.field == "env.TEAM"), "{config:?}");
+        assert_eq!(p.publish, PublishStep::Publish { description: spec().version_description });
+        let t = p.terraform.as_ref().expect("the terraform scope");
+        assert!(t.terraform_keeps.iter().any(|k| k.contains("memory 2048 MB, timeout 60 s")), "{t:?}");
+        assert!(t.terraform_keeps.iter().any(|k| k == "environment TEAM"), "{t:?}");
+        assert!(t.mlambda_sets.iter().any(|k| k.contains("MODEL_VERSION")), "{t:?}");
+        let text = p.to_string();
+        assert!(
+            text.contains("is managed by Terraform") && text.contains("Terraform keeps role arn:aws:iam::1:role/team"),
+            "{text}"
+        );
+        assert!(!text.contains("config memory") && !text.contains("config role"), "{text}");
+        assert!(plan(&spec(), "production", &cur).terraform.is_none());
+    }
+
+    #[test]
+    fn terraform_must_have_made_the_function_and_a_published_alias_on_the_right_architecture() {
+        let s = spec();
+        let e = check_terraform("churn", "production", "x86_64", &Current::default()).unwrap_err();
+        assert!(
+            e.message.contains("function `churn` does not exist") && e.message.contains("Terraform creates it"),
+            "{}",
+            e.message
+        );
+        assert!(e.help.as_deref().is_some_and(|h| h.contains("terraform apply")), "{:?}", e.help);
+        let mut cur = Current { latest: Some((terraform_latest(&s), None)), ..Default::default() };
+        let e = check_terraform("churn", "production", "x86_64", &cur).unwrap_err();
+        assert!(
+            e.message.contains("alias `production`") && e.message.contains("Terraform creates it"),
+            "{}",
+            e.message
+        );
+        cur.alias = Some(alias("$LATEST", &[]));
+        let e = check_terraform("churn", "production", "x86_64", &cur).unwrap_err();
+        assert!(
+            e.message.contains("`$LATEST`") && e.help.as_deref().is_some_and(|h| h.contains("publish = true")),
+            "{e:?}"
+        );
+        cur.alias = Some(alias("1", &[]));
+        assert!(check_terraform("churn", "production", "x86_64", &cur).is_ok());
+        let e = check_terraform("churn", "production", "arm64", &cur).unwrap_err();
+        assert!(
+            e.message.contains("`function.architecture` is arm64") && e.message.contains("x86_64"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.exit_code(), 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::domain::PackageType;
+use crate::domain::{ManagedBy, PackageType};
 
 /// The runtime of a zip function: Amazon Linux 2023 with no language runtime, which runs `bootstrap`.
 pub const ZIP_RUNTIME: &str = "provided.al2023";
@@ -199,6 +199,10 @@ impl fmt::Display for Code {
 }
 
 /// Everything mlambda sets on a function; deploy compares it with `$LATEST` field by field.
+///
+/// Under `function.managed_by: terraform` the role, memory, timeout, architecture and description are the
+/// function's own, read back from Lambda, so writing the spec never changes them; `env` is the function's
+/// environment with the model's variables merged in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunctionSpec {
     pub name: String,
@@ -210,5 +214,10 @@ pub struct FunctionSpec {
     /// `x86_64` or `arm64`.
     pub architecture: String,
     pub env: BTreeMap<String, String>,
+    /// The function's description (`$LATEST`'s).
     pub description: String,
+    /// What each published version says it serves, `model v1 image sha256:…`; mlambda gives `$LATEST` the same
+    /// description unless Terraform owns the function.
+    pub version_description: String,
+    pub managed_by: ManagedBy,
 }
