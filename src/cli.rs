@@ -118,6 +118,9 @@ pub enum Command {
     /// Run the whole flow: build, push, model push, deploy, rollout, alarms; resumes after a failure
     #[command(after_help = "Examples:\n  mlambda up\n  mlambda up --dry-run --output json")]
     Up(UpArgs),
+    /// Write what mlambda deploys as infrastructure code another tool owns
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Find the static `bootstrap` every image carries, or compile it once into the user cache
     #[command(subcommand)]
     Runtime(RuntimeCommand),
@@ -206,6 +209,26 @@ pub enum BatchCommand {
     /// Stop a running run; `mlambda batch run` with the same arguments resumes it
     #[command(after_help = "Examples:\n  mlambda batch stop 3f9a0c21d4e7")]
     Stop(BatchStopArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ExportCommand {
+    /// Write Terraform HCL for the function, alias, execution role, alarms and batch state machine, with
+    /// `ignore_changes` on what mlambda moves and `import` blocks for what already exists; pair it with
+    /// `function.managed_by: terraform`
+    #[command(
+        after_help = "Examples:\n  mlambda export terraform > mlambda.tf\n  mlambda export terraform --dir infra/mlambda\n  \
+        mlambda export terraform --output json"
+    )]
+    Terraform(ExportTerraformArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportTerraformArgs {
+    /// Write one `.tf` file per concern (lambda.tf, iam.tf, alarms.tf, batch.tf, imports.tf) into DIR instead of
+    /// printing the HCL
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

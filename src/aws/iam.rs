@@ -11,6 +11,15 @@ pub async fn get_role_arn(aws: &Aws, name: &str) -> Result<Option<String>> {
     }
 }
 
+/// Whether the role has an inline policy of that name; a missing role has none.
+pub async fn role_policy_exists(aws: &Aws, role: &str, policy_name: &str) -> Result<bool> {
+    match aws.iam.get_role_policy().role_name(role).policy_name(policy_name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_entity_exception()) => Ok(false),
+        Err(e) => Err(fail(format!("read inline policy `{policy_name}` of role `{role}`"), e).into()),
+    }
+}
+
 /// Creates the role with `trust` as its assume-role policy and returns its ARN; an existing role is reused.
 pub async fn create_role(aws: &Aws, name: &str, trust: &str, description: &str) -> Result<String> {
     match aws.iam.create_role().role_name(name).assume_role_policy_document(trust).description(description).send().await

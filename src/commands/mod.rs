@@ -6,7 +6,7 @@ use std::path::Path;
 use clap::CommandFactory;
 
 use crate::aws::{Aws, Target};
-use crate::cli::{BatchCommand, Cli, Command, GlobalArgs, ModelCommand};
+use crate::cli::{BatchCommand, Cli, Command, ExportCommand, GlobalArgs, ModelCommand};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::report::Report;
@@ -21,6 +21,7 @@ mod alarms;
 pub mod batch;
 mod build;
 mod deploy;
+mod export;
 mod iam_policy;
 mod init;
 mod invoke;
@@ -123,6 +124,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Report> {
             invoke::run(&ctx, &p, &InvokeSettings::resolve(&a, &p)).await
         }
         Command::Up(a) => up::run(&ctx, &ctx.project()?, &UpSettings::resolve(&a)).await,
+        Command::Export(ExportCommand::Terraform(a)) => export::terraform(&ctx, &ctx.project()?, &a).await,
         Command::Runtime(c) => runtime::run(&ctx, &c).await,
         Command::Url(a) => url::run(&ctx, &ctx.project()?, &a).await,
         Command::Shadow(a) => shadow::run(&ctx, &ctx.project()?, &a).await,

@@ -14,4 +14,5 @@ pub mod report;
 pub mod rollout;
 pub mod shadow;
 pub mod stats;
+pub mod terraform;
 pub mod up;

@@ -18,6 +18,7 @@ mod shadow_report;
 mod status;
 mod tabular;
 mod team;
+mod terraform;
 mod up;
 mod url;
 mod wheel;

@@ -168,6 +168,10 @@ fn every_command_has_help_with_examples() {
         assert!(text.contains("Examples:"), "`mlambda model {sub} --help` shows examples:\n{text}");
         insta::assert_snapshot!(format!("help_model_{sub}"), text);
     }
+    let out = p.cmd().args(["export", "terraform", "--help"]).output().expect("run mlambda");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("Examples:"), "`mlambda export terraform --help` shows examples:\n{text}");
+    insta::assert_snapshot!("help_export_terraform", text);
     let out = p.cmd().args(["completions", "bash"]).output().expect("run mlambda");
     assert!(String::from_utf8_lossy(&out.stdout).contains("_mlambda"), "bash completions");
     let out = p.cmd().arg("man").output().expect("run mlambda");

@@ -208,7 +208,11 @@ fn a_zip_function_goes_up_and_through_a_rollout_from_outside_the_checkout() {
     p.json(&["rollout", "--weight", "0.5"]);
     p.json(&["rollout", "--promote", "--force"]);
     let dry = p.json(&["prune", "--keep", "0", "--dry-run"]);
-    assert_eq!((&dry["deleted"], &dry["protected"]), (&serde_json::json!(["2"]), &serde_json::json!(["3", "1"])), "{dry}");
+    assert_eq!(
+        (&dry["deleted"], &dry["protected"]),
+        (&serde_json::json!(["2"]), &serde_json::json!(["3", "1"])),
+        "{dry}"
+    );
     assert_eq!(dry["deleted_packages"], serde_json::json!([]), "version 1 still runs the first zip: {dry}");
 
     // v4 (v3's zip, model v1) promoted over v3: prune deletes versions 1 and 2 and the zip only they ran; the
