@@ -529,6 +529,10 @@ impl Run<'_> {
                 Watched { held: step.target, description: &step.description, began: SystemTime::now(), left: interval };
             self.watch(plan, &watched, &revision, &mut stop, &at).await?;
         }
+        // steps ending below 1 leave the candidate weighted for a later --promote: nobody holds the alias then
+        if plan.action == Action::Steps && plan.steps.last().is_some_and(|s| !s.promotes()) {
+            self.release_lease(&revision).await;
+        }
         Ok(())
     }
 

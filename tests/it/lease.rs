@@ -169,3 +169,20 @@ fn a_resumed_rollout_waits_out_the_window_its_step_recorded() {
     let state = aws_cli(&["lambda", "get-alias", "--function-name", f.name(), "--name", "production"]);
     assert_eq!(state["FunctionVersion"], Value::from("2"));
 }
+
+#[test]
+fn steps_that_stop_below_1_give_the_lease_back_and_leave_their_step_recorded() {
+    let f = Fixture::new("lease-partial");
+    f.publish("v2", None);
+    f.p.json(&["rollout", "--steps", "0.2,0.4", "--interval", "1s", "--version", "2"]);
+    assert_eq!(f.routing(), ("1".to_string(), json!({"2": 0.4})));
+    let d = description(&f);
+    assert!(!d.contains("lease=") && d.contains("mlambda: rollout=2 at=0.4 since="), "{d}");
+    assert!(d.contains("steps=0.2,0.4 every=1s"), "{d}");
+    // status shows the step as the alias records it, to any operator
+    let s = f.p.json(&["status"]);
+    assert_eq!((s["rollout"]["step"]["weight"].as_f64(), s["rollout"]["lease"].is_null()), (Some(0.4), true), "{s}");
+    // and the promote that follows needs no lease
+    f.p.json(&["rollout", "--promote"]);
+    assert_eq!(f.routing(), ("2".to_string(), json!({})));
+}
