@@ -23,6 +23,16 @@ pub struct ZipProject {
 
 impl ZipProject {
     pub fn new(prefix: &str) -> ZipProject {
+        ZipProject::named(common::unique(prefix))
+    }
+
+    /// Another machine's checkout of the same project: the same files and names, none of this one's
+    /// `.mlambda/`, its own mlambda install and user cache.
+    pub fn fresh_clone(&self) -> ZipProject {
+        ZipProject::named(self.name.clone())
+    }
+
+    fn named(name: String) -> ZipProject {
         common::require_stack();
         let (dir, home) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
         assert!(!dir.path().starts_with(common::repo()), "outside the checkout: {}", dir.path().display());
@@ -45,7 +55,7 @@ impl ZipProject {
         for f in ["one.json", "batch.json", "bad-missing.json"] {
             std::fs::copy(example.join("payloads").join(f), dir.path().join("payloads").join(f)).expect("copy payload");
         }
-        let p = ZipProject { dir, home, name: common::unique(prefix) };
+        let p = ZipProject { dir, home, name };
         p.write_config(false);
         let path = p.json(&["runtime", "path"]);
         let cached = PathBuf::from(path["path"].as_str().expect("cache path"));
@@ -235,6 +245,27 @@ fn a_zip_function_goes_up_and_through_a_rollout_from_outside_the_checkout() {
     aws_cli(&["s3api", "head-object", "--bucket", &p.name, "--key", &kept]);
     let again = p.json(&["prune", "--keep", "0"]);
     assert_eq!((&again["deleted"], &again["deleted_packages"]), (&serde_json::json!([]), &serde_json::json!([])));
+}
+
+#[test]
+fn up_from_a_fresh_clone_finds_what_another_machine_deployed_and_changes_nothing() {
+    let a = ZipProject::new("zip-clone");
+    a.json(&["up", "--create-bucket", "--create-role"]);
+    let before = aws_cli(&["lambda", "list-versions-by-function", "--function-name", &a.name]);
+    let b = a.fresh_clone();
+    assert!(!b.path(".mlambda").exists());
+    // no --create-role: the function's own role is found in the cloud
+    let up = b.json(&["up"]);
+    let status = |step: &str| {
+        up["steps"].as_array().and_then(|s| s.iter().find(|x| x["step"] == step)).map(|x| x["status"].clone())
+    };
+    assert_eq!(status("rollout"), Some(Value::from("nothing to do")), "{up}");
+    let deployed = up["steps"].as_array().and_then(|s| s.iter().find(|x| x["step"] == "deploy")).expect("deploy");
+    assert_eq!(deployed["results"][0]["published"], false, "the same zip and model: nothing new to publish: {up}");
+    assert_eq!(deployed["results"][0]["version"], "1", "{up}");
+    assert_eq!(aws_cli(&["lambda", "list-versions-by-function", "--function-name", &a.name]), before);
+    let alias = aws_cli(&["lambda", "get-alias", "--function-name", &a.name, "--name", "production"]);
+    assert_eq!(alias["FunctionVersion"], "1", "{alias}");
 }
 
 #[test]
