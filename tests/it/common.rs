@@ -181,3 +181,33 @@ pub fn put_object(p: &Project, key: &str, bytes: &[u8], sha256: &str) {
     let meta = format!("sha256={sha256}");
     aws_cli(&["s3api", "put-object", "--bucket", &p.name, "--key", key, "--body", body, "--metadata", &meta]);
 }
+
+/// Creates an image function straight through awscli (moto does not pull the image), with `extra` arguments.
+pub fn create_image_function(name: &str, image_uri: &str, role: &str, extra: &[&str]) {
+    let code = format!("ImageUri={image_uri}");
+    let mut args = vec![
+        "lambda",
+        "create-function",
+        "--function-name",
+        name,
+        "--package-type",
+        "Image",
+        "--code",
+        &code,
+        "--role",
+        role,
+    ];
+    args.extend_from_slice(extra);
+    aws_cli(&args);
+}
+
+/// Asserts every step of an `up --output json` finished (`done`, or `nothing to do`).
+pub fn assert_up_finished(up: &Value) {
+    let steps: Vec<(&str, &str)> = up["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or("")))
+        .collect();
+    assert!(steps.iter().all(|(_, s)| *s == "done" || *s == "nothing to do"), "{up}");
+}

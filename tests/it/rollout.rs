@@ -30,21 +30,13 @@ impl Fixture {
         p.write_config(&p.default_config());
         let n = p.name.clone();
         create_role(&n);
-        let image = format!("ImageUri=127.0.0.1:17500/x@sha256:{}", "a".repeat(64));
-        aws_cli(&[
-            "lambda",
-            "create-function",
-            "--function-name",
+        let image = format!("127.0.0.1:17500/x@sha256:{}", "a".repeat(64));
+        crate::common::create_image_function(
             &n,
-            "--package-type",
-            "Image",
-            "--code",
             &image,
-            "--role",
             &role_arn(&n),
-            "--environment",
-            "Variables={MODEL_VERSION=v1}",
-        ]);
+            &["--environment", "Variables={MODEL_VERSION=v1}"],
+        );
         let f = Fixture { p };
         let v = f.publish_raw();
         assert_eq!(v, "1");

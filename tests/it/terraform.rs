@@ -353,13 +353,7 @@ fn a_function_terraform_owns_keeps_its_configuration_through_up_while_code_model
     assert!(err.contains("`--create-role`") && err.contains("Terraform owns its role"), "{err}");
 
     let up = p.json(&["up"]);
-    let steps: Vec<(&str, &str)> = up["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
-        .collect();
-    assert!(steps.iter().all(|(_, s)| *s == "done" || *s == "nothing to do"), "{up}");
+    crate::common::assert_up_finished(&up);
 
     let latest = aws_cli(&["lambda", "get-function-configuration", "--function-name", &n]);
     assert_eq!((&latest["MemorySize"], &latest["Timeout"]), (&Value::from(256), &Value::from(20)), "{latest}");
@@ -430,20 +424,8 @@ fn terraform_must_create_the_function_and_its_alias_before_mlambda_deploys() {
             .replace("  alias: production\n", "  alias: production\n  managed_by: terraform\n"),
     );
     aws_cli(&["iam", "create-role", "--role-name", &n, "--assume-role-policy-document", LAMBDA_TRUST]);
-    let image = format!("ImageUri=127.0.0.1:17500/repo@{DIGEST}");
     let role = format!("arn:aws:iam::123456789012:role/{n}");
-    aws_cli(&[
-        "lambda",
-        "create-function",
-        "--function-name",
-        &n,
-        "--package-type",
-        "Image",
-        "--code",
-        &image,
-        "--role",
-        &role,
-    ]);
+    crate::common::create_image_function(&n, &format!("127.0.0.1:17500/repo@{DIGEST}"), &role, &[]);
     let err = p.fails(&["deploy"], 1);
     assert!(err.contains("alias `production`") && err.contains("Terraform creates it"), "{err}");
     assert!(!succeeds(&["lambda", "get-alias", "--function-name", &n, "--name", "production"]), "no alias was made");

@@ -137,13 +137,7 @@ fn probability(answer: &Value) -> f64 {
 fn a_zip_function_goes_up_and_through_a_rollout_from_outside_the_checkout() {
     let p = ZipProject::new("zip-up");
     let up = p.json(&["up", "--create-bucket", "--create-role"]);
-    let steps: Vec<(&str, &str)> = up["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
-        .collect();
-    assert!(steps.iter().all(|(_, s)| *s == "done" || *s == "nothing to do"), "{up}");
+    common::assert_up_finished(&up);
     assert!(!p.path("Dockerfile").exists() && !p.path(".mlambda/context.tar").exists(), "no image work");
 
     let zip = p.zip();
