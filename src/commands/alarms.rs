@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::aws::{cloudwatch, lambda, Aws};
 use crate::config::Config;
+use crate::domain::ManagedBy;
 use crate::error::{Error, Result};
 use crate::plan::alarms::{self, AlarmChange, AlarmSpec, Change, Routed};
 use crate::report::Report;
@@ -54,8 +55,14 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &AlarmsSettings) -> Result<Repor
     let config = p.config();
     let aws = ctx.aws().await?;
     let prefix = alarms::function_prefix(&config.function.name);
-    let existing = cloudwatch::describe_alarms(&aws, &prefix).await?;
+    let mut existing = cloudwatch::describe_alarms(&aws, &prefix).await?;
     let dry_run = s.dry_run;
+    if s.delete && config.function.managed_by == ManagedBy::Terraform {
+        // the alias's alarms are in the team's Terraform (`export terraform`); only the versions' are mlambda's
+        existing.retain(|a| alarms::is_version_alarm(&config.function.name, &a.spec.name));
+        ctx.printer
+            .status("`function.managed_by: terraform`: deleting only the versions' alarms; Terraform owns the alias's");
+    }
     let changes = if s.delete {
         alarms::delete_plan(&existing)
     } else {

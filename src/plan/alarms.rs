@@ -245,6 +245,14 @@ pub fn version_prefix(function: &str, version: &str) -> String {
     format!("{}v{version}-", function_prefix(function))
 }
 
+/// Whether `name` is one version's alarm (`mlambda-<function>-v<N>-…`), not the alias's.
+pub fn is_version_alarm(function: &str, name: &str) -> bool {
+    name.strip_prefix(&function_prefix(function))
+        .and_then(|rest| rest.strip_prefix('v'))
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 const LAMBDA: &str = "AWS/Lambda";
 
 /// The window of the error-rate alarms, long enough to hold the minimum number of invocations at low traffic.
@@ -593,6 +601,14 @@ fn validate(alias: &str, specs: &[AlarmSpec], cfg: &config::Alarms) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_alarms_are_told_from_the_aliass() {
+        assert!(is_version_alarm("churn", "mlambda-churn-v12-errors"));
+        assert!(!is_version_alarm("churn", "mlambda-churn-production-errors"));
+        assert!(!is_version_alarm("churn", "mlambda-churn-vip-errors"));
+        assert!(!is_version_alarm("churn-v2", "mlambda-churn-v2-errors"), "another function's prefix");
+    }
 
     fn cfg() -> config::Alarms {
         config::Alarms { namespace: "ChurnModel".into(), ..Default::default() }

@@ -401,6 +401,24 @@ fn a_function_terraform_owns_keeps_its_configuration_through_up_while_code_model
         assert_eq!(ids.get(&to), Some(&a), "{ids:?}");
     }
     assert_eq!(ids.len(), 2 + 4, "{ids:?}");
+
+    // `alarms --delete` leaves the alias's alarms, which are the team's Terraform's, and deletes the versions'
+    let names = |prefix: &str| -> BTreeSet<String> {
+        let out = aws_cli(&["cloudwatch", "describe-alarms", "--alarm-name-prefix", prefix]);
+        out["MetricAlarms"]
+            .as_array()
+            .expect("alarms")
+            .iter()
+            .filter_map(|a| a["AlarmName"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(!names(&format!("mlambda-{n}-v2-")).is_empty(), "up put the candidate's alarms");
+    p.json(&["alarms", "--delete"]);
+    assert!(names(&format!("mlambda-{n}-v")).is_empty(), "{:?}", names(&format!("mlambda-{n}-")));
+    assert_eq!(
+        names(&format!("mlambda-{n}-production-")),
+        alias_alarms(&n).into_iter().filter(|a| !a.ends_with("-latency-p99")).collect()
+    );
 }
 
 #[test]
