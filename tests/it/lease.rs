@@ -72,6 +72,7 @@ fn of_two_stepped_rollouts_started_at_once_exactly_one_runs_and_the_other_names_
         ),
     };
     let stderr = unwrap_lines(&String::from_utf8_lossy(&loser_out.stderr));
+    eprintln!("{winner} ran; {loser} exited 2: {}", stderr.lines().find(|l| l.contains(winner)).unwrap_or_default());
     // Either it read the alias after the winner took the lease, or both read it first and Lambda refused the
     // loser's write under the stale RevisionId: both name the holder.
     assert!(
@@ -159,6 +160,12 @@ fn a_resumed_rollout_waits_out_the_window_its_step_recorded() {
         "{stderr}"
     );
     assert_eq!(f.routing(), ("2".to_string(), json!({})));
+    eprintln!(
+        "step began {}, resumed {:.1}s into its {window:?} window, promoted {:.1}s after it began",
+        rfc3339(since),
+        resumed_at.duration_since(since).unwrap_or_default().as_secs_f64(),
+        done.duration_since(since).unwrap_or_default().as_secs_f64()
+    );
     assert!(
         done >= since + window,
         "promoted {:?} after the step began, before its {window:?} window ran out",
