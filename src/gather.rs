@@ -408,7 +408,7 @@ pub async fn record_backtest(
         reasons: r.reasons.clone(),
     };
     ledger::update(aws, config, state_dir, printer, |s| {
-        s.backtests.insert(candidate.clone(), backtest);
+        s.backtests.insert(candidate.clone(), backtest.clone());
     })
     .await?;
     Ok(())
@@ -434,7 +434,7 @@ pub async fn record_shadow(
         reasons: r.reasons.clone(),
     };
     ledger::update(aws, config, state_dir, printer, |s| {
-        s.shadow_verdicts.insert(r.candidate.clone(), verdict);
+        s.shadow_verdicts.insert(r.candidate.clone(), verdict.clone());
     })
     .await?;
     Ok(())

@@ -5,6 +5,7 @@
 //! the alias: `plan::record`.)
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -70,39 +71,51 @@ fn location(config: &Config) -> String {
     format!("s3://{}/{}", config.model.bucket, key(config))
 }
 
-async fn read(aws: &Aws, config: &Config) -> Result<Option<Shared>> {
-    let Some(bytes) = s3::get_small(aws, &config.model.bucket, &key(config)).await? else { return Ok(None) };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+/// The shared state as the cloud holds it, with the ETag a conditional rewrite needs.
+async fn read(aws: &Aws, config: &Config) -> Result<Option<(Shared, String)>> {
+    let Some((bytes, etag)) = s3::get_small_tagged(aws, &config.model.bucket, &key(config)).await? else {
+        return Ok(None);
+    };
+    let shared = serde_json::from_slice(&bytes).map_err(|e| {
         Error::cloud(format!("cannot parse `{}`: {e}", location(config)))
             .help("the object is written by mlambda; delete it and the next command writes it again from `.mlambda/state.json`")
-    })
+    })?;
+    Ok(Some((shared, etag)))
+}
+
+/// The local state with the cloud's shared facts over it, and the ETag they were read at.
+async fn merged(aws: &Aws, config: &Config, state_dir: &Path, printer: &Printer) -> Result<(State, Option<String>)> {
+    let mut s = state::load(state_dir)?;
+    let Some((shared, etag)) = read(aws, config).await? else { return Ok((s, None)) };
+    if shared != Shared::of(&s) {
+        shared.apply(&mut s, printer, &location(config));
+        state::save(state_dir, &s)?;
+    }
+    Ok((s, Some(etag)))
 }
 
 /// The local state with the cloud's shared facts over it, the cache refreshed when they differed.
 pub async fn load(aws: &Aws, config: &Config, state_dir: &Path, printer: &Printer) -> Result<State> {
-    let mut s = state::load(state_dir)?;
-    if let Some(shared) = read(aws, config).await? {
-        if shared != Shared::of(&s) {
-            shared.apply(&mut s, printer, &location(config));
-            state::save(state_dir, &s)?;
-        }
-    }
-    Ok(s)
+    Ok(merged(aws, config, state_dir, printer).await?.0)
 }
 
-/// Applies `f` to the state as the cloud holds it now, then writes the shared part back beside the model and
-/// the whole into the local cache.
+/// How often a write that lost a race with another operator's reads and applies again.
+const ATTEMPTS: usize = 10;
+
+/// Applies `f` to the state as the cloud holds it now and writes the shared part back beside the model, only if
+/// nobody wrote it since it was read (S3's If-Match); losing that race reads again and applies `f` again, so two
+/// operators' verdicts both land. The whole goes into the local cache too.
 pub async fn update(
     aws: &Aws,
     config: &Config,
     state_dir: &Path,
     printer: &Printer,
-    f: impl FnOnce(&mut State),
+    f: impl Fn(&mut State),
 ) -> Result<State> {
-    let mut s = load(aws, config, state_dir, printer).await?;
-    f(&mut s);
-    state::save(state_dir, &s)?;
     if !s3::bucket_exists(aws, &config.model.bucket).await? {
+        let mut s = state::load(state_dir)?;
+        f(&mut s);
+        state::save(state_dir, &s)?;
         printer.warn(format!(
             "bucket `{}` (`model.bucket`) does not exist, so this is kept in `.mlambda/state.json` only, where other \
              operators cannot see it; `mlambda model push --create-bucket` creates it",
@@ -110,16 +123,74 @@ pub async fn update(
         ));
         return Ok(s);
     }
-    let body = serde_json::to_vec_pretty(&Shared::of(&s))
-        .map_err(|e| Error::local(format!("cannot encode the shared state: {e}")))?;
-    s3::put_json(aws, &config.model.bucket, &key(config), body).await?;
-    Ok(s)
+    for attempt in 0..ATTEMPTS {
+        let (mut s, etag) = merged(aws, config, state_dir, printer).await?;
+        f(&mut s);
+        let body = serde_json::to_vec_pretty(&Shared::of(&s))
+            .map_err(|e| Error::local(format!("cannot encode the shared state: {e}")))?;
+        if s3::put_json_if(aws, &config.model.bucket, &key(config), body, etag.as_deref()).await? {
+            state::save(state_dir, &s)?;
+            return Ok(s);
+        }
+        printer.detail(format!("{} changed while mlambda was updating it; reading it again", location(config)));
+        // jittered, so writers that collided do not collide again in step
+        let jitter = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() % 100);
+        tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1) + u64::from(jitter))).await;
+    }
+    Err(Error::cloud(format!("{} kept changing while mlambda was updating it ({ATTEMPTS} attempts)", location(config)))
+        .help("other operators are writing verdicts at the same moment; re-run the command"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::evidence::Decision;
+
+    /// Operators racing on the real moto server (S3's If-Match is what a mock would get wrong): every one of
+    /// eight concurrent updates lands, where a plain read-modify-write keeps only the last writer's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_updates_all_land() {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
+            "AWS_ENDPOINT_URL is not set: this test needs moto; run `eval \"$(scripts/stack env)\"` first"
+        );
+        let aws = Aws::connect(&crate::aws::Target::default()).await.expect("connect to moto");
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let bucket = format!("mlambda-ledger-{}-{nanos}", std::process::id());
+        s3::create_bucket(&aws, &bucket).await.unwrap();
+        let text = format!(
+            "function:\n  name: churn\n  package: zip\nmodel:\n  path: m.onnx\n  name: churn\n  version: v1\n  bucket: {bucket}\n"
+        );
+        let config = crate::config::parse(&text, Path::new("mlambda.yaml")).unwrap();
+        let printer = Printer::new(crate::cli::OutputFormat::Text, true, 0);
+        let dirs: Vec<tempfile::TempDir> = (0..8).map(|_| tempfile::tempdir().unwrap()).collect();
+        let writes = dirs.iter().enumerate().map(|(i, dir)| {
+            let (aws, config, printer) = (&aws, &config, &printer);
+            async move {
+                let b = Backtest {
+                    verdict: Decision::Promote,
+                    baseline: "1".into(),
+                    runs: vec![],
+                    time: "2026-12-07T08:00:00Z".into(),
+                    reasons: vec![],
+                };
+                update(aws, config, dir.path(), printer, |s| {
+                    s.backtests.insert(format!("{}", i + 2), b.clone());
+                })
+                .await
+            }
+        });
+        for r in futures_util::future::join_all(writes).await {
+            r.unwrap();
+        }
+        let fresh = tempfile::tempdir().unwrap();
+        let s = load(&aws, &config, fresh.path(), &printer).await.unwrap();
+        let versions: Vec<&String> = s.backtests.keys().collect();
+        assert_eq!(versions.len(), 8, "{versions:?}");
+        // a write on a stale ETag, or one expecting no object, is refused, not applied
+        assert!(!s3::put_json_if(&aws, &bucket, &key(&config), b"{}".to_vec(), Some("\"stale\"")).await.unwrap());
+        assert!(!s3::put_json_if(&aws, &bucket, &key(&config), b"{}".to_vec(), None).await.unwrap());
+    }
 
     fn verdict(v: Decision) -> LastVerdict {
         LastVerdict {

@@ -324,6 +324,40 @@ pub async fn download(aws: &Aws, bucket: &str, key: &str, path: &Path) -> Result
 }
 
 /// Puts bytes as one object (slices and run records: each well under S3's 5 GB single-put limit).
+/// A small object's bytes and ETag, or `None` when it (or its bucket) does not exist: what a conditional
+/// rewrite ([`put_json_if`]) starts from.
+pub async fn get_small_tagged(aws: &Aws, bucket: &str, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+    match aws.s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => {
+            let etag = out.e_tag().unwrap_or_default().to_string();
+            let bytes = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| Error::cloud(format!("failed to read `s3://{bucket}/{key}`: {e}")))?;
+            Ok(Some((bytes.to_vec(), etag)))
+        }
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => Ok(None),
+        Err(e) if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchBucket") => Ok(None),
+        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e).into()),
+    }
+}
+
+/// Writes JSON only if the object is still what was read: the ETag then (`Some`), or absent (`None`).
+/// `false` when someone else wrote it in between (S3's 412): read again and retry.
+pub async fn put_json_if(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>, etag: Option<&str>) -> Result<bool> {
+    let req = aws.s3.put_object().bucket(bucket).key(key).content_type("application/json").body(ByteStream::from(body));
+    let req = match etag {
+        Some(tag) => req.if_match(tag),
+        None => req.if_none_match("*"),
+    };
+    match req.send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
+        Err(e) => Err(fail(format!("write `s3://{bucket}/{key}`"), e).into()),
+    }
+}
+
 pub async fn put_bytes(aws: &Aws, bucket: &str, key: &str, content_type: &str, body: Vec<u8>) -> Result<()> {
     aws.s3
         .put_object()

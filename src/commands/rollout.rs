@@ -351,7 +351,7 @@ impl Run<'_> {
     }
 
     /// Updates the state every operator shares (`ledger`) and this machine's cache.
-    async fn update(&self, f: impl FnOnce(&mut state::State)) -> Result<state::State> {
+    async fn update(&self, f: impl Fn(&mut state::State)) -> Result<state::State> {
         ledger::update(self.aws, self.config, &self.state_dir, self.printer, f).await
     }
 
