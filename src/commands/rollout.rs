@@ -140,21 +140,31 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
         me: s.operator.clone(),
     };
     let mut revision = alias.revision_id.clone();
-    if plan.action == Action::Steps && plan.steps.iter().any(|st| !st.promotes()) {
+    let leased = plan.action == Action::Steps && plan.steps.iter().any(|st| !st.promotes());
+    if leased {
         revision = run.take_lease(&plan, &record, &revision).await?;
     }
-    run.plan_looks(&plan, &s.action).await?;
-    if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
-        let model = versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);
-        run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
+    let ran = async {
+        run.plan_looks(&plan, &s.action).await?;
+        if let (Action::Steps, Some(candidate)) = (plan.action, plan.candidate) {
+            let model =
+                versions.iter().find(|v| v.version == candidate.to_string()).and_then(FunctionInfo::model_version);
+            run.ensure_candidate_alarms(&candidate.to_string(), model).await?;
+        }
+        if plan.action == Action::Promote {
+            run.check_promote(&plan, &alias, s.force).await?;
+        }
+        if let (Some(first), Some(candidate)) = (s.shadow_first, plan.candidate) {
+            run.shadow_first(&alias.primary, &candidate.to_string(), first, s.force).await?;
+        }
+        run.execute(&plan, &alias, revision).await
     }
-    if plan.action == Action::Promote {
-        run.check_promote(&plan, &alias, s.force).await?;
+    .await;
+    // however the rollout stopped (a shadow's verdict, an alarm, a failed call), the lease goes back with it
+    if ran.is_err() && leased {
+        run.release_lease().await;
     }
-    if let (Some(first), Some(candidate)) = (s.shadow_first, plan.candidate) {
-        run.shadow_first(&alias.primary, &candidate.to_string(), first, s.force).await?;
-    }
-    run.execute(&plan, &alias, revision).await?;
+    ran?;
     Ok(Report::done(Outcome { dry_run: false, plan, lease }))
 }
 
@@ -416,17 +426,19 @@ impl Run<'_> {
         }
     }
 
-    /// Gives the lease back when a rollout stops early (Ctrl-C), keeping the step's record so a resume waits out
-    /// its window. A failure is only a warning: the lease expires by itself.
-    async fn release_lease(&self, revision: &str) {
+    /// Gives the lease back when a rollout stops early (Ctrl-C, a failure), keeping the step's record so a
+    /// resume waits out its window. Only this operator's own lease, under the revision just read; a failure is
+    /// only a warning: the lease expires by itself.
+    async fn release_lease(&self) {
         let released = async {
             let Some(alias) = lambda::get_alias(self.aws, self.function(), self.alias()).await? else { return Ok(()) };
             let mut r = AliasRecord::parse(&alias.description);
-            if r.lease.as_ref().is_none_or(|l| l.owner != record::owner(&self.me)) || alias.revision_id != revision {
+            if r.lease.as_ref().is_none_or(|l| l.owner != record::owner(&self.me)) {
                 return Ok(());
             }
             r.lease = None;
-            lambda::update_alias_description(self.aws, self.function(), self.alias(), &r.render(), revision).await?;
+            let (function, name) = (self.function(), self.alias());
+            lambda::update_alias_description(self.aws, function, name, &r.render(), &alias.revision_id).await?;
             Ok::<(), Error>(())
         };
         if let Err(e) = released.await {
@@ -508,7 +520,7 @@ impl Run<'_> {
         }
         for (i, step) in plan.steps.iter().enumerate() {
             if stop.fired() {
-                self.release_lease(&revision).await;
+                self.release_lease().await;
                 return Err(self.interrupted(plan, &at));
             }
             revision = self.write(plan, step, &revision).await?;
@@ -531,7 +543,7 @@ impl Run<'_> {
         }
         // steps ending below 1 leave the candidate weighted for a later --promote: nobody holds the alias then
         if plan.action == Action::Steps && plan.steps.last().is_some_and(|s| !s.promotes()) {
-            self.release_lease(&revision).await;
+            self.release_lease().await;
         }
         Ok(())
     }
@@ -573,7 +585,7 @@ impl Run<'_> {
         at: &str,
     ) -> Result<()> {
         if !stop.sleep(w.left).await {
-            self.release_lease(revision).await;
+            self.release_lease().await;
             return Err(self.interrupted(plan, at));
         }
         let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
