@@ -1,9 +1,10 @@
 //! JSON rows into a model's input columns: one object per row, one field per feature, typed as the graph
-//! declares its inputs. Pure functions over `serde_json`; the HTTP contract ([`crate::contract`]) and the
-//! CLI's model check both go through here.
+//! declares its inputs. Pure functions over `serde_json`; the HTTP contract (`contract.rs`, which imports this
+//! module, never the other way) and the CLI's model check both go through here.
 //!
 //! Decisions: a numeric field takes a JSON number, booleans as 1/0; an int64 field takes an integral
-//! number; a string field takes a JSON string (numbers are refused, not stringified); `null` only where the
+//! number; a string field takes a JSON string of at most [`MAX_TEXT_BYTES`] (numbers are refused, not
+//! stringified); `null` only where the
 //! graph imputes that input (it becomes NaN); NaN/Infinity (Python's non-JSON literals) and numbers outside
 //! float32 are refused naming the field. Unknown extra fields are ignored.
 use serde_json::{Map, Value};
@@ -11,10 +12,14 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 use crate::model::{Batch, Column, Field, InputKind, Model, RowAnswer};
 
-/// Python's `json.dumps` writes NaN/Infinity/-Infinity, which are not JSON. [`crate::contract`] rewrites
+/// Python's `json.dumps` writes NaN/Infinity/-Infinity, which are not JSON. The HTTP contract rewrites
 /// them into strings with this prefix (a private-use character no client sends) so the error can name the
 /// field.
 pub const NON_FINITE_MARK: &str = "\u{E000}non-finite:";
+
+/// The longest text one string field takes: a document is far shorter, and the bound keeps one row from
+/// holding a request (and the tokenizer) for long.
+pub const MAX_TEXT_BYTES: usize = 100 * 1024;
 
 /// The request fields of a model, resolved once.
 #[derive(Debug, Clone)]
@@ -80,6 +85,13 @@ fn push_value(name: &str, v: &Value, kind: InputKind, nullable: bool, column: &m
             out.push(i);
         }
         Column::Str(out) => match v {
+            Value::String(s) if s.len() > MAX_TEXT_BYTES => {
+                return Err(format!(
+                    "feature {name:?} is {} KB of text, over the {} KB a string field takes; send a shorter text",
+                    s.len().div_ceil(1024),
+                    MAX_TEXT_BYTES / 1024
+                ))
+            }
             Value::String(s) => out.push(s.clone()),
             other => return Err(format!("feature {name:?} must be a string, got {}", kind_of(other))),
         },

@@ -9,18 +9,34 @@ use mlambda_runtime::handler::App;
 use mlambda_runtime::model::{Kind, Labels, Model};
 use serde_json::{json, Value};
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tabular")
+/// The fixture sets, each a directory with its own manifest: tables (`examples/fixtures_tabular.py`) and
+/// text (`examples/fixtures_text.py`).
+const FAMILIES: [&str; 2] = ["tabular", "text"];
+
+fn dir(family: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(family)
 }
 
-fn read_json(name: &str) -> Value {
-    let path = dir().join(name);
+/// Every fixture of every family, with its family.
+fn fixtures() -> Vec<(&'static str, Value)> {
+    let mut all = Vec::new();
+    for family in FAMILIES {
+        let manifest = read_json(family, "manifest.json");
+        let list = manifest["fixtures"].as_array().expect("manifest.json has a fixtures list");
+        assert!(!list.is_empty(), "{family}: no fixtures");
+        all.extend(list.iter().map(|f| (family, f.clone())));
+    }
+    all
+}
+
+fn read_json(family: &str, name: &str) -> Value {
+    let path = dir(family).join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn app(fixture: &Value) -> App {
-    let model_path = dir().join(fixture["model"].as_str().unwrap());
+fn app(family: &str, fixture: &Value) -> App {
+    let model_path = dir(family).join(fixture["model"].as_str().unwrap());
     let features = fixture["features"].as_array().map(|f| f.iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>());
     let name = fixture["name"].as_str().unwrap();
     let model = Model::from_path(&model_path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -86,14 +102,12 @@ fn compare(diff: &mut Diff, i: usize, answer: &Value, reference: &Value, labels:
 
 #[test]
 fn every_tabular_fixture_matches_onnxruntime_through_the_request_path() {
-    let manifest = read_json("manifest.json");
-    let fixtures = manifest["fixtures"].as_array().expect("manifest.json has a fixtures list");
-    assert!(!fixtures.is_empty());
     let mut failures = Vec::new();
-    for fixture in fixtures {
+    for (family, fixture) in fixtures() {
+        let fixture = &fixture;
         let name = fixture["name"].as_str().unwrap();
-        let app = app(fixture);
-        let data = read_json(fixture["rows"].as_str().unwrap());
+        let app = app(family, fixture);
+        let data = read_json(family, fixture["rows"].as_str().unwrap());
         let rows = data["rows"].as_array().unwrap();
         let tolerance = fixture["tolerance"].as_f64().unwrap();
         let labels: Vec<Value> = fixture["labels"].as_array().cloned().unwrap_or_default();
@@ -138,13 +152,12 @@ fn every_tabular_fixture_matches_onnxruntime_through_the_request_path() {
 
 #[test]
 fn the_json_row_api_answers_like_the_request_path() {
-    let manifest = read_json("manifest.json");
-    for fixture in manifest["fixtures"].as_array().unwrap() {
+    for (family, fixture) in fixtures() {
         let name = fixture["name"].as_str().unwrap();
-        let model = Model::from_path(&dir().join(fixture["model"].as_str().unwrap())).unwrap();
+        let model = Model::from_path(&dir(family).join(fixture["model"].as_str().unwrap())).unwrap();
         let features: Option<Vec<String>> =
             fixture["features"].as_array().map(|f| f.iter().map(|v| v.as_str().unwrap().to_string()).collect());
-        let data = read_json(fixture["rows"].as_str().unwrap());
+        let data = read_json(family, fixture["rows"].as_str().unwrap());
         let rows: Vec<serde_json::Map<String, Value>> =
             data["rows"].as_array().unwrap().iter().take(20).map(|r| r.as_object().unwrap().clone()).collect();
         let answers = model.predict_rows(&rows, features.as_deref()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -156,5 +169,36 @@ fn the_json_row_api_answers_like_the_request_path() {
                 None => assert_eq!(got, data["ort"]["label"][i], "{name} row {i}"),
             }
         }
+    }
+}
+
+/// A text field's bad inputs are each a 400 naming the field; long and emoji-only texts are served; the app
+/// answers the next request after every one of them.
+#[test]
+fn a_text_field_refuses_what_is_not_text_and_serves_any_text() {
+    let fixture = fixtures().into_iter().find(|(_, f)| f["name"] == "text_tfidf_lr").expect("text_tfidf_lr").1;
+    let app = app("text", &fixture);
+    let status = |body: Value| {
+        let env = app.handle(body);
+        let answer: Value = serde_json::from_str(env["body"].as_str().unwrap()).unwrap();
+        (env["statusCode"].as_u64().unwrap(), answer)
+    };
+    let too_long = "a".repeat(mlambda_runtime::rows::MAX_TEXT_BYTES + 1);
+    for (body, says) in [
+        (json!({"text": 42}), "feature \"text\" must be a string, got a number"),
+        (json!({"text": null}), "feature \"text\" must be a string, got null"),
+        (json!({"subject": "refund"}), "missing required features: text"),
+        (json!({"text": too_long}), "feature \"text\" is 101 KB of text, over the 100 KB a string field takes"),
+    ] {
+        let (code, answer) = status(body);
+        assert_eq!(code, 400, "{answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| e.contains(says)), "{answer}");
+        assert_eq!(status(json!({"text": "refund please"})).0, 200, "served after a refusal");
+    }
+    let fifty_kb = "refund my order please ".repeat(50 * 1024 / 23);
+    for text in [fifty_kb.as_str(), "🎉😍👍", "", "日本語のテキスト"] {
+        let (code, answer) = status(json!({ "text": text }));
+        assert_eq!(code, 200, "{answer}");
+        assert!(answer["prediction"].is_string() && answer["probabilities"].is_object(), "{answer}");
     }
 }

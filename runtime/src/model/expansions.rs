@@ -455,3 +455,62 @@ impl Expansion for Clip11 {
         Ok(tvec!(wire))
     }
 }
+
+// ---------------------------------------------------------------- Flatten
+
+pub fn flatten(_ctx: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((expand(Flatten { axis: node.get_attr_opt("axis")?.unwrap_or(1) }), vec![]))
+}
+
+/// tract's `Flatten` refuses a shape with more than one symbol, and a tokenized text is `[N, tokens]` (or
+/// `[N, 1, tokens]`), both known only at run time: one reshape, which symbols do not trouble. Flattening into
+/// the shape the input already has is no node at all.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct Flatten {
+    axis: i64,
+}
+
+impl Flatten {
+    fn split(&self, rank: usize) -> usize {
+        if self.axis >= 0 {
+            self.axis as usize
+        } else {
+            (self.axis + rank as i64).max(0) as usize
+        }
+    }
+
+    fn shape(&self, shape: &[TDim]) -> [TDim; 2] {
+        let at = self.split(shape.len()).min(shape.len());
+        [shape[..at].iter().product(), shape[at..].iter().product()]
+    }
+}
+
+impl Expansion for Flatten {
+    fn name(&self) -> StaticName {
+        "Flatten".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
+        s.given(&inputs[0].shape, move |s, shape| {
+            let [a, b] = self.shape(&shape);
+            s.equals(&outputs[0].shape, ShapeFactoid::from(vec![a, b]))
+        })
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let shape = model.outlet_fact(inputs[0])?.shape.to_tvec();
+        if shape.len() == 2 && self.split(2) == 1 {
+            return Ok(inputs.into());
+        }
+        let [a, b] = self.shape(&shape);
+        model.wire_node(prefix, AxisOp::Reshape(0, shape, tvec![a, b]), inputs)
+    }
+}

@@ -231,8 +231,9 @@ fn fix_for(op: &str) -> String {
         "TreeEnsemble" | "TreeEnsembleRegressor" | "TreeEnsembleClassifier" => {
             "it is the unified tree op of ai.onnx.ml opset 5: export with `target_opset={\"\": 17, \"ai.onnx.ml\": 3}`"
         }
-        "StringNormalizer" | "Tokenizer" | "TfIdfVectorizer" | "RegexFullMatch" | "StringSplit" | "StringConcat" => {
-            "text features are not served: vectorise the text before the model and send numbers"
+        "RegexFullMatch" | "StringSplit" | "StringConcat" => {
+            "these string ops are not served; the runtime serves scikit-learn's text features \
+             (`StringNormalizer`, `Tokenizer`, `TfIdfVectorizer`): export with `CountVectorizer` or `TfidfVectorizer`"
         }
         "Loop" | "Scan" | "If" | "SequenceAt" | "SequenceConstruct" | "SplitToSequence" | "ConcatFromSequence" => {
             "control flow and sequences are not served: export a plain tensor graph (for a classifier, \
@@ -303,7 +304,7 @@ const CORE: &[(&str, Builder)] = &[
     ("Equal", |_, _| Ok((ops::logic::CompEq.into_hir(), vec![]))),
     ("Erf", |_, _| Ok((ops::math::erf().into_hir(), vec![]))),
     ("Exp", |_, _| Ok((ops::math::exp().into_hir(), vec![]))),
-    ("Flatten", |_, node| Ok((expand(array::Flatten::new(node.get_attr_opt("axis")?.unwrap_or(1))), vec![]))),
+    ("Flatten", x::flatten),
     ("Floor", |_, _| Ok((ops::math::floor().into_hir(), vec![]))),
     ("Gather", |_, node| Ok((expand(array::Gather::new(node.get_attr_opt("axis")?.unwrap_or(0))), vec![]))),
     ("Gemm", x::gemm),
@@ -414,7 +415,7 @@ mod tests {
         assert!(check_supported(&onnx, &graph(&[("Sub", "s"), ("Scaler", "sc"), ("MatMul", "mm")])).is_ok());
         let err = check_supported(
             &onnx,
-            &graph(&[("Conv", "c1"), ("Sub", "s"), ("FancyOp", "f1"), ("Conv", "c2"), ("TfIdfVectorizer", "t")]),
+            &graph(&[("Conv", "c1"), ("Sub", "s"), ("FancyOp", "f1"), ("Conv", "c2"), ("StringSplit", "t")]),
         )
         .unwrap_err();
         let full = cfg!(feature = "full-onnx");
@@ -428,9 +429,15 @@ mod tests {
             assert!(err.contains("Gemm") && err.contains("TreeEnsembleClassifier"), "{err}");
         }
         assert!(line("FancyOp").contains("node `f1`") && line("FancyOp").contains("no tract build has it"), "{err}");
-        assert!(line("TfIdfVectorizer").contains("text features"), "{err}");
+        assert!(line("StringSplit").contains("TfidfVectorizer"), "{err}");
+        // scikit-learn's text features are carried
+        assert!(check_supported(
+            &onnx,
+            &graph(&[("StringNormalizer", "n"), ("Tokenizer", "t"), ("TfIdfVectorizer", "v")])
+        )
+        .is_ok());
         // advice to rebuild only for an op tract's table has; none at all under full-onnx
-        assert!(!line("FancyOp").contains("full-onnx") && !line("TfIdfVectorizer").contains("full-onnx"), "{err}");
+        assert!(!line("FancyOp").contains("full-onnx") && !line("StringSplit").contains("full-onnx"), "{err}");
         if full {
             assert!(!err.contains("full-onnx"), "{err}");
         }

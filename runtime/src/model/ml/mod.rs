@@ -14,6 +14,7 @@ pub mod normalize;
 pub mod scaler;
 pub mod scoring;
 pub mod svm;
+pub mod text;
 pub mod tree_ensemble;
 pub mod zipmap;
 
@@ -32,5 +33,6 @@ pub fn register(reg: &mut OnnxOpRegister) {
     normalize::register(reg);
     features::register(reg);
     svm::register(reg);
+    text::register(reg);
     cast::register(reg);
 }

@@ -1,0 +1,651 @@
+//! Text features as onnxruntime computes them: `StringNormalizer`, the `com.microsoft` `Tokenizer` that
+//! skl2onnx emits for `CountVectorizer`/`TfidfVectorizer`, and `TfIdfVectorizer` (n-grams, skip-grams,
+//! TF/IDF/TFIDF over a string or integer pool).
+//!
+//! Where onnxruntime leans on a C library, the same rule is spelt out here: case changes map one code point
+//! to one code point (glibc's `towlower`/`towupper`, which onnxruntime calls), and token expressions keep
+//! RE2's ASCII meaning of `\w`, `\d`, `\s` and `\b`.
+use std::collections::{HashMap, HashSet};
+
+use regex::Regex;
+use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_hir::internal::*;
+
+use super::attrs::{err, floats, ints, slice, string_or, strings};
+use super::kernel::{tensor_of, Fact, Kernel, KernelOp};
+
+pub fn register(reg: &mut OnnxOpRegister) {
+    reg.insert("StringNormalizer", string_normalizer);
+    reg.insert("Tokenizer", tokenizer);
+    reg.insert("TfIdfVectorizer", tfidf_vectorizer);
+}
+
+/// `[C]` or `[N, C]`, as the text ops take their input.
+fn rank_1_or_2(node: &str, op: &str, shape: &[TDim]) -> TractResult<()> {
+    ensure!(
+        matches!(shape.len(), 1 | 2),
+        "node {node:?} ({op}): input has rank {}; onnxruntime takes [C] or [N, C]",
+        shape.len()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- StringNormalizer
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Case {
+    Lower,
+    Upper,
+    Keep,
+}
+
+/// One code point to one code point, as glibc's `towlower` in onnxruntime's `en_US.UTF-8` does: where
+/// Unicode's full mapping has several (`İ` lower-cases to `i` + a combining dot), the simple mapping's
+/// single code point is its first for lower case, and upper case keeps the character (`ß`).
+fn change_case(c: char, case: Case) -> char {
+    match case {
+        Case::Keep => c,
+        Case::Lower => c.to_lowercase().next().unwrap_or(c),
+        Case::Upper => {
+            let mut u = c.to_uppercase();
+            match (u.next(), u.next()) {
+                (Some(one), None) => one,
+                _ => c,
+            }
+        }
+    }
+}
+
+fn with_case(s: &str, case: Case) -> String {
+    s.chars().map(|c| change_case(c, case)).collect()
+}
+
+#[derive(Debug, Clone)]
+struct StringNormalizer {
+    node: String,
+    case: Case,
+    case_sensitive: bool,
+    /// As compared: lower-cased unless `is_case_sensitive`.
+    stopwords: HashSet<String>,
+    /// How many strings are left after filtering stop words (known only at run time).
+    kept: Symbol,
+}
+
+fn string_normalizer(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let case = match string_or(node, "case_change_action", "NONE")?.as_str() {
+        "LOWER" => Case::Lower,
+        "UPPER" => Case::Upper,
+        "NONE" => Case::Keep,
+        other => return Err(err(node, "case_change_action", format!("is {other:?}; LOWER, UPPER or NONE"))),
+    };
+    let case_sensitive = node.get_attr_opt::<i64>("is_case_sensitive")?.unwrap_or(0) != 0;
+    let stopwords = strings(node, "stopwords")?
+        .into_iter()
+        .map(|s| if case_sensitive { s } else { with_case(&s, Case::Lower) })
+        .collect();
+    let kept = ctx.template.symbols.new_with_prefix("kept");
+    let op = StringNormalizer { node: node.name.clone(), case, case_sensitive, stopwords, kept };
+    Ok((KernelOp::boxed(op), vec![]))
+}
+
+impl Kernel for StringNormalizer {
+    fn name(&self) -> &'static str {
+        "MlambdaStringNormalizer"
+    }
+
+    fn output(&self, inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)> {
+        rank_1_or_2(&self.node, "StringNormalizer", inputs[0].shape)?;
+        ensure!(inputs[0].dt == DatumType::String, "node {:?} (StringNormalizer): input is not text", self.node);
+        let mut shape: TVec<TDim> = inputs[0].shape.into();
+        if let Some(last) = shape.last_mut().filter(|_| !self.stopwords.is_empty()) {
+            *last = self.kept.to_dim();
+        }
+        Ok((DatumType::String, shape))
+    }
+
+    fn eval(&self, inputs: &[&Tensor]) -> TractResult<Tensor> {
+        let x = inputs[0];
+        ensure!(
+            x.rank() == 1 || x.shape()[0] == 1,
+            "node {:?} (StringNormalizer): input is [N, C] with N = {}; onnxruntime takes [C] or [1, C]",
+            self.node,
+            x.shape()[0]
+        );
+        let keep = |s: &String| {
+            self.stopwords.is_empty()
+                || !self
+                    .stopwords
+                    .contains(if self.case_sensitive { s.clone() } else { with_case(s, Case::Lower) }.as_str())
+        };
+        let mut out: Vec<String> =
+            slice::<String>(x)?.iter().filter(|s| keep(s)).map(|s| with_case(s, self.case)).collect();
+        if out.is_empty() {
+            // every string was a stop word: onnxruntime answers one empty string
+            out.push(String::new());
+        }
+        let mut shape = x.shape().to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = out.len();
+        }
+        tensor_of(&shape, out)
+    }
+}
+
+// ---------------------------------------------------------------- Tokenizer
+
+#[derive(Debug, Clone)]
+enum Split {
+    /// Every character a token (`tokenexp="."`, or one empty separator).
+    Chars,
+    /// Cut at each separator, in order.
+    Separators(Vec<Regex>),
+    /// The tokens are the expression's matches.
+    Expression(Regex),
+}
+
+#[derive(Debug, Clone)]
+struct Tokenizer {
+    node: String,
+    mark: bool,
+    pad: String,
+    mincharnum: usize,
+    split: Split,
+    /// Tokens per string, padded (known only at run time).
+    width: Symbol,
+}
+
+/// RE2's Perl classes and word boundaries are ASCII; the `regex` crate's are Unicode. Spells them out so a
+/// pattern means what it means in onnxruntime.
+fn re2_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('w') => out.push_str("[0-9A-Za-z_]"),
+            Some('W') => out.push_str("[^0-9A-Za-z_]"),
+            Some('d') => out.push_str("[0-9]"),
+            Some('D') => out.push_str("[^0-9]"),
+            Some('s') => out.push_str("[\\t\\n\\f\\r ]"),
+            Some('S') => out.push_str("[^\\t\\n\\f\\r ]"),
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some('B') => out.push_str("(?-u:\\B)"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn compile(node: &NodeProto, attr: &str, pattern: &str) -> TractResult<Regex> {
+    Regex::new(&re2_pattern(pattern))
+        .map_err(|e| err(node, attr, format!("is not a regular expression mlambda can run ({e}); re-export the model")))
+}
+
+fn tokenizer(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let mark = node.get_attr_opt::<i64>("mark")?.unwrap_or(0) != 0;
+    let pad = string_or(node, "pad_value", "#")?;
+    let mincharnum = node.get_attr_opt::<i64>("mincharnum")?.unwrap_or(1);
+    if mincharnum < 1 {
+        return Err(err(node, "mincharnum", "must be positive"));
+    }
+    let separators = strings(node, "separators")?;
+    let split = if !separators.is_empty() {
+        if separators.len() == 1 && separators[0].is_empty() {
+            Split::Chars
+        } else {
+            Split::Separators(separators.iter().map(|s| compile(node, "separators", s)).collect::<TractResult<_>>()?)
+        }
+    } else {
+        let exp = string_or(node, "tokenexp", "")?;
+        match exp.as_str() {
+            "" => return Err(err(node, "tokenexp", "and `separators` are both missing; one is required")),
+            "." => Split::Chars,
+            _ => Split::Expression(compile(node, "tokenexp", &exp)?),
+        }
+    };
+    if matches!(split, Split::Chars) && mincharnum > 1 {
+        return Err(err(node, "mincharnum", "is too big for character tokens"));
+    }
+    let width = ctx.template.symbols.new_with_prefix("tokens");
+    let op = Tokenizer { node: node.name.clone(), mark, pad, mincharnum: mincharnum as usize, split, width };
+    Ok((KernelOp::boxed(op), vec![]))
+}
+
+fn char_len(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Bytes of the character at `at` (1 past the end, which ends a search, as RE2's `Match` does).
+fn char_bytes(s: &str, at: usize) -> usize {
+    s[at..].chars().next().map_or(1, char::len_utf8)
+}
+
+impl Tokenizer {
+    fn expression<'s>(&self, re: &Regex, s: &'s str) -> Vec<&'s str> {
+        let mut row = Vec::new();
+        if char_len(s) < self.mincharnum {
+            return row;
+        }
+        let mut start = 0;
+        while start <= s.len() {
+            let Some(m) = re.find_at(s, start) else { break };
+            if char_len(m.as_str()) >= self.mincharnum {
+                row.push(m.as_str());
+                start = m.end();
+                if m.is_empty() {
+                    start += char_bytes(s, m.start());
+                }
+            } else {
+                // a match too short is skipped one character at a time, so a later, longer one can start inside it
+                start = m.start() + char_bytes(s, m.start());
+            }
+        }
+        row
+    }
+
+    fn separators<'s>(&self, seps: &[Regex], s: &'s str) -> Vec<&'s str> {
+        let mut row = vec![s];
+        for sep in seps {
+            let mut tokens = Vec::new();
+            for text in &row {
+                let mut start = 0;
+                loop {
+                    let found = if start <= text.len() { sep.find_at(text, start) } else { None };
+                    let Some(m) = found else {
+                        if start < text.len() && char_len(&text[start..]) >= self.mincharnum {
+                            tokens.push(&text[start..]);
+                        }
+                        break;
+                    };
+                    if char_len(&text[start..m.start()]) >= self.mincharnum {
+                        tokens.push(&text[start..m.start()]);
+                    }
+                    start = if m.is_empty() { m.start() + char_bytes(text, m.start()) } else { m.end() };
+                }
+            }
+            if tokens.is_empty() {
+                return tokens;
+            }
+            row = tokens;
+        }
+        row
+    }
+
+    fn tokens<'s>(&self, s: &'s str) -> Vec<&'s str> {
+        match &self.split {
+            Split::Chars => s.char_indices().map(|(i, c)| &s[i..i + c.len_utf8()]).collect(),
+            Split::Separators(seps) => self.separators(seps, s),
+            Split::Expression(re) => self.expression(re, s),
+        }
+    }
+}
+
+impl Kernel for Tokenizer {
+    fn name(&self) -> &'static str {
+        "MlambdaTokenizer"
+    }
+
+    fn output(&self, inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)> {
+        rank_1_or_2(&self.node, "Tokenizer", inputs[0].shape)?;
+        ensure!(inputs[0].dt == DatumType::String, "node {:?} (Tokenizer): input is not text", self.node);
+        let mut shape: TVec<TDim> = inputs[0].shape.into();
+        shape.push(self.width.to_dim());
+        Ok((DatumType::String, shape))
+    }
+
+    fn eval(&self, inputs: &[&Tensor]) -> TractResult<Tensor> {
+        let x = inputs[0];
+        let rows: Vec<Vec<&str>> = slice::<String>(x)?.iter().map(|s| self.tokens(s)).collect();
+        let most = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut shape = x.shape().to_vec();
+        if most == 0 {
+            shape.push(0);
+            return tensor_of::<String>(&shape, vec![]);
+        }
+        let width = most + if self.mark { 2 } else { 0 };
+        let mut out = Vec::with_capacity(rows.len() * width);
+        for row in &rows {
+            if self.mark {
+                out.push("\u{2}".to_string());
+            }
+            out.extend(row.iter().map(|t| t.to_string()));
+            if self.mark {
+                out.push("\u{3}".to_string());
+            }
+            out.extend(std::iter::repeat_n(self.pad.clone(), most - row.len()));
+        }
+        shape.push(width);
+        tensor_of(&shape, out)
+    }
+}
+
+// ---------------------------------------------------------------- TfIdfVectorizer
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Weighting {
+    Tf,
+    Idf,
+    TfIdf,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Strings(HashMap<Vec<String>, usize>),
+    Ints(HashMap<Vec<i64>, usize>),
+}
+
+#[derive(Debug, Clone)]
+struct TfIdf {
+    node: String,
+    weighting: Weighting,
+    min_gram: usize,
+    max_gram: usize,
+    max_skip: usize,
+    /// n-gram id → output column
+    indexes: Vec<usize>,
+    /// By output column (onnxruntime reads them so, though there is one per n-gram).
+    weights: Vec<f32>,
+    pool: Pool,
+    width: usize,
+}
+
+/// Splits the pool into its n-grams by `ngram_counts`, numbering every n-gram but keeping only the sizes in
+/// `[min, max]`.
+fn pool_of<T: Clone + Eq + std::hash::Hash>(
+    node: &NodeProto,
+    items: &[T],
+    counts: &[i64],
+    (min, max): (usize, usize),
+) -> TractResult<HashMap<Vec<T>, usize>> {
+    let mut pool = HashMap::new();
+    let mut id = 0;
+    for (i, start) in counts.iter().enumerate() {
+        let size = i + 1;
+        let start = usize::try_from(*start).map_err(|_| err(node, "ngram_counts", "has a negative entry"))?;
+        let end = counts.get(i + 1).map_or(Ok(items.len()), |e| usize::try_from(*e));
+        let end = end.map_err(|_| err(node, "ngram_counts", "has a negative entry"))?;
+        if end < start || end > items.len() || (end - start) % size != 0 {
+            return Err(err(node, "ngram_counts", format!("does not cut the pool into whole {size}-grams")));
+        }
+        for gram in items[start..end].chunks(size) {
+            if (min..=max).contains(&size) && pool.insert(gram.to_vec(), id).is_some() {
+                return Err(err(node, "pool", format!("repeats a {size}-gram")));
+            }
+            id += 1;
+        }
+    }
+    Ok(pool)
+}
+
+fn tfidf_vectorizer(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let weighting = match string_or(node, "mode", "")?.as_str() {
+        "TF" => Weighting::Tf,
+        "IDF" => Weighting::Idf,
+        "TFIDF" => Weighting::TfIdf,
+        other => return Err(err(node, "mode", format!("is {other:?}; TF, IDF or TFIDF"))),
+    };
+    let attr = |name: &str| -> TractResult<usize> {
+        let v = node.get_attr_opt::<i64>(name)?.ok_or_else(|| err(node, name, "is missing"))?;
+        usize::try_from(v).map_err(|_| err(node, name, "must not be negative"))
+    };
+    let (min_gram, max_gram, max_skip) = (attr("min_gram_length")?, attr("max_gram_length")?, attr("max_skip_count")?);
+    let counts = ints(node, "ngram_counts")?;
+    if min_gram == 0 || max_gram < min_gram || max_gram > counts.len() {
+        return Err(err(node, "max_gram_length", "and `min_gram_length` do not fit `ngram_counts`"));
+    }
+    let indexes: Vec<usize> = ints(node, "ngram_indexes")?
+        .iter()
+        .map(|i| usize::try_from(*i))
+        .collect::<Result<_, _>>()
+        .map_err(|_| err(node, "ngram_indexes", "has a negative entry"))?;
+    let width = indexes.iter().max().map(|m| m + 1).ok_or_else(|| err(node, "ngram_indexes", "is empty"))?;
+    let weights = floats(node, "weights")?;
+    if !weights.is_empty() && weights.len() != indexes.len() {
+        return Err(err(node, "weights", "must have one entry per n-gram"));
+    }
+    let texts = strings(node, "pool_strings")?;
+    let pool = if texts.is_empty() {
+        Pool::Ints(pool_of(node, ints(node, "pool_int64s")?, counts, (min_gram, max_gram))?)
+    } else {
+        Pool::Strings(pool_of(node, &texts, counts, (min_gram, max_gram))?)
+    };
+    let ids = match &pool {
+        Pool::Strings(p) => p.values().max().copied(),
+        Pool::Ints(p) => p.values().max().copied(),
+    };
+    if ids.is_some_and(|id| id >= indexes.len()) {
+        return Err(err(node, "ngram_indexes", "has fewer entries than the pool has n-grams"));
+    }
+    let op = TfIdf { node: node.name.clone(), weighting, min_gram, max_gram, max_skip, indexes, weights, pool, width };
+    Ok((KernelOp::boxed(op), vec![]))
+}
+
+impl TfIdf {
+    /// Counts one row's n-grams into `counts` (its output columns), the way onnxruntime walks them: 1-grams
+    /// once, then for each skip distance every start, growing the n-gram one item at a time.
+    fn count_row<T: Clone + Eq + std::hash::Hash>(&self, pool: &HashMap<Vec<T>, usize>, row: &[T], counts: &mut [u32]) {
+        let hit = |gram: &[T], counts: &mut [u32]| {
+            if let Some(id) = pool.get(gram) {
+                counts[self.indexes[*id]] += 1;
+            }
+        };
+        let mut first = self.min_gram;
+        if first == 1 {
+            for item in row {
+                hit(std::slice::from_ref(item), counts);
+            }
+            first = 2;
+            if first > self.max_gram {
+                return;
+            }
+        }
+        let mut gram: Vec<T> = Vec::with_capacity(self.max_gram);
+        for distance in 1..=self.max_skip + 1 {
+            for start in 0..row.len() {
+                if start + distance * (first - 1) >= row.len() {
+                    break;
+                }
+                gram.clear();
+                let mut at = start;
+                let mut size = 1;
+                while size <= self.max_gram && at < row.len() {
+                    gram.push(row[at].clone());
+                    if size >= first {
+                        hit(&gram, counts);
+                    }
+                    size += 1;
+                    at += distance;
+                }
+            }
+        }
+    }
+}
+
+impl Kernel for TfIdf {
+    fn name(&self) -> &'static str {
+        "MlambdaTfIdfVectorizer"
+    }
+
+    fn output(&self, inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)> {
+        let shape = inputs[0].shape;
+        ensure!(
+            shape.len() <= 2,
+            "node {:?} (TfIdfVectorizer): input has rank {}; onnxruntime takes [C] or [N, C]",
+            self.node,
+            shape.len()
+        );
+        let mut out: TVec<TDim> = if shape.len() == 2 { tvec!(shape[0].clone()) } else { tvec!() };
+        out.push(self.width.to_dim());
+        Ok((DatumType::F32, out))
+    }
+
+    fn eval(&self, inputs: &[&Tensor]) -> TractResult<Tensor> {
+        let x = inputs[0];
+        let (rows, width) = match x.shape() {
+            [n, c] => (*n, *c),
+            [c] => (1, *c),
+            _ => (1, 1),
+        };
+        let mut counts = vec![0u32; rows * self.width];
+        if width > 0 {
+            match (&self.pool, x.datum_type()) {
+                (Pool::Strings(pool), DatumType::String) => {
+                    for (r, row) in slice::<String>(x)?.chunks(width).enumerate() {
+                        self.count_row(pool, row, &mut counts[r * self.width..(r + 1) * self.width]);
+                    }
+                }
+                (Pool::Ints(pool), DatumType::I64 | DatumType::I32) => {
+                    let x = x.cast_to::<i64>()?;
+                    for (r, row) in slice::<i64>(&x)?.chunks(width).enumerate() {
+                        self.count_row(pool, row, &mut counts[r * self.width..(r + 1) * self.width]);
+                    }
+                }
+                (_, dt) => {
+                    bail!("node {:?} (TfIdfVectorizer): input of type {dt:?} does not match its pool", self.node)
+                }
+            }
+        }
+        let w = &self.weights;
+        let out: Vec<f32> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| {
+                let col = i % self.width;
+                match self.weighting {
+                    Weighting::Tf => f as f32,
+                    Weighting::Idf if w.is_empty() => f32::from(u8::from(f > 0)),
+                    Weighting::Idf => {
+                        if f > 0 {
+                            w[col]
+                        } else {
+                            0.0
+                        }
+                    }
+                    Weighting::TfIdf if w.is_empty() => f as f32,
+                    Weighting::TfIdf => f as f32 * w[col],
+                }
+            })
+            .collect();
+        let shape: Vec<usize> = if x.rank() == 2 { vec![rows, self.width] } else { vec![self.width] };
+        tensor_of(&shape, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokenizer(exp: &str, mincharnum: usize) -> Tokenizer {
+        let split = match exp {
+            "." => Split::Chars,
+            _ => Split::Expression(Regex::new(&re2_pattern(exp)).unwrap()),
+        };
+        Tokenizer {
+            node: "t".into(),
+            mark: false,
+            pad: "#".into(),
+            mincharnum,
+            split,
+            width: SymbolScope::default().sym("w"),
+        }
+    }
+
+    #[test]
+    fn case_changes_map_one_code_point_to_one_as_glibc_does() {
+        assert_eq!(with_case("ÉTÉ Café ΣΊΣΥΦΟΣ", Case::Lower), "été café σίσυφοσ");
+        assert_eq!(with_case("İstanbul", Case::Lower), "istanbul");
+        assert_eq!(with_case("straße ǆ", Case::Upper), "STRAßE Ǆ");
+        assert_eq!(with_case("日本語 🎉", Case::Upper), "日本語 🎉");
+    }
+
+    #[test]
+    fn re2_perl_classes_stay_ascii() {
+        let t = tokenizer(r"\w+", 1);
+        assert_eq!(t.tokens("café naïve_1 日本"), vec!["caf", "na", "ve_1"]);
+        let t = tokenizer(r"\b\w\w+\b", 1);
+        assert_eq!(t.tokens("an été ok"), vec!["an", "ok"]);
+    }
+
+    #[test]
+    fn a_match_under_mincharnum_is_skipped_a_character_at_a_time() {
+        let t = tokenizer("[a-z]+", 3);
+        assert_eq!(t.tokens("ab cdef g hij"), vec!["cdef", "hij"]);
+        assert!(t.tokens("ab").is_empty(), "shorter than mincharnum as a whole: no tokens");
+        assert_eq!(tokenizer(".", 1).tokens("a日🎉"), vec!["a", "日", "🎉"]);
+    }
+
+    #[test]
+    fn separators_cut_in_order_and_drop_short_pieces() {
+        let seps = vec![Regex::new(" ").unwrap(), Regex::new(",").unwrap()];
+        let t = Tokenizer { split: Split::Separators(seps), mincharnum: 2, ..tokenizer(".", 1) };
+        assert_eq!(t.tokens("ab,cd e,fgh"), vec!["ab", "cd", "fgh"]);
+        assert!(t.tokens(" , ").is_empty());
+    }
+
+    #[test]
+    fn rows_are_padded_to_the_longest_and_marked() {
+        let mut t = tokenizer("[a-z]+", 1);
+        let x = tensor_of(&[2], vec!["ab cd".to_string(), "e".to_string()]).unwrap();
+        let y = t.eval(&[&x]).unwrap();
+        assert_eq!(y.shape(), &[2, 2]);
+        assert_eq!(slice::<String>(&y).unwrap(), &["ab", "cd", "e", "#"]);
+        t.mark = true;
+        let y = t.eval(&[&x]).unwrap();
+        assert_eq!(slice::<String>(&y).unwrap(), &["\u{2}", "ab", "cd", "\u{3}", "\u{2}", "e", "\u{3}", "#"]);
+        let empty = tensor_of(&[2], vec![String::new(), "  ".to_string()]).unwrap();
+        assert_eq!(t.eval(&[&empty]).unwrap().shape(), &[2, 0]);
+    }
+
+    fn tfidf(weighting: Weighting, max_skip: usize, weights: Vec<f32>) -> TfIdf {
+        // 1-grams a, b; 2-grams (a b), (b a)
+        let items: Vec<String> = ["a", "b", "a", "b", "b", "a"].iter().map(|s| s.to_string()).collect();
+        let node = NodeProto::default();
+        let pool = pool_of(&node, &items, &[0, 2], (1, 2)).unwrap();
+        TfIdf {
+            node: "v".into(),
+            weighting,
+            min_gram: 1,
+            max_gram: 2,
+            max_skip,
+            indexes: vec![0, 1, 2, 3],
+            weights,
+            pool: Pool::Strings(pool),
+            width: 4,
+        }
+    }
+
+    fn run(v: &TfIdf, rows: &[&[&str]]) -> Vec<f32> {
+        let width = rows[0].len();
+        let data: Vec<String> = rows.iter().flat_map(|r| r.iter().map(|s| s.to_string())).collect();
+        let x = tensor_of(&[rows.len(), width], data).unwrap();
+        slice::<f32>(&v.eval(&[&x]).unwrap()).unwrap().to_vec()
+    }
+
+    #[test]
+    fn ngrams_and_skip_grams_are_counted_as_onnxruntime_counts_them() {
+        let v = tfidf(Weighting::Tf, 0, vec![]);
+        assert_eq!(run(&v, &[&["a", "b", "a", "#"]]), vec![2.0, 1.0, 1.0, 1.0]);
+        // a skip of one more: (a _ a) is no pool n-gram, (a b) across "a x b" now is
+        let v = tfidf(Weighting::Tf, 1, vec![]);
+        assert_eq!(run(&v, &[&["a", "x", "b", "#"]]), vec![1.0, 1.0, 1.0, 0.0]);
+        let v = tfidf(Weighting::Idf, 0, vec![0.5, 1.5, 2.5, 3.5]);
+        assert_eq!(run(&v, &[&["a", "a", "a"], &["b", "b", "x"]]), vec![0.5, 0.0, 0.0, 0.0, 0.0, 1.5, 0.0, 0.0]);
+        let v = tfidf(Weighting::TfIdf, 0, vec![0.5, 1.5, 2.5, 3.5]);
+        assert_eq!(run(&v, &[&["a", "a", "b"]]), vec![1.0, 1.5, 2.5, 0.0]);
+    }
+
+    #[test]
+    fn a_pool_that_does_not_cut_into_whole_ngrams_is_refused() {
+        let items: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let e = pool_of(&NodeProto::default(), &items, &[0, 2], (1, 2)).unwrap_err();
+        assert!(e.to_string().contains("whole 2-grams"), "{e}");
+    }
+}
