@@ -218,6 +218,11 @@ fn label_json(label: LabelRef<'_>) -> Value {
 /// Row `i` as JSON: classifiers give the label, `probabilities` and (binary) `probability`, all unrounded.
 fn prediction_json(answers: &Answers, i: usize, labels: Option<&Labels>) -> Map<String, Value> {
     let mut out = Map::new();
+    if let (Some(label), Some(score)) = (answers.label(i), answers.score(i)) {
+        out.insert("prediction".into(), label_json(label));
+        out.insert("score".into(), json!(score));
+        return out;
+    }
     match (answers.label(i), labels) {
         (Some(label), Some(labels)) => {
             out.insert("prediction".into(), label_json(label));
@@ -411,6 +416,16 @@ fn prediction_metrics(
                 line.insert(name, json!(count));
             }
         }
+        None if n > 0 && answers.score(0).is_some() => {
+            // an anomaly detector: how many rows it calls outliers, and its mean score
+            let outliers = (0..n).filter(|&i| answers.label(i) == Some(LabelRef::Int(-1))).count();
+            metrics.push(json!({"Name": "Outliers", "Unit": "Count"}));
+            line.insert("Outliers".into(), json!(outliers));
+            if let Some(v) = mean(&|i| answers.score(i)) {
+                metrics.push(json!({"Name": "AnomalyScore", "Unit": "None"}));
+                line.insert("AnomalyScore".into(), json!(v));
+            }
+        }
         None => {
             if let Some(v) = mean(&|i| answers.value(i)) {
                 metrics.push(json!({"Name": "PredictionValue", "Unit": "None"}));
@@ -484,6 +499,7 @@ pub fn write_prediction_lines(
             probabilities: keys
                 .zip(answers.probabilities(i))
                 .map(|(labels, probs)| Probabilities::Row { labels, probs }),
+            score: answers.score(i),
             latency_ms: Some(latency_ms),
         })
         .write_to(out);

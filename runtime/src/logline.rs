@@ -97,6 +97,9 @@ pub struct PredictionLine<'a> {
     pub probability: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<Probabilities<'a>>,
+    /// An anomaly detector's score (below 0 is an outlier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     /// The request's model run time, the same on every row of a batch.
     #[serde(default)]
     pub latency_ms: Option<f64>,
@@ -346,6 +349,7 @@ mod tests {
             prediction: Some(Prediction::Int(1)),
             probability: Some(0.75),
             probabilities,
+            score: None,
             latency_ms: Some(0.5),
         }
     }

@@ -73,6 +73,17 @@ fn push_value(name: &str, v: &Value, kind: InputKind, nullable: bool, column: &m
             }
             out.push(f);
         }
+        Column::F64(out) => {
+            let x = match v {
+                Value::Number(n) => {
+                    n.as_f64().ok_or_else(|| format!("feature {name:?} is not a representable number"))?
+                }
+                Value::Bool(b) => f64::from(u8::from(*b)),
+                Value::Null if nullable => f64::NAN,
+                other => return Err(format!("feature {name:?} must be a number, got {}", kind_of(other))),
+            };
+            out.push(x);
+        }
         Column::I64(out) => {
             let i = match v {
                 Value::Number(n) => {
@@ -169,7 +180,7 @@ impl Schema {
                         f.name,
                         f.width,
                         match f.kind {
-                            InputKind::F32 => "number",
+                            InputKind::F32 | InputKind::F64 => "number",
                             InputKind::I64 => "integer",
                             InputKind::Str => "string",
                         },

@@ -267,7 +267,7 @@ fn csv_row(
             None => Value::String(cell.to_string()),
             Some((_, true)) => serde_json::from_str(cell).unwrap_or_else(|_| Value::String(cell.to_string())),
             Some((InputKind::Str, false)) => Value::String(cell.to_string()),
-            Some((InputKind::F32 | InputKind::I64, false)) => number(cell),
+            Some((InputKind::F32 | InputKind::F64 | InputKind::I64, false)) => number(cell),
         };
         obj.insert(name.to_string(), value);
     }

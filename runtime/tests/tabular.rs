@@ -10,8 +10,8 @@ use mlambda_runtime::model::{Kind, Labels, Model};
 use serde_json::{json, Value};
 
 /// The fixture sets, each a directory with its own manifest: tables (`examples/fixtures_tabular.py`) and
-/// text (`examples/fixtures_text.py`).
-const FAMILIES: [&str; 2] = ["tabular", "text"];
+/// text (`examples/fixtures_text.py`) and the families beyond tables (`examples/fixtures_families.py`).
+const FAMILIES: [&str; 3] = ["tabular", "text", "families"];
 
 fn dir(family: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(family)
@@ -85,6 +85,12 @@ fn compare(diff: &mut Diff, i: usize, answer: &Value, reference: &Value, labels:
     if answer["prediction"] != reference["label"][i] {
         diff.flips += 1;
     }
+    if let Some(scores) = reference.get("score") {
+        // an anomaly detector: -1/1 and its score, no probabilities
+        diff.number(i, &answer["score"], &scores[i]);
+        assert!(answer.get("probabilities").is_none(), "{answer}");
+        return;
+    }
     let probs = &reference["probabilities"][i];
     for (j, label) in labels.iter().enumerate() {
         let key = match label {
@@ -119,7 +125,7 @@ fn every_tabular_fixture_matches_onnxruntime_through_the_request_path() {
                 };
                 assert_eq!(got, labels, "{name}: labels");
             }
-            ("regressor", Kind::Regressor) => {}
+            ("regressor", Kind::Regressor) | ("anomaly", Kind::Anomaly) => {}
             (task, kind) => panic!("{name}: manifest says {task}, model is {kind:?}"),
         }
         let batch = ok_body(&app.handle(json!({ "instances": rows })), name);

@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use mlambda_runtime::model::{InputKind, Label as RuntimeLabel, Model, Prediction as RuntimePrediction, RowAnswer};
+use mlambda_runtime::model::{Label as RuntimeLabel, Model, Prediction as RuntimePrediction, RowAnswer};
 use serde::Serialize;
 
 use super::{require_model_file, shown, Ctx};
@@ -39,7 +39,7 @@ fn check_model(path: &Path, features: Option<&[String]>, reference: Option<&Path
             .help("export the model to ONNX (skl2onnx, torch.onnx.export); the runtime serves ONNX only")
     })?;
     if let (Some(listed), [only]) = (features, model.inputs()) {
-        if only.kind == InputKind::F32 && only.width != listed.len() {
+        if only.kind.is_float() && only.width != listed.len() {
             return Err(Error::user(format!(
                 "model `{}` takes {} input features but `model.features` lists {}",
                 shown(path),

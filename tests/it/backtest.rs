@@ -88,6 +88,7 @@ fn write_run(dir: &Path, function: &str, bucket: &str, run: &str, version: usize
                 prediction: Some(Prediction::Int(i64::from(p >= 0.5))),
                 probability: Some(p),
                 probabilities: Some(Probabilities::Row { labels: LabelKeys::Int(&LABELS), probs: &probs }),
+                score: None,
                 latency_ms: Some(3.5),
             };
             if version == 0 {

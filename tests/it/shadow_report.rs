@@ -73,6 +73,7 @@ fn prediction(
         prediction: Some(Prediction::Int(i64::from(p >= 0.5))),
         probability: Some(p),
         probabilities: Some(Probabilities::Row { labels: LabelKeys::Int(&LABELS), probs: &probs }),
+        score: None,
         latency_ms: Some(ms),
     };
     let mut out = Vec::new();

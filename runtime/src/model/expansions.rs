@@ -514,3 +514,86 @@ impl Expansion for Flatten {
         model.wire_node(prefix, AxisOp::Reshape(0, shape, tvec![a, b]), inputs)
     }
 }
+
+// ---------------------------------------------------------------- ConstantOfShape
+
+/// `PolynomialFeatures` exports build their ones column with it.
+pub fn constant_of_shape(ctx: &ParsingContext, node: &NodeProto) -> Built {
+    let mut value = match node.get_attr_opt("value")? {
+        Some(v) => ctx.load_tensor(v)?.into_arc_tensor(),
+        None => rctensor0(0.0f32),
+    };
+    if value.rank() > 0 {
+        ensure!(value.len() == 1, "node {:?} (ConstantOfShape): `value` must hold one element", node.name);
+        value = value.nth(0)?.into_arc_tensor();
+    }
+    Ok((expand(ops::array::ConstantOfShape::new(value)), vec![]))
+}
+
+// ---------------------------------------------------------------- TopK
+
+/// `KNeighbors*` exports pick the nearest training rows with it.
+pub fn top_k(_ctx: &ParsingContext, node: &NodeProto) -> Built {
+    let axis = node.get_attr_opt("axis")?.unwrap_or(-1i64);
+    let largest = node.get_attr_opt("largest")?.unwrap_or(1i64) == 1;
+    Ok((expand(TopK { axis, largest }), vec![]))
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct TopK {
+    axis: i64,
+    largest: bool,
+}
+
+impl Expansion for TopK {
+    fn name(&self) -> StaticName {
+        "TopK".into()
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(2)
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 2)?;
+        check_output_arity(outputs, 2)?;
+        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+        s.equals(&outputs[1].datum_type, i64::datum_type())?;
+        s.equals(&inputs[0].rank, &outputs[0].rank)?;
+        s.equals(&inputs[0].rank, &outputs[1].rank)?;
+        s.equals(&inputs[1].rank, 1)?;
+        s.equals(&inputs[1].shape[0], 1.to_dim())?;
+        s.given(&inputs[0].rank, move |s, rank| {
+            let axis = if self.axis >= 0 { self.axis } else { self.axis + rank } as usize;
+            for ix in 0..rank as usize {
+                if ix != axis {
+                    s.equals(&inputs[0].shape[ix], &outputs[0].shape[ix])?;
+                    s.equals(&inputs[0].shape[ix], &outputs[1].shape[ix])?;
+                    continue;
+                }
+                s.given(&inputs[1].value, move |s, k| {
+                    if let Ok(k) = k.cast_to::<TDim>().and_then(|t| t.try_as_plain_ram()?.to_scalar::<TDim>().cloned())
+                    {
+                        s.equals(&outputs[0].shape[ix], k.clone())?;
+                        s.equals(&outputs[1].shape[ix], k)?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let rank = model.outlet_fact(inputs[0])?.rank();
+        let axis = if self.axis >= 0 { self.axis } else { self.axis + rank as i64 } as usize;
+        let fallback_k = model.symbols.new_with_prefix("k").into();
+        let op = tract_onnx::tract_hir::tract_core::ops::array::Topk { axis, fallback_k, largest: self.largest };
+        model.wire_node(prefix, op, &[inputs[0], inputs[1]])
+    }
+}

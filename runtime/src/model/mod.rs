@@ -42,6 +42,7 @@ fn run_err(msg: impl std::fmt::Display) -> ModelError {
 pub enum Task {
     Classifier,
     Regressor,
+    Anomaly,
 }
 
 /// One prediction of a single-float-input binary classifier or regressor (the original API).
@@ -58,15 +59,22 @@ pub struct Output {
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
     F32,
+    /// A `tensor(double)` input (`DoubleTensorType` exports): JSON numbers at full precision.
+    F64,
     I64,
     Str,
 }
 
 impl InputKind {
+    /// A float input (single or double precision): request fields are its columns, named by MODEL_FEATURES.
+    pub fn is_float(self) -> bool {
+        matches!(self, InputKind::F32 | InputKind::F64)
+    }
+
     /// The JSON type a request field of this kind needs, for messages.
     pub fn json_type(self) -> &'static str {
         match self {
-            InputKind::F32 => "a number",
+            InputKind::F32 | InputKind::F64 => "a number",
             InputKind::I64 => "an integer",
             InputKind::Str => "a string",
         }
@@ -119,8 +127,13 @@ impl Labels {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
-    Classifier { labels: Labels },
+    Classifier {
+        labels: Labels,
+    },
     Regressor,
+    /// An anomaly detector (`IsolationForest`, `OneClassSVM`): a label, -1 for an outlier and 1 for an inlier,
+    /// and the model's score (scikit-learn's `decision_function`: below 0 is an outlier).
+    Anomaly,
 }
 
 /// One predicted class label in the model's own type.
@@ -160,6 +173,7 @@ impl LabelRef<'_> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
     F32(Vec<f32>),
+    F64(Vec<f64>),
     I64(Vec<i64>),
     Str(Vec<String>),
 }
@@ -168,6 +182,7 @@ impl Column {
     pub fn with_capacity(kind: InputKind, n: usize) -> Column {
         match kind {
             InputKind::F32 => Column::F32(Vec::with_capacity(n)),
+            InputKind::F64 => Column::F64(Vec::with_capacity(n)),
             InputKind::I64 => Column::I64(Vec::with_capacity(n)),
             InputKind::Str => Column::Str(Vec::with_capacity(n)),
         }
@@ -176,6 +191,7 @@ impl Column {
     pub fn len(&self) -> usize {
         match self {
             Column::F32(v) => v.len(),
+            Column::F64(v) => v.len(),
             Column::I64(v) => v.len(),
             Column::Str(v) => v.len(),
         }
@@ -188,6 +204,7 @@ impl Column {
     pub fn truncate(&mut self, n: usize) {
         match self {
             Column::F32(v) => v.truncate(n),
+            Column::F64(v) => v.truncate(n),
             Column::I64(v) => v.truncate(n),
             Column::Str(v) => v.truncate(n),
         }
@@ -196,6 +213,7 @@ impl Column {
     fn kind(&self) -> InputKind {
         match self {
             Column::F32(_) => InputKind::F32,
+            Column::F64(_) => InputKind::F64,
             Column::I64(_) => InputKind::I64,
             Column::Str(_) => InputKind::Str,
         }
@@ -220,25 +238,30 @@ enum LabelColumn {
 pub struct Answers {
     n: usize,
     labels: Option<LabelColumn>,
-    /// `n × width`: probabilities (classifiers) or the value (regressors, width 1).
+    /// `n × width`: probabilities (classifiers) or the value (regressors, width 1) or the score (anomaly
+    /// detectors, width 1).
     values: Vec<f32>,
     width: usize,
+    /// The values are an anomaly detector's scores beside its labels.
+    scored: bool,
 }
 
 impl Answers {
     /// A regressor's answers (tests and tools; models make them with [`Model::run`]).
     pub fn from_values(values: Vec<f32>) -> Answers {
-        Answers { n: values.len(), labels: None, values, width: 1 }
+        Answers { n: values.len(), labels: None, values, width: 1, scored: false }
     }
 
     /// A classifier's answers: one label per row and `classes` probabilities per row.
     pub fn from_int_labels(labels: Vec<i64>, probabilities: Vec<f32>, classes: usize) -> Answers {
-        Answers { n: labels.len(), labels: Some(LabelColumn::Int(labels)), values: probabilities, width: classes }
+        let n = labels.len();
+        Answers { n, labels: Some(LabelColumn::Int(labels)), values: probabilities, width: classes, scored: false }
     }
 
     /// [`Answers::from_int_labels`] for string labels.
     pub fn from_str_labels(labels: Vec<String>, probabilities: Vec<f32>, classes: usize) -> Answers {
-        Answers { n: labels.len(), labels: Some(LabelColumn::Str(labels)), values: probabilities, width: classes }
+        let n = labels.len();
+        Answers { n, labels: Some(LabelColumn::Str(labels)), values: probabilities, width: classes, scored: false }
     }
 
     pub fn len(&self) -> usize {
@@ -259,12 +282,17 @@ impl Answers {
 
     /// Row `i`'s probabilities in label order (classifiers).
     pub fn probabilities(&self, i: usize) -> Option<&[f32]> {
-        self.labels.as_ref().map(|_| &self.values[i * self.width..(i + 1) * self.width])
+        self.labels.as_ref().filter(|_| !self.scored).map(|_| &self.values[i * self.width..(i + 1) * self.width])
     }
 
     /// P(second class) of row `i` (binary classifiers).
     pub fn probability(&self, i: usize) -> Option<f64> {
-        (self.labels.is_some() && self.width == 2).then(|| f64::from(self.values[i * 2 + 1]))
+        (self.labels.is_some() && !self.scored && self.width == 2).then(|| f64::from(self.values[i * 2 + 1]))
+    }
+
+    /// The score of row `i` (anomaly detectors).
+    pub fn score(&self, i: usize) -> Option<f64> {
+        self.scored.then(|| f64::from(self.values[i]))
     }
 
     /// The predicted value of row `i` (regressors).
@@ -279,11 +307,13 @@ impl Answers {
                 prediction: Prediction::Label(label.to_owned()),
                 probability: self.probability(i),
                 probabilities: self.probabilities(i).map(|p| p.iter().map(|x| f64::from(*x)).collect()),
+                score: self.score(i),
             },
             None => RowAnswer {
                 prediction: Prediction::Value(f64::from(self.values[i])),
                 probability: None,
                 probabilities: None,
+                score: None,
             },
         }
     }
@@ -306,6 +336,9 @@ pub struct RowAnswer {
     pub probability: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<Vec<f64>>,
+    /// An anomaly detector's score (below 0 is an outlier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 /// A request field: a column of the single float input (named by `MODEL_FEATURES`), or a whole named input
@@ -330,6 +363,9 @@ pub struct Model {
     plan: Arc<TypedSimplePlan>,
     /// Run states kept between calls: spawning one per call costs about as much as a small model's inference.
     states: std::sync::Mutex<Vec<TypedSimpleState>>,
+    /// tract 0.23.9's `Scan` keeps its loop state from one run to the next, so a run with another batch size
+    /// reads the last one's: graphs with a loop (`KNeighbors*` exports) get a fresh state every run.
+    pool_states: bool,
     /// Which graph output holds the labels (classifiers).
     label_output: Option<usize>,
     /// Which graph output holds the probabilities (classifier) or values (regressor).
@@ -346,6 +382,7 @@ impl std::fmt::Debug for Model {
 
 /// ONNX `TensorProto.DataType` codes.
 const ONNX_FLOAT: i32 = 1;
+const ONNX_DOUBLE: i32 = 11;
 const ONNX_STRING: i32 = 8;
 const ONNX_INT64: i32 = 7;
 
@@ -390,12 +427,14 @@ fn graph_inputs(graph: &pb::GraphProto) -> Result<Vec<InputSpec>, ModelError> {
             };
             let kind = match tensor.elem_type {
                 ONNX_FLOAT => InputKind::F32,
+                ONNX_DOUBLE => InputKind::F64,
                 ONNX_INT64 => InputKind::I64,
                 ONNX_STRING => InputKind::Str,
                 other => {
                     return Err(load_err(format!(
-                        "model input {:?} has onnx element type {other}; mlambda serves float32, int64 and string \
-                         inputs: export with FloatTensorType, Int64TensorType or StringTensorType",
+                        "model input {:?} has onnx element type {other}; mlambda serves float, double, int64 and \
+                         string inputs: export with FloatTensorType, DoubleTensorType, Int64TensorType or \
+                         StringTensorType",
                         input.name
                     )))
                 }
@@ -417,7 +456,7 @@ fn graph_inputs(graph: &pb::GraphProto) -> Result<Vec<InputSpec>, ModelError> {
                     input.name
                 ))
             })?;
-            let imputed = kind == InputKind::F32 && feeds_imputer(graph, &input.name);
+            let imputed = kind.is_float() && feeds_imputer(graph, &input.name);
             Ok(InputSpec { name: input.name.clone(), kind, width, imputed, rank })
         })
         .collect()
@@ -451,14 +490,32 @@ fn proto_labels(graph: &pb::GraphProto) -> Option<Labels> {
             return Some(labels);
         }
     }
-    by_op("ArrayFeatureExtractor").find_map(|n| {
+    let constant_labels = |n: &pb::NodeProto| {
         let source = n.input.first()?;
         let tensor = graph.initializer.iter().find(|t| &t.name == source).or_else(|| {
             let node = graph.node.iter().find(|c| c.op_type == "Constant" && c.output.first() == Some(source))?;
             attr(node, "value")?.t.as_ref()
         })?;
         tensor_labels(tensor)
-    })
+    };
+    // the extractor that makes the label output: a KNN export has another, over its training rows' labels
+    label_extractor(graph)
+        .and_then(constant_labels)
+        .or_else(|| by_op("ArrayFeatureExtractor").find_map(constant_labels))
+}
+
+/// The `ArrayFeatureExtractor` the first graph output (the label) comes from, through shape-only ops.
+fn label_extractor(graph: &pb::GraphProto) -> Option<&pb::NodeProto> {
+    let mut name = &graph.output.first()?.name;
+    for _ in 0..graph.node.len() {
+        let node = graph.node.iter().find(|n| n.output.first() == Some(name))?;
+        match node.op_type.as_str() {
+            "ArrayFeatureExtractor" => return Some(node),
+            "Cast" | "Reshape" | "Identity" | "Squeeze" | "Unsqueeze" | "Flatten" => name = node.input.first()?,
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn tensor_labels(t: &pb::TensorProto) -> Option<Labels> {
@@ -501,6 +558,7 @@ fn probe_batch(graph: &pb::GraphProto, inputs: &[InputSpec]) -> Batch {
         .iter()
         .map(|spec| match spec.kind {
             InputKind::F32 => Column::F32(vec![0.0; spec.width]),
+            InputKind::F64 => Column::F64(vec![0.0; spec.width]),
             InputKind::I64 => {
                 let v = known(&spec.name, &["cats_int64s", "keys_int64s"]).and_then(|a| a.ints.first().copied());
                 Column::I64(vec![v.unwrap_or(0); spec.width])
@@ -560,6 +618,7 @@ impl Model {
                 if spec.rank == 1 { tvec![batch.to_dim()] } else { tvec![batch.to_dim(), spec.width.to_dim()] };
             let fact = match spec.kind {
                 InputKind::F32 => f32::fact(shape),
+                InputKind::F64 => f64::fact(shape),
                 InputKind::I64 => i64::fact(shape),
                 InputKind::Str => String::fact(shape),
             };
@@ -572,7 +631,9 @@ impl Model {
         let (kind, label_output, values_output, width) = Model::outputs(&typed, labels)?;
         let typed = optimize_matmuls(typed);
         let plan = typed.into_runnable().map_err(|e| load_err(format!("cannot plan the onnx graph: {e:#}")))?;
-        let model = Model { inputs, kind, plan, states: Default::default(), label_output, values_output, width };
+        let pool_states = !plan.model().nodes().iter().any(|n| n.op.name().contains("Scan"));
+        let model =
+            Model { inputs, kind, plan, states: Default::default(), pool_states, label_output, values_output, width };
         // prove the graph evaluates before anyone relies on it (init must fail, not the first request)
         model.run(probe).map_err(|e| load_err(format!("model loaded but fails on a probe row of zeros: {e}")))?;
         Ok(model)
@@ -586,7 +647,9 @@ impl Model {
             .map_err(|e| load_err(format!("cannot read the graph outputs: {e:#}")))?;
         // labels are int64 or strings (TDim after some casts): anything not float is the label
         let label_output = facts.iter().position(|f| !f.datum_type.is_float());
-        let floats: Vec<usize> = (0..facts.len()).filter(|&i| facts[i].datum_type == f32::datum_type()).collect();
+        let floats: Vec<usize> = (0..facts.len())
+            .filter(|&i| [f32::datum_type(), f64::datum_type()].contains(&facts[i].datum_type))
+            .collect();
         let [ix] = floats.as_slice() else {
             return Err(load_err(format!(
                 "model has {} float32 outputs; expected one (probabilities or predicted values)",
@@ -605,6 +668,10 @@ impl Model {
                     )));
                 }
                 Ok((Kind::Classifier { labels }, label_output, *ix, classes))
+            }
+            // a label beside one float column: an anomaly detector's -1/1 and its score
+            (Some(_), Some(1)) if labels.is_none() || labels.as_ref().is_some_and(|l| l.len() <= 2) => {
+                Ok((Kind::Anomaly, label_output, *ix, 1))
             }
             (Some(_), other) => Err(load_err(format!(
                 "classifier outputs {} probability columns; expected one per class (at least 2)",
@@ -630,6 +697,7 @@ impl Model {
         match self.kind {
             Kind::Classifier { .. } => Task::Classifier,
             Kind::Regressor => Task::Regressor,
+            Kind::Anomaly => Task::Anomaly,
         }
     }
 
@@ -637,7 +705,7 @@ impl Model {
     pub fn labels(&self) -> Option<&Labels> {
         match &self.kind {
             Kind::Classifier { labels } => Some(labels),
-            Kind::Regressor => None,
+            Kind::Regressor | Kind::Anomaly => None,
         }
     }
 
@@ -649,7 +717,7 @@ impl Model {
     /// How many request fields a row has: the columns of a single float input, else one per named input.
     pub fn n_features(&self) -> usize {
         match self.inputs.as_slice() {
-            [only] if only.kind == InputKind::F32 => only.width,
+            [only] if only.kind.is_float() => only.width,
             many => many.len(),
         }
     }
@@ -662,7 +730,7 @@ impl Model {
     pub fn fields(&self, features: Option<&[String]>) -> Result<Vec<Field>, String> {
         let names: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
         match (self.inputs.as_slice(), features) {
-            ([only], Some(features)) if only.kind == InputKind::F32 => {
+            ([only], Some(features)) if only.kind.is_float() => {
                 if features.len() != only.width {
                     return Err(format!(
                         "MODEL_FEATURES lists {} features but the model takes {} inputs: list exactly the model's \
@@ -679,12 +747,12 @@ impl Model {
                         input: 0,
                         column,
                         width: 1,
-                        kind: InputKind::F32,
+                        kind: only.kind,
                         nullable: only.imputed,
                     })
                     .collect())
             }
-            ([only], None) if only.kind == InputKind::F32 && only.width > 1 => Err(format!(
+            ([only], None) if only.kind.is_float() && only.width > 1 => Err(format!(
                 "MODEL_FEATURES is not set: the model takes one float input {:?} of {} columns; list their names in \
                  order, comma-separated",
                 only.name, only.width
@@ -719,8 +787,10 @@ impl Model {
             None => self.plan.spawn()?,
         };
         let outputs = state.run(inputs)?;
-        if let Ok(mut pool) = self.states.lock() {
-            pool.push(state);
+        if self.pool_states {
+            if let Ok(mut pool) = self.states.lock() {
+                pool.push(state);
+            }
         }
         Ok(outputs)
     }
@@ -729,7 +799,7 @@ impl Model {
     pub fn run(&self, batch: Batch) -> Result<Answers, ModelError> {
         let n = batch.n;
         if n == 0 {
-            return Ok(Answers { n: 0, labels: None, values: Vec::new(), width: self.width });
+            return Ok(Answers { n: 0, labels: None, values: Vec::new(), width: self.width, scored: false });
         }
         if batch.columns.len() != self.inputs.len() {
             return Err(run_err(format!(
@@ -754,6 +824,7 @@ impl Model {
                 if spec.rank == 1 { tract_ndarray::IxDyn(&[n]) } else { tract_ndarray::IxDyn(&[n, spec.width]) };
             let tensor = match column {
                 Column::F32(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map(Tensor::from),
+                Column::F64(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map(Tensor::from),
                 Column::I64(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map(Tensor::from),
                 Column::Str(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map(Tensor::from),
             }
@@ -763,7 +834,9 @@ impl Model {
         let outputs = self.run_graph(tensors).map_err(run)?;
         let output =
             |ix: usize| outputs.get(ix).ok_or_else(|| run_err("the graph produced fewer outputs than planned"));
-        let view = output(self.values_output)?.to_plain_array_view::<f32>().map_err(run)?;
+        // a double export's probabilities or values are read as f32, as every answer is written
+        let values_tensor = output(self.values_output)?.cast_to::<f32>().map_err(run)?;
+        let view = values_tensor.to_plain_array_view::<f32>().map_err(run)?;
         let values: Vec<f32> = view.iter().copied().collect();
         if values.len() != n * self.width {
             return Err(run_err(format!("the graph produced {} values for {n} rows", values.len())));
@@ -790,7 +863,8 @@ impl Model {
                 Some(column)
             }
         };
-        Ok(Answers { n, labels, values, width: self.width })
+        let scored = self.kind == Kind::Anomaly;
+        Ok(Answers { n, labels, values, width: self.width, scored })
     }
 
     /// The original API for models with one float input: `rows` is row-major, `n_features()` values per

@@ -300,6 +300,7 @@ const CORE: &[(&str, Builder)] = &[
     ("Clip", x::clip),
     ("Concat", |_, node| Ok((expand(array::Concat::new(node.get_attr("axis")?)), vec![]))),
     ("Constant", constant),
+    ("ConstantOfShape", x::constant_of_shape),
     ("Div", |_, _| Ok((ops::math::Div.into_hir(), vec![]))),
     ("Equal", |_, _| Ok((ops::logic::CompEq.into_hir(), vec![]))),
     ("Erf", |_, _| Ok((ops::math::erf().into_hir(), vec![]))),
@@ -343,6 +344,8 @@ const CORE: &[(&str, Builder)] = &[
         Ok((expand(array::Reshape::new(allowzero)), vec![]))
     }),
     ("Round", |_, _| Ok((ops::math::round_half_to_even().into_hir(), vec![]))),
+    // the body of a `KNeighbors*` export's distance loop; parsed with this same table
+    ("Scan", tract_onnx::ops::rec::scan::scan),
     ("Shape", x::shape),
     ("Sigmoid", |_, _| Ok((ops::nn::sigmoid().into_hir(), vec![]))),
     ("Sign", |_, _| Ok((ops::math::sign().into_hir(), vec![]))),
@@ -352,6 +355,7 @@ const CORE: &[(&str, Builder)] = &[
     ("Sub", |_, _| Ok((ops::math::Sub.into_hir(), vec![]))),
     ("Sum", |_, _| Ok((Box::new(Nary(Box::new(ops::math::Add), false)), vec![]))),
     ("Tanh", |_, _| Ok((ops::math::tanh().into_hir(), vec![]))),
+    ("TopK", x::top_k),
     ("Transpose", |_, node| {
         let perm = node.get_attr_opt_vec("perm")?;
         Ok((expand(array::PermuteAxes::new(perm.map(|t| t.into()))), vec![]))
