@@ -5,7 +5,8 @@
 //! figure (exec → model loaded → first prediction) is timed from outside.
 //! `bench_model --rows ROWS.json [--features a,b,c] MODEL.onnx` times the request path instead: JSON rows
 //! (`{"rows": [{...}, ...]}`, the fixtures' format) through `Schema::parse` and `Model::run`, as `bootstrap` does,
-//! and splits each one-row call into parsing the row and running the graph.
+//! and splits each one-row call into parsing the row and running the graph. `--threads N` caps the threads a
+//! batch is split over (default: the vCPUs this process may use).
 use std::time::Instant;
 
 use mlambda_runtime::model::Model;
@@ -123,16 +124,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.drain(i..(i + 2).min(args.len()));
         v
     };
-    let (rows_path, features) = (take("--rows"), take("--features"));
-    let usage = "usage: bench_model [--oneshot | --rows ROWS.json [--features a,b,c]] MODEL.onnx";
+    let (rows_path, features, threads) = (take("--rows"), take("--features"), take("--threads"));
+    let usage = "usage: bench_model [--threads N] [--oneshot | --rows ROWS.json [--features a,b,c]] MODEL.onnx";
     let (oneshot, path) = match args.as_slice() {
         [flag, path] if flag == "--oneshot" => (true, path),
         [path] => (false, path),
         _ => return Err(usage.into()),
     };
     let t0 = Instant::now();
-    let model = Model::from_path(path.as_ref())?;
+    let mut model = Model::from_path(path.as_ref())?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    if let Some(n) = threads {
+        model = model.with_threads(n.parse().map_err(|_| format!("--threads {n}: not a number"))?);
+    }
     if let Some(rows_path) = rows_path {
         let features: Option<Vec<String>> = features.map(|f| f.split(',').map(str::to_string).collect());
         let schema = Schema::new(&model, features.as_deref())?;

@@ -220,11 +220,44 @@ impl Column {
     }
 }
 
+/// A batch runs on one thread below twice this many rows: a thread's start and its state cost more than a
+/// share of fewer rows saves (`scripts/bench-runtime` measures the batch of 1000 both ways).
+pub const PARALLEL_MIN_ROWS: usize = 128;
+
 /// `n` rows for the model: one [`Column`] per graph input, in [`Model::inputs`] order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub n: usize,
     pub columns: Vec<Column>,
+}
+
+impl Column {
+    /// Splits off the values of the rows from `row` on (each row `width` values), keeping the rest.
+    fn split_rows(&mut self, row: usize, width: usize) -> Column {
+        let at = row * width;
+        match self {
+            Column::F32(v) => Column::F32(v.split_off(at)),
+            Column::F64(v) => Column::F64(v.split_off(at)),
+            Column::I64(v) => Column::I64(v.split_off(at)),
+            Column::Str(v) => Column::Str(v.split_off(at)),
+        }
+    }
+}
+
+impl Batch {
+    /// `parts` batches of consecutive rows, in order, as even as the rows allow.
+    fn split(mut self, parts: usize, widths: &[usize]) -> Vec<Batch> {
+        let mut out = Vec::with_capacity(parts);
+        for part in (1..parts).rev() {
+            let start = self.n * part / parts;
+            let columns = self.columns.iter_mut().zip(widths).map(|(c, w)| c.split_rows(start, *w)).collect();
+            out.push(Batch { n: self.n - start, columns });
+            self.n = start;
+        }
+        out.push(self);
+        out.reverse();
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -247,6 +280,23 @@ pub struct Answers {
 }
 
 impl Answers {
+    /// The answers of consecutive parts of one batch, in order, as one.
+    fn concat(parts: Vec<Answers>) -> Result<Answers, ModelError> {
+        let mut parts = parts.into_iter();
+        let Some(mut all) = parts.next() else { return Err(run_err("a batch split into no parts")) };
+        for part in parts {
+            all.n += part.n;
+            all.values.extend(part.values);
+            match (all.labels.as_mut(), part.labels) {
+                (Some(LabelColumn::Int(a)), Some(LabelColumn::Int(b))) => a.extend(b),
+                (Some(LabelColumn::Str(a)), Some(LabelColumn::Str(b))) => a.extend(b),
+                (None, None) => {}
+                _ => return Err(run_err("the parts of a batch answered with different label types")),
+            }
+        }
+        Ok(all)
+    }
+
     /// A regressor's answers (tests and tools; models make them with [`Model::run`]).
     pub fn from_values(values: Vec<f32>) -> Answers {
         Answers { n: values.len(), labels: None, values, width: 1, scored: false }
@@ -366,6 +416,8 @@ pub struct Model {
     /// tract 0.23.9's `Scan` keeps its loop state from one run to the next, so a run with another batch size
     /// reads the last one's: graphs with a loop (`KNeighbors*` exports) get a fresh state every run.
     pool_states: bool,
+    /// How many threads a batch of at least 2 × [`PARALLEL_MIN_ROWS`] rows is split over.
+    threads: usize,
     /// Which graph output holds the labels (classifiers).
     label_output: Option<usize>,
     /// Which graph output holds the probabilities (classifier) or values (regressor).
@@ -632,8 +684,9 @@ impl Model {
         let typed = optimize_matmuls(typed);
         let plan = typed.into_runnable().map_err(|e| load_err(format!("cannot plan the onnx graph: {e:#}")))?;
         let pool_states = !plan.model().nodes().iter().any(|n| n.op.name().contains("Scan"));
-        let model =
-            Model { inputs, kind, plan, states: Default::default(), pool_states, label_output, values_output, width };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let states = Default::default();
+        let model = Model { inputs, kind, plan, states, pool_states, threads, label_output, values_output, width };
         // prove the graph evaluates before anyone relies on it (init must fail, not the first request)
         model.run(probe).map_err(|e| load_err(format!("model loaded but fails on a probe row of zeros: {e}")))?;
         Ok(model)
@@ -796,7 +849,35 @@ impl Model {
     }
 
     /// Runs a batch as one set of tensors. The batch's buffers become the tensors (no copy).
+    /// Runs a batch, split across this function's vCPUs when it is large enough to gain from it (see
+    /// [`PARALLEL_MIN_ROWS`]); a row's answer is the same either way, since rows never see each other.
     pub fn run(&self, batch: Batch) -> Result<Answers, ModelError> {
+        let parts = self.threads.min(batch.n / PARALLEL_MIN_ROWS);
+        if parts <= 1 || batch.columns.len() != self.inputs.len() {
+            return self.run_part(batch);
+        }
+        let widths: Vec<usize> = self.inputs.iter().map(|i| i.width).collect();
+        let answers: Vec<Result<Answers, ModelError>> = std::thread::scope(|s| {
+            let running: Vec<_> =
+                batch.split(parts, &widths).into_iter().map(|part| s.spawn(move || self.run_part(part))).collect();
+            running.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(run_err("a batch thread panicked")))).collect()
+        });
+        Answers::concat(answers.into_iter().collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The threads a large batch may use, `available_parallelism` (the cgroup's CPU quota included) unless set.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Sets how many threads a large batch may use (1: one thread, as a small Lambda has).
+    pub fn with_threads(mut self, n: usize) -> Model {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Runs a batch on this thread.
+    fn run_part(&self, batch: Batch) -> Result<Answers, ModelError> {
         let n = batch.n;
         if n == 0 {
             return Ok(Answers { n: 0, labels: None, values: Vec::new(), width: self.width, scored: false });
