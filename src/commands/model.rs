@@ -111,7 +111,7 @@ fn prediction(model: &Model, a: &RowAnswer) -> Prediction {
         .as_ref()
         .zip(model.labels())
         .map(|(p, labels)| p.iter().enumerate().map(|(i, q)| (labels.key(i), *q)).collect());
-    Prediction { prediction: label, probability: a.probability, probabilities }
+    Prediction { prediction: label, probability: a.probability, probabilities, score: a.score }
 }
 
 #[derive(Debug, Serialize)]

@@ -31,6 +31,9 @@ pub struct Prediction {
     /// Each class label, written as a string, to its probability: classifiers of any class count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<BTreeMap<String, f64>>,
+    /// An anomaly detector's score (`IsolationForest`, `OneClassSVM`: scikit-learn's `decision_function`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 /// `reference.json`: rows the model must reproduce, with the outputs it gave when it was exported.
@@ -111,11 +114,16 @@ fn diff(expected: &Prediction, got: &Prediction) -> f64 {
         }
         (Some(_), None) => f64::INFINITY,
     };
+    let s = match (expected.score, got.score) {
+        (None, _) => 0.0,
+        (Some(a), Some(b)) => (a - b).abs(),
+        (Some(_), None) => f64::INFINITY,
+    };
     // NaN anywhere is a mismatch, never a silent pass.
-    if p.is_nan() || q.is_nan() || r.is_nan() {
+    if p.is_nan() || q.is_nan() || r.is_nan() || s.is_nan() {
         f64::INFINITY
     } else {
-        p.max(q).max(r)
+        p.max(q).max(r).max(s)
     }
 }
 
@@ -207,7 +215,7 @@ mod tests {
     use super::*;
 
     fn p(prediction: f64, probability: Option<f64>) -> Prediction {
-        Prediction { prediction: Label::Number(prediction), probability, probabilities: None }
+        Prediction { prediction: Label::Number(prediction), probability, probabilities: None, score: None }
     }
 
     fn classes(label: &str, probs: &[(&str, f64)]) -> Prediction {
@@ -215,7 +223,19 @@ mod tests {
             prediction: Label::Text(label.into()),
             probability: None,
             probabilities: Some(probs.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+            score: None,
         }
+    }
+
+    #[test]
+    fn an_anomaly_detectors_score_is_compared_when_the_reference_holds_one() {
+        let scored = |label: f64, score: f64| Prediction { score: Some(score), ..p(label, None) };
+        let (parity, m) = compare(&[scored(-1.0, -0.02)], &[scored(-1.0, -0.0200001)], 1e-5);
+        assert!(m.is_empty() && parity.max_diff < 1e-6, "{m:?}");
+        let (_, m) = compare(&[scored(1.0, 0.05)], &[scored(1.0, 0.07)], 1e-5);
+        assert_eq!(m.len(), 1, "another score never passes");
+        let (_, m) = compare(&[scored(1.0, 0.05)], &[p(1.0, None)], 1.0);
+        assert_eq!(m.len(), 1, "a missing score never passes");
     }
 
     #[test]

@@ -117,3 +117,39 @@ fn models_the_runtime_would_reject_never_reach_s3() {
     let objects = aws_cli(&["s3api", "list-objects-v2", "--bucket", &p.name]);
     assert!(objects.get("Contents").is_none(), "nothing was uploaded: {objects}");
 }
+
+/// An anomaly detector goes up like any model: its reference rows hold the -1/1 label and the score, and the
+/// runtime's loader must reproduce both before anything reaches S3.
+#[test]
+fn an_anomaly_detector_is_checked_against_its_scores_before_upload() {
+    let p = Project::churn("mpanomaly");
+    aws_cli(&["s3api", "create-bucket", "--bucket", &p.name]);
+    let fixtures = crate::common::repo().join("runtime/tests/fixtures/families");
+    std::fs::copy(fixtures.join("iso_forest.onnx"), p.path("iso.onnx")).unwrap();
+    let data: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("iso_forest.json")).unwrap()).unwrap();
+    let features: Vec<String> = (0..6).map(|i| format!("f{i}")).collect();
+    let rows: Vec<serde_json::Value> = data["rows"].as_array().unwrap()[..20]
+        .iter()
+        .map(|r| serde_json::Value::Array(features.iter().map(|f| r[f].clone()).collect()))
+        .collect();
+    let expected: Vec<serde_json::Value> = (0..20)
+        .map(|i| serde_json::json!({"prediction": data["ort"]["label"][i], "score": data["ort"]["score"][i]}))
+        .collect();
+    let mut reference = serde_json::json!({"features": features, "rows": rows, "expected": expected});
+    std::fs::write(p.path("iso_reference.json"), reference.to_string()).unwrap();
+    let config = p
+        .default_config()
+        .replace("path: model.onnx", "path: iso.onnx")
+        .replace("reference: reference.json", "reference: iso_reference.json")
+        .replace(&CHURN_FEATURES.join(", "), &features.join(", "));
+    p.write_config(&config);
+    let out = p.json(&["model", "push", "--version", "iso1"]);
+    assert_eq!(out["parity"]["rows"], 20, "{out}");
+    assert!(out["parity"]["max_diff"].as_f64().is_some_and(|d| d < 1e-5), "{out}");
+
+    reference["expected"][3]["score"] = serde_json::json!(data["ort"]["score"][3].as_f64().unwrap() + 0.01);
+    std::fs::write(p.path("iso_reference.json"), reference.to_string()).unwrap();
+    let err = p.fails(&["model", "push", "--version", "iso2"], 1);
+    assert!(err.contains("does not reproduce") && err.contains("row 3"), "{err}");
+}
