@@ -15,6 +15,8 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::DimLike;
 
+#[cfg(test)]
+mod e2e;
 mod expansions;
 pub mod ml;
 pub mod ops;

@@ -18,9 +18,6 @@ pub mod text;
 pub mod tree_ensemble;
 pub mod zipmap;
 
-#[cfg(test)]
-mod e2e;
-
 /// Adds (or replaces) the ops skl2onnx and onnxmltools export; called after the core table is inserted,
 /// so `Cast` here overrides the core entry.
 pub fn register(reg: &mut OnnxOpRegister) {

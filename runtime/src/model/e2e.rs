@@ -40,7 +40,7 @@ fn parse(bytes: &[u8]) -> (InferenceModel, Option<String>) {
     let missing = ops::check_supported(&onnx, proto.graph.as_ref().unwrap()).err();
     let onnx = if missing.is_some() {
         let mut full = tract_onnx::onnx();
-        super::register(&mut full.op_register);
+        super::ml::register(&mut full.op_register);
         full
     } else {
         onnx
