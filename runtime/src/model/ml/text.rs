@@ -447,8 +447,17 @@ impl TfIdf {
                 return;
             }
         }
+        // without skips an n-gram is a slice of the row: looked up as it is, nothing copied
+        for start in 0..row.len() {
+            if start + first > row.len() {
+                break;
+            }
+            for size in first..=self.max_gram.min(row.len() - start) {
+                hit(&row[start..start + size], counts);
+            }
+        }
         let mut gram: Vec<T> = Vec::with_capacity(self.max_gram);
-        for distance in 1..=self.max_skip + 1 {
+        for distance in 2..=self.max_skip + 1 {
             for start in 0..row.len() {
                 if start + distance * (first - 1) >= row.len() {
                     break;
