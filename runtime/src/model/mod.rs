@@ -656,9 +656,12 @@ impl Model {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
         let onnx = ops::onnx();
-        let proto = onnx
+        let mut proto = onnx
             .proto_model_for_read(&mut &*bytes)
             .map_err(|e| load_err(format!("not a readable onnx model ({e:#}); is this the .onnx file?")))?;
+        if let Some(graph) = proto.graph.as_mut() {
+            ml::text::fuse(graph);
+        }
         let graph = proto.graph.as_ref().ok_or_else(|| load_err("onnx file has no graph"))?;
         ops::check_supported(&onnx, graph).map_err(load_err)?;
         let inputs = graph_inputs(graph)?;

@@ -6,6 +6,7 @@
 //! to one code point (glibc's `towlower`/`towupper`, which onnxruntime calls), and token expressions keep
 //! RE2's ASCII meaning of `\w`, `\d`, `\s` and `\b`.
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
 use regex::Regex;
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
@@ -19,6 +20,7 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("StringNormalizer", string_normalizer);
     reg.insert("Tokenizer", tokenizer);
     reg.insert("TfIdfVectorizer", tfidf_vectorizer);
+    reg.insert(FUSED, tokenize_tfidf);
 }
 
 /// `[C]` or `[N, C]`, as the text ops take their input.
@@ -189,7 +191,7 @@ fn compile(node: &NodeProto, attr: &str, pattern: &str) -> TractResult<Regex> {
         .map_err(|e| err(node, attr, format!("is not a regular expression mlambda can run ({e}); re-export the model")))
 }
 
-fn tokenizer(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+fn tokenizer_of(ctx: &ParsingContext, node: &NodeProto) -> TractResult<Tokenizer> {
     let mark = node.get_attr_opt::<i64>("mark")?.unwrap_or(0) != 0;
     let pad = string_or(node, "pad_value", "#")?;
     let mincharnum = node.get_attr_opt::<i64>("mincharnum")?.unwrap_or(1);
@@ -215,8 +217,11 @@ fn tokenizer(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn Inf
         return Err(err(node, "mincharnum", "is too big for character tokens"));
     }
     let width = ctx.template.symbols.new_with_prefix("tokens");
-    let op = Tokenizer { node: node.name.clone(), mark, pad, mincharnum: mincharnum as usize, split, width };
-    Ok((KernelOp::boxed(op), vec![]))
+    Ok(Tokenizer { node: node.name.clone(), mark, pad, mincharnum: mincharnum as usize, split, width })
+}
+
+fn tokenizer(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((KernelOp::boxed(tokenizer_of(ctx, node)?), vec![]))
 }
 
 fn char_len(s: &str) -> usize {
@@ -336,10 +341,51 @@ enum Weighting {
     TfIdf,
 }
 
+/// Integer n-gram → id. Looked up once per token and n-gram size, so the hash is the hot path: Fx, not SipHash
+/// (the keys are the model's own vocabulary, not an attacker's).
+type NgramMap<T> = HashMap<Vec<T>, usize, BuildHasherDefault<rustc_hash::FxHasher>>;
+
+/// String n-gram → id, looked up by borrowed `&str`s: a row's tokens are never copied into keys.
+#[derive(Clone, Default)]
+struct StrPool(hashbrown::HashTable<(Vec<String>, usize)>);
+
+impl std::fmt::Debug for StrPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StrPool({} n-grams)", self.0.len())
+    }
+}
+
+fn hash_strs<'a>(items: impl Iterator<Item = &'a str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    for s in items {
+        s.hash(&mut h);
+    }
+    h.finish()
+}
+
+impl StrPool {
+    fn find(&self, gram: &[&str]) -> Option<usize> {
+        let hash = hash_strs(gram.iter().copied());
+        self.0.find(hash, |(k, _)| k.len() == gram.len() && k.iter().zip(gram).all(|(a, b)| a == b)).map(|(_, id)| *id)
+    }
+
+    /// False when the n-gram is there already.
+    fn insert(&mut self, gram: &[String], id: usize) -> bool {
+        let refs: Vec<&str> = gram.iter().map(String::as_str).collect();
+        if self.find(&refs).is_some() {
+            return false;
+        }
+        let hash = hash_strs(refs.iter().copied());
+        self.0.insert_unique(hash, (gram.to_vec(), id), |(k, _)| hash_strs(k.iter().map(String::as_str)));
+        true
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Pool {
-    Strings(HashMap<Vec<String>, usize>),
-    Ints(HashMap<Vec<i64>, usize>),
+    Strings(StrPool),
+    Ints(NgramMap<i64>),
 }
 
 #[derive(Debug, Clone)]
@@ -358,14 +404,14 @@ struct TfIdf {
 }
 
 /// Splits the pool into its n-grams by `ngram_counts`, numbering every n-gram but keeping only the sizes in
-/// `[min, max]`.
-fn pool_of<T: Clone + Eq + std::hash::Hash>(
+/// `[min, max]`; `insert` is false for a repeated one.
+fn pool_of<T>(
     node: &NodeProto,
     items: &[T],
     counts: &[i64],
     (min, max): (usize, usize),
-) -> TractResult<HashMap<Vec<T>, usize>> {
-    let mut pool = HashMap::new();
+    mut insert: impl FnMut(&[T], usize) -> bool,
+) -> TractResult<()> {
     let mut id = 0;
     for (i, start) in counts.iter().enumerate() {
         let size = i + 1;
@@ -376,16 +422,16 @@ fn pool_of<T: Clone + Eq + std::hash::Hash>(
             return Err(err(node, "ngram_counts", format!("does not cut the pool into whole {size}-grams")));
         }
         for gram in items[start..end].chunks(size) {
-            if (min..=max).contains(&size) && pool.insert(gram.to_vec(), id).is_some() {
+            if (min..=max).contains(&size) && !insert(gram, id) {
                 return Err(err(node, "pool", format!("repeats a {size}-gram")));
             }
             id += 1;
         }
     }
-    Ok(pool)
+    Ok(())
 }
 
-fn tfidf_vectorizer(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+fn tfidf_of(node: &NodeProto) -> TractResult<TfIdf> {
     let weighting = match string_or(node, "mode", "")?.as_str() {
         "TF" => Weighting::Tf,
         "IDF" => Weighting::Idf,
@@ -412,29 +458,37 @@ fn tfidf_vectorizer(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box
         return Err(err(node, "weights", "must have one entry per n-gram"));
     }
     let texts = strings(node, "pool_strings")?;
+    let sizes = (min_gram, max_gram);
     let pool = if texts.is_empty() {
-        Pool::Ints(pool_of(node, ints(node, "pool_int64s")?, counts, (min_gram, max_gram))?)
+        let mut pool = NgramMap::default();
+        pool_of(node, ints(node, "pool_int64s")?, counts, sizes, |g, id| pool.insert(g.to_vec(), id).is_none())?;
+        Pool::Ints(pool)
     } else {
-        Pool::Strings(pool_of(node, &texts, counts, (min_gram, max_gram))?)
+        let mut pool = StrPool::default();
+        pool_of(node, &texts, counts, sizes, |g, id| pool.insert(g, id))?;
+        Pool::Strings(pool)
     };
     let ids = match &pool {
-        Pool::Strings(p) => p.values().max().copied(),
+        Pool::Strings(p) => p.0.iter().map(|(_, id)| *id).max(),
         Pool::Ints(p) => p.values().max().copied(),
     };
     if ids.is_some_and(|id| id >= indexes.len()) {
         return Err(err(node, "ngram_indexes", "has fewer entries than the pool has n-grams"));
     }
-    let op = TfIdf { node: node.name.clone(), weighting, min_gram, max_gram, max_skip, indexes, weights, pool, width };
-    Ok((KernelOp::boxed(op), vec![]))
+    Ok(TfIdf { node: node.name.clone(), weighting, min_gram, max_gram, max_skip, indexes, weights, pool, width })
+}
+
+fn tfidf_vectorizer(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((KernelOp::boxed(tfidf_of(node)?), vec![]))
 }
 
 impl TfIdf {
     /// Counts one row's n-grams into `counts` (its output columns), the way onnxruntime walks them: 1-grams
     /// once, then for each skip distance every start, growing the n-gram one item at a time.
-    fn count_row<T: Clone + Eq + std::hash::Hash>(&self, pool: &HashMap<Vec<T>, usize>, row: &[T], counts: &mut [u32]) {
+    fn count_row<T: Copy>(&self, find: impl Fn(&[T]) -> Option<usize>, row: &[T], counts: &mut [u32]) {
         let hit = |gram: &[T], counts: &mut [u32]| {
-            if let Some(id) = pool.get(gram) {
-                counts[self.indexes[*id]] += 1;
+            if let Some(id) = find(gram) {
+                counts[self.indexes[id]] += 1;
             }
         };
         let mut first = self.min_gram;
@@ -466,7 +520,7 @@ impl TfIdf {
                 let mut at = start;
                 let mut size = 1;
                 while size <= self.max_gram && at < row.len() {
-                    gram.push(row[at].clone());
+                    gram.push(row[at]);
                     if size >= first {
                         hit(&gram, counts);
                     }
@@ -475,6 +529,43 @@ impl TfIdf {
                 }
             }
         }
+    }
+
+    /// Counts rows of string tokens (borrowed), one row at a time into its slice of `counts`.
+    fn count_strs<'a>(&self, rows: impl Iterator<Item = &'a [&'a str]>, counts: &mut [u32]) -> TractResult<()> {
+        let Pool::Strings(pool) = &self.pool else {
+            bail!("node {:?} (TfIdfVectorizer): text input for an integer pool", self.node)
+        };
+        for (r, row) in rows.enumerate() {
+            self.count_row(|g| pool.find(g), row, &mut counts[r * self.width..(r + 1) * self.width]);
+        }
+        Ok(())
+    }
+
+    /// `counts` weighted as `mode` asks, in `shape`.
+    fn weighted(&self, counts: &[u32], shape: &[usize]) -> TractResult<Tensor> {
+        let w = &self.weights;
+        let out: Vec<f32> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| {
+                let col = i % self.width;
+                match self.weighting {
+                    Weighting::Tf => f as f32,
+                    Weighting::Idf if w.is_empty() => f32::from(u8::from(f > 0)),
+                    Weighting::Idf => {
+                        if f > 0 {
+                            w[col]
+                        } else {
+                            0.0
+                        }
+                    }
+                    Weighting::TfIdf if w.is_empty() => f as f32,
+                    Weighting::TfIdf => f as f32 * w[col],
+                }
+            })
+            .collect();
+        tensor_of(shape, out)
     }
 }
 
@@ -506,15 +597,15 @@ impl Kernel for TfIdf {
         let mut counts = vec![0u32; rows * self.width];
         if width > 0 {
             match (&self.pool, x.datum_type()) {
-                (Pool::Strings(pool), DatumType::String) => {
-                    for (r, row) in slice::<String>(x)?.chunks(width).enumerate() {
-                        self.count_row(pool, row, &mut counts[r * self.width..(r + 1) * self.width]);
-                    }
+                (Pool::Strings(_), DatumType::String) => {
+                    let refs: Vec<&str> = slice::<String>(x)?.iter().map(String::as_str).collect();
+                    self.count_strs(refs.chunks(width), &mut counts)?;
                 }
                 (Pool::Ints(pool), DatumType::I64 | DatumType::I32) => {
                     let x = x.cast_to::<i64>()?;
                     for (r, row) in slice::<i64>(&x)?.chunks(width).enumerate() {
-                        self.count_row(pool, row, &mut counts[r * self.width..(r + 1) * self.width]);
+                        let find = |g: &[i64]| pool.get(g).copied();
+                        self.count_row(find, row, &mut counts[r * self.width..(r + 1) * self.width]);
                     }
                 }
                 (_, dt) => {
@@ -522,29 +613,137 @@ impl Kernel for TfIdf {
                 }
             }
         }
-        let w = &self.weights;
-        let out: Vec<f32> = counts
-            .iter()
-            .enumerate()
-            .map(|(i, &f)| {
-                let col = i % self.width;
-                match self.weighting {
-                    Weighting::Tf => f as f32,
-                    Weighting::Idf if w.is_empty() => f32::from(u8::from(f > 0)),
-                    Weighting::Idf => {
-                        if f > 0 {
-                            w[col]
-                        } else {
-                            0.0
-                        }
-                    }
-                    Weighting::TfIdf if w.is_empty() => f as f32,
-                    Weighting::TfIdf => f as f32 * w[col],
-                }
-            })
-            .collect();
         let shape: Vec<usize> = if x.rank() == 2 { vec![rows, self.width] } else { vec![self.width] };
-        tensor_of(&shape, out)
+        self.weighted(&counts, &shape)
+    }
+}
+
+// ---------------------------------------------------------------- Tokenizer → TfIdfVectorizer, fused
+
+/// The op a `Tokenizer` (through a `Flatten`) feeding a `TfIdfVectorizer` becomes at load ([`fuse`]): the same
+/// counts, with each row's tokens, markers and padding borrowed instead of materialized as a string tensor
+/// (a batch is padded to its longest text, so one long row costs every row that many strings otherwise).
+const FUSED: &str = "MlambdaTokenizeTfIdf";
+
+#[derive(Debug, Clone)]
+struct TokenizeTfIdf {
+    tokenizer: Tokenizer,
+    tfidf: TfIdf,
+    /// Some n-gram made only of padding is in the pool, so every pad must be counted. Almost never: then a
+    /// row's padding is walked only as far as an n-gram from its last token reaches, since n-grams of pads
+    /// alone count nothing.
+    pads_count: bool,
+}
+
+fn tokenize_tfidf(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let (tokenizer, tfidf) = (tokenizer_of(ctx, node)?, tfidf_of(node)?);
+    let pads_count = match &tfidf.pool {
+        Pool::Strings(pool) => (1..=tfidf.max_gram).any(|k| pool.find(&vec![tokenizer.pad.as_str(); k]).is_some()),
+        Pool::Ints(_) => bail!("node {:?} (TfIdfVectorizer): an integer pool cannot count text tokens", node.name),
+    };
+    Ok((KernelOp::boxed(TokenizeTfIdf { tokenizer, tfidf, pads_count }), vec![]))
+}
+
+impl Kernel for TokenizeTfIdf {
+    fn name(&self) -> &'static str {
+        FUSED
+    }
+
+    fn output(&self, inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)> {
+        let shape = inputs[0].shape;
+        ensure!(inputs[0].dt == DatumType::String, "node {:?} (Tokenizer): input is not text", self.tokenizer.node);
+        // [C] → one row per string; [N, C] → one row per N, its C texts side by side (Flatten's rows)
+        let rows = match shape {
+            [c] => c.clone(),
+            [n, _] => n.clone(),
+            _ => bail!(
+                "node {:?} (Tokenizer): input has rank {}; onnxruntime takes [C] or [N, C]",
+                self.tokenizer.node,
+                shape.len()
+            ),
+        };
+        Ok((DatumType::F32, tvec!(rows, self.tfidf.width.to_dim())))
+    }
+
+    fn eval(&self, inputs: &[&Tensor]) -> TractResult<Tensor> {
+        let x = inputs[0];
+        let texts = slice::<String>(x)?;
+        let per_row = if x.rank() == 2 { x.shape()[1] } else { 1 };
+        let rows = texts.len() / per_row.max(1);
+        let tokens: Vec<Vec<&str>> = texts.iter().map(|s| self.tokenizer.tokens(s)).collect();
+        let most = tokens.iter().map(Vec::len).max().unwrap_or(0);
+        let mut counts = vec![0u32; rows * self.tfidf.width];
+        if most > 0 {
+            // what the Tokenizer's [.., width] output holds per text, and Flatten lays side by side
+            let t = &self.tokenizer;
+            // how far past its last token an n-gram can reach: (size - 1) steps of (skips + 1)
+            let reach = (self.tfidf.max_gram - 1) * (self.tfidf.max_skip + 1);
+            let mut line: Vec<&str> = Vec::new();
+            let lines = tokens.chunks(per_row.max(1)).map(|texts| {
+                line.clear();
+                for (i, row) in texts.iter().enumerate() {
+                    if t.mark {
+                        line.push("\u{2}");
+                    }
+                    line.extend(row.iter().copied());
+                    if t.mark {
+                        line.push("\u{3}");
+                    }
+                    let last = i + 1 == texts.len();
+                    let pads = most - row.len();
+                    let pads = if last && !self.pads_count { pads.min(reach) } else { pads };
+                    line.extend(std::iter::repeat_n(t.pad.as_str(), pads));
+                }
+                line.clone()
+            });
+            let lines: Vec<Vec<&str>> = lines.collect();
+            self.tfidf.count_strs(lines.iter().map(Vec::as_slice), &mut counts)?;
+        }
+        self.tfidf.weighted(&counts, &[rows, self.tfidf.width])
+    }
+}
+
+fn attr_of<'a>(node: &'a NodeProto, name: &str) -> Option<&'a tract_onnx::pb::AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+/// Rewrites every `Tokenizer` → (`Flatten` axis 1) → `TfIdfVectorizer` chain whose links feed nothing else into
+/// one [`FUSED`] node carrying both nodes' attributes (their names do not overlap). Other graphs are untouched.
+pub fn fuse(graph: &mut tract_onnx::pb::GraphProto) {
+    let consumers = |g: &tract_onnx::pb::GraphProto, name: &str| -> usize {
+        g.node.iter().flat_map(|n| n.input.iter()).filter(|i| *i == name).count()
+            + g.output.iter().filter(|o| o.name == name).count()
+    };
+    loop {
+        let found = graph.node.iter().enumerate().find_map(|(ti, t)| {
+            if t.op_type != "Tokenizer" || consumers(graph, t.output.first()?) != 1 {
+                return None;
+            }
+            let out = t.output.first()?;
+            let (fi, f) = graph.node.iter().enumerate().find(|(_, n)| n.input.first() == Some(out))?;
+            let axis_one = attr_of(f, "axis").is_none_or(|a| a.i == 1);
+            if f.op_type != "Flatten" || !axis_one || consumers(graph, f.output.first()?) != 1 {
+                return None;
+            }
+            let flat = f.output.first()?;
+            let (vi, _) = graph
+                .node
+                .iter()
+                .enumerate()
+                .find(|(_, n)| n.op_type == "TfIdfVectorizer" && n.input.first() == Some(flat))?;
+            Some((ti, fi, vi))
+        });
+        let Some((ti, fi, vi)) = found else { return };
+        let mut fused = graph.node[ti].clone();
+        fused.op_type = FUSED.to_string();
+        fused.domain = String::new();
+        fused.attribute.extend(graph.node[vi].attribute.iter().cloned());
+        fused.output = graph.node[vi].output.clone();
+        fused.name = format!("{}+{}", graph.node[ti].name, graph.node[vi].name);
+        graph.node[ti] = fused;
+        let (first, second) = if fi > vi { (fi, vi) } else { (vi, fi) };
+        graph.node.remove(first);
+        graph.node.remove(second);
     }
 }
 
@@ -617,7 +816,8 @@ mod tests {
         // 1-grams a, b; 2-grams (a b), (b a)
         let items: Vec<String> = ["a", "b", "a", "b", "b", "a"].iter().map(|s| s.to_string()).collect();
         let node = NodeProto::default();
-        let pool = pool_of(&node, &items, &[0, 2], (1, 2)).unwrap();
+        let mut pool = StrPool::default();
+        pool_of(&node, &items, &[0, 2], (1, 2), |g, id| pool.insert(g, id)).unwrap();
         TfIdf {
             node: "v".into(),
             weighting,
@@ -654,7 +854,45 @@ mod tests {
     #[test]
     fn a_pool_that_does_not_cut_into_whole_ngrams_is_refused() {
         let items: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let e = pool_of(&NodeProto::default(), &items, &[0, 2], (1, 2)).unwrap_err();
+        let e = pool_of(&NodeProto::default(), &items, &[0, 2], (1, 2), |_, _| true).unwrap_err();
         assert!(e.to_string().contains("whole 2-grams"), "{e}");
+        let mut pool = StrPool::default();
+        let twice: Vec<String> = ["a", "a"].iter().map(|s| s.to_string()).collect();
+        let e = pool_of(&NodeProto::default(), &twice, &[0], (1, 1), |g, id| pool.insert(g, id)).unwrap_err();
+        assert!(e.to_string().contains("repeats a 1-gram"), "{e}");
+    }
+
+    fn node(op: &str, input: &str, output: &str) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: vec![input.into()],
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tokenizer_flatten_tfidf_chain_is_fused_and_a_shared_link_is_not() {
+        let chain = || {
+            vec![
+                node("StringNormalizer", "text", "a"),
+                node("Tokenizer", "a", "b"),
+                node("Flatten", "b", "c"),
+                node("TfIdfVectorizer", "c", "d"),
+                node("Mul", "d", "e"),
+            ]
+        };
+        let mut g = tract_onnx::pb::GraphProto { node: chain(), ..Default::default() };
+        fuse(&mut g);
+        let ops: Vec<(&str, &str, &str)> =
+            g.node.iter().map(|n| (n.op_type.as_str(), n.input[0].as_str(), n.output[0].as_str())).collect();
+        assert_eq!(ops, vec![("StringNormalizer", "text", "a"), (FUSED, "a", "d"), ("Mul", "d", "e")]);
+        // the tokens feed something else too: left as they are
+        let mut nodes = chain();
+        nodes.push(node("Identity", "b", "f"));
+        let mut g = tract_onnx::pb::GraphProto { node: nodes, ..Default::default() };
+        fuse(&mut g);
+        assert!(g.node.iter().all(|n| n.op_type != FUSED), "{:?}", g.node);
     }
 }
