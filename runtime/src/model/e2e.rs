@@ -159,3 +159,22 @@ fn string_casts_mappers_extractor_vectorizer_int_imputer() {
     check("category_mapper_and_extractor", 0.0);
     check("imputer_ints", 0.0);
 }
+
+/// The load-time fusions take the real exports' chains: no `Scan` is left in a KNN export, no `Tokenizer` or
+/// `TfIdfVectorizer` in a TF-IDF one (the fixtures in `tests/fixtures/` check the answers).
+#[test]
+fn the_knn_and_text_exports_are_fused_at_load() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let ops_of = |path: PathBuf| -> Vec<String> {
+        let mut proto = ops::onnx().proto_model_for_path(path).unwrap();
+        let graph = proto.graph.as_mut().unwrap();
+        super::ml::text::fuse(graph);
+        super::ml::neighbors::fuse(graph);
+        graph.node.iter().map(|n| n.op_type.clone()).collect()
+    };
+    let knn = ops_of(fixtures.join("families/knn_clf.onnx"));
+    assert!(knn.contains(&"MlambdaSquaredDistances".to_string()) && !knn.contains(&"Scan".to_string()), "{knn:?}");
+    let text = ops_of(fixtures.join("text/text_tfidf_lr.onnx"));
+    assert!(text.contains(&"MlambdaTokenizeTfIdf".to_string()), "{text:?}");
+    assert!(!text.iter().any(|op| op == "Tokenizer" || op == "TfIdfVectorizer" || op == "Flatten"), "{text:?}");
+}

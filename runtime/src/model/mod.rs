@@ -661,6 +661,7 @@ impl Model {
             .map_err(|e| load_err(format!("not a readable onnx model ({e:#}); is this the .onnx file?")))?;
         if let Some(graph) = proto.graph.as_mut() {
             ml::text::fuse(graph);
+            ml::neighbors::fuse(graph);
         }
         let graph = proto.graph.as_ref().ok_or_else(|| load_err("onnx file has no graph"))?;
         ops::check_supported(&onnx, graph).map_err(load_err)?;

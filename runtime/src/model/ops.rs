@@ -355,7 +355,6 @@ const CORE: &[(&str, Builder)] = &[
     ("Sub", |_, _| Ok((ops::math::Sub.into_hir(), vec![]))),
     ("Sum", |_, _| Ok((Box::new(Nary(Box::new(ops::math::Add), false)), vec![]))),
     ("Tanh", |_, _| Ok((ops::math::tanh().into_hir(), vec![]))),
-    ("TopK", x::top_k),
     ("Transpose", |_, node| {
         let perm = node.get_attr_opt_vec("perm")?;
         Ok((expand(array::PermuteAxes::new(perm.map(|t| t.into()))), vec![]))

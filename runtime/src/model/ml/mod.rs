@@ -10,11 +10,13 @@ pub mod features;
 pub mod imputer;
 pub mod kernel;
 pub mod linear;
+pub mod neighbors;
 pub mod normalize;
 pub mod scaler;
 pub mod scoring;
 pub mod svm;
 pub mod text;
+pub mod top_k;
 pub mod tree_ensemble;
 pub mod zipmap;
 
@@ -31,5 +33,7 @@ pub fn register(reg: &mut OnnxOpRegister) {
     features::register(reg);
     svm::register(reg);
     text::register(reg);
+    neighbors::register(reg);
+    top_k::register(reg);
     cast::register(reg);
 }
