@@ -17,9 +17,14 @@ pub trait Kernel: std::fmt::Debug + Send + Sync + 'static {
     fn arity(&self) -> Option<usize> {
         Some(1)
     }
-    /// The output's datum type and shape, or an error that names the node and the fix.
-    fn output(&self, inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)>;
-    fn eval(&self, inputs: &[&Tensor]) -> TractResult<Tensor>;
+    /// The output's datum type and shape, or an error that names the node and the fix. Single-output ops
+    /// implement this and `eval`; an op with several outputs implements the three below instead.
+    fn output(&self, _inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)> {
+        bail!("{} has several outputs: it answers `outputs`, not `output`", self.name())
+    }
+    fn eval(&self, _inputs: &[&Tensor]) -> TractResult<Tensor> {
+        bail!("{} has several outputs: it answers `eval_all`, not `eval`", self.name())
+    }
 
     /// Ops with several outputs (classifiers) override these three instead of `output` and `eval`.
     fn n_outputs(&self) -> usize {

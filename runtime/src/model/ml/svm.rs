@@ -367,14 +367,6 @@ impl Kernel for SvmClassifier {
         "MlambdaSVMClassifier"
     }
 
-    fn output(&self, _inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)> {
-        bail!("SVMClassifier has two outputs")
-    }
-
-    fn eval(&self, _inputs: &[&Tensor]) -> TractResult<Tensor> {
-        bail!("SVMClassifier has two outputs")
-    }
-
     fn n_outputs(&self) -> usize {
         2
     }

@@ -116,9 +116,11 @@ impl Kernel for StringNormalizer {
         );
         let keep = |s: &String| {
             self.stopwords.is_empty()
-                || !self
-                    .stopwords
-                    .contains(if self.case_sensitive { s.clone() } else { with_case(s, Case::Lower) }.as_str())
+                || !(if self.case_sensitive {
+                    self.stopwords.contains(s)
+                } else {
+                    self.stopwords.contains(&with_case(s, Case::Lower))
+                })
         };
         let mut out: Vec<String> =
             slice::<String>(x)?.iter().filter(|s| keep(s)).map(|s| with_case(s, self.case)).collect();
@@ -284,6 +286,13 @@ impl Tokenizer {
         row
     }
 
+    /// One text's slot of the output, as onnxruntime lays it out: the start marker, the tokens, the end marker,
+    /// then `pads` pad values.
+    fn slot<'a>(&'a self, tokens: &'a [&'a str], pads: usize) -> impl Iterator<Item = &'a str> {
+        let (start, end) = if self.mark { (Some("\u{2}"), Some("\u{3}")) } else { (None, None) };
+        start.into_iter().chain(tokens.iter().copied()).chain(end).chain(std::iter::repeat_n(self.pad.as_str(), pads))
+    }
+
     fn tokens<'s>(&self, s: &'s str) -> Vec<&'s str> {
         match &self.split {
             Split::Chars => s.char_indices().map(|(i, c)| &s[i..i + c.len_utf8()]).collect(),
@@ -318,14 +327,7 @@ impl Kernel for Tokenizer {
         let width = most + if self.mark { 2 } else { 0 };
         let mut out = Vec::with_capacity(rows.len() * width);
         for row in &rows {
-            if self.mark {
-                out.push("\u{2}".to_string());
-            }
-            out.extend(row.iter().map(|t| t.to_string()));
-            if self.mark {
-                out.push("\u{3}".to_string());
-            }
-            out.extend(std::iter::repeat_n(self.pad.clone(), most - row.len()));
+            out.extend(self.slot(row, most - row.len()).map(str::to_string));
         }
         shape.push(width);
         tensor_of(&shape, out)
@@ -533,13 +535,18 @@ impl TfIdf {
 
     /// Counts rows of string tokens (borrowed), one row at a time into its slice of `counts`.
     fn count_strs<'a>(&self, rows: impl Iterator<Item = &'a [&'a str]>, counts: &mut [u32]) -> TractResult<()> {
-        let Pool::Strings(pool) = &self.pool else {
-            bail!("node {:?} (TfIdfVectorizer): text input for an integer pool", self.node)
-        };
+        let pool = self.str_pool()?;
         for (r, row) in rows.enumerate() {
             self.count_row(|g| pool.find(g), row, &mut counts[r * self.width..(r + 1) * self.width]);
         }
         Ok(())
+    }
+
+    fn str_pool(&self) -> TractResult<&StrPool> {
+        match &self.pool {
+            Pool::Strings(pool) => Ok(pool),
+            Pool::Ints(_) => bail!("node {:?} (TfIdfVectorizer): text input for an integer pool", self.node),
+        }
     }
 
     /// `counts` weighted as `mode` asks, in `shape`.
@@ -672,32 +679,24 @@ impl Kernel for TokenizeTfIdf {
         let rows = texts.len() / per_row.max(1);
         let tokens: Vec<Vec<&str>> = texts.iter().map(|s| self.tokenizer.tokens(s)).collect();
         let most = tokens.iter().map(Vec::len).max().unwrap_or(0);
-        let mut counts = vec![0u32; rows * self.tfidf.width];
+        let width = self.tfidf.width;
+        let mut counts = vec![0u32; rows * width];
         if most > 0 {
-            // what the Tokenizer's [.., width] output holds per text, and Flatten lays side by side
-            let t = &self.tokenizer;
+            let pool = self.tfidf.str_pool()?;
             // how far past its last token an n-gram can reach: (size - 1) steps of (skips + 1)
             let reach = (self.tfidf.max_gram - 1) * (self.tfidf.max_skip + 1);
+            // one row as the Flatten after the Tokenizer lays it out: its texts' slots side by side
             let mut line: Vec<&str> = Vec::new();
-            let lines = tokens.chunks(per_row.max(1)).map(|texts| {
+            for (r, texts) in tokens.chunks(per_row.max(1)).enumerate() {
                 line.clear();
                 for (i, row) in texts.iter().enumerate() {
-                    if t.mark {
-                        line.push("\u{2}");
-                    }
-                    line.extend(row.iter().copied());
-                    if t.mark {
-                        line.push("\u{3}");
-                    }
-                    let last = i + 1 == texts.len();
                     let pads = most - row.len();
+                    let last = i + 1 == texts.len();
                     let pads = if last && !self.pads_count { pads.min(reach) } else { pads };
-                    line.extend(std::iter::repeat_n(t.pad.as_str(), pads));
+                    line.extend(self.tokenizer.slot(row, pads));
                 }
-                line.clone()
-            });
-            let lines: Vec<Vec<&str>> = lines.collect();
-            self.tfidf.count_strs(lines.iter().map(Vec::as_slice), &mut counts)?;
+                self.tfidf.count_row(|g| pool.find(g), &line, &mut counts[r * width..(r + 1) * width]);
+            }
         }
         self.tfidf.weighted(&counts, &[rows, self.tfidf.width])
     }

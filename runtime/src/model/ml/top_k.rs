@@ -72,14 +72,6 @@ impl Kernel for TopK {
         Some(2)
     }
 
-    fn output(&self, _inputs: &[Fact]) -> TractResult<(DatumType, TVec<TDim>)> {
-        bail!("node {:?}: two outputs", self.node)
-    }
-
-    fn eval(&self, _inputs: &[&Tensor]) -> TractResult<Tensor> {
-        bail!("node {:?}: two outputs", self.node)
-    }
-
     fn n_outputs(&self) -> usize {
         2
     }
