@@ -112,25 +112,26 @@ pub async fn update(
     printer: &Printer,
     f: impl Fn(&mut State),
 ) -> Result<State> {
-    if !s3::bucket_exists(aws, &config.model.bucket).await? {
-        let mut s = state::load(state_dir)?;
-        f(&mut s);
-        state::save(state_dir, &s)?;
-        printer.warn(format!(
-            "bucket `{}` (`model.bucket`) does not exist, so this is kept in `.mlambda/state.json` only, where other \
-             operators cannot see it; `mlambda model push --create-bucket` creates it",
-            config.model.bucket
-        ));
-        return Ok(s);
-    }
     for attempt in 0..ATTEMPTS {
         let (mut s, etag) = merged(aws, config, state_dir, printer).await?;
         f(&mut s);
         let body = serde_json::to_vec_pretty(&Shared::of(&s))
             .map_err(|e| Error::local(format!("cannot encode the shared state: {e}")))?;
-        if s3::put_json_if(aws, &config.model.bucket, &key(config), body, etag.as_deref()).await? {
-            state::save(state_dir, &s)?;
-            return Ok(s);
+        match s3::put_json_if(aws, &config.model.bucket, &key(config), body, etag.as_deref()).await? {
+            s3::PutIf::Written => {
+                state::save(state_dir, &s)?;
+                return Ok(s);
+            }
+            s3::PutIf::NoBucket => {
+                state::save(state_dir, &s)?;
+                printer.warn(format!(
+                    "bucket `{}` (`model.bucket`) does not exist, so this is kept in `.mlambda/state.json` only, \
+                     where other operators cannot see it; `mlambda model push --create-bucket` creates it",
+                    config.model.bucket
+                ));
+                return Ok(s);
+            }
+            s3::PutIf::Changed => {}
         }
         printer.detail(format!("{} changed while mlambda was updating it; reading it again", location(config)));
         // jittered, so writers that collided do not collide again in step
@@ -188,8 +189,9 @@ mod tests {
         let versions: Vec<&String> = s.backtests.keys().collect();
         assert_eq!(versions.len(), 8, "{versions:?}");
         // a write on a stale ETag, or one expecting no object, is refused, not applied
-        assert!(!s3::put_json_if(&aws, &bucket, &key(&config), b"{}".to_vec(), Some("\"stale\"")).await.unwrap());
-        assert!(!s3::put_json_if(&aws, &bucket, &key(&config), b"{}".to_vec(), None).await.unwrap());
+        let stale = s3::put_json_if(&aws, &bucket, &key(&config), b"{}".to_vec(), Some("\"stale\"")).await.unwrap();
+        let absent = s3::put_json_if(&aws, &bucket, &key(&config), b"{}".to_vec(), None).await.unwrap();
+        assert_eq!((stale, absent), (s3::PutIf::Changed, s3::PutIf::Changed));
     }
 
     fn verdict(v: Decision) -> LastVerdict {

@@ -231,22 +231,9 @@ pub async fn delete_object(aws: &Aws, bucket: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// A small object's bytes, or `None` when it does not exist.
+/// A small object's bytes, or `None` when it (or its bucket) does not exist.
 pub async fn get_small(aws: &Aws, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
-    match aws.s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(out) => {
-            let bytes = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| Error::cloud(format!("failed to read `s3://{bucket}/{key}`: {e}")))?;
-            Ok(Some(bytes.to_vec()))
-        }
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => Ok(None),
-        // S3 names a missing bucket only by its code: no bucket holds no object either.
-        Err(e) if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchBucket") => Ok(None),
-        Err(e) => Err(fail(format!("read `s3://{bucket}/{key}`"), e).into()),
-    }
+    Ok(get_small_tagged(aws, bucket, key).await?.map(|(bytes, _)| bytes))
 }
 
 /// The "directories" directly under `prefix` (which ends with `/`), each returned with its trailing `/`.
@@ -343,17 +330,27 @@ pub async fn get_small_tagged(aws: &Aws, bucket: &str, key: &str) -> Result<Opti
     }
 }
 
+/// What a conditional write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutIf {
+    Written,
+    /// Someone else wrote the object since it was read (S3's 412): read again and retry.
+    Changed,
+    /// The bucket does not exist; nothing was written.
+    NoBucket,
+}
+
 /// Writes JSON only if the object is still what was read: the ETag then (`Some`), or absent (`None`).
-/// `false` when someone else wrote it in between (S3's 412): read again and retry.
-pub async fn put_json_if(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>, etag: Option<&str>) -> Result<bool> {
+pub async fn put_json_if(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>, etag: Option<&str>) -> Result<PutIf> {
     let req = aws.s3.put_object().bucket(bucket).key(key).content_type("application/json").body(ByteStream::from(body));
     let req = match etag {
         Some(tag) => req.if_match(tag),
         None => req.if_none_match("*"),
     };
     match req.send().await {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
+        Ok(_) => Ok(PutIf::Written),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(PutIf::Changed),
+        Err(e) if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchBucket") => Ok(PutIf::NoBucket),
         Err(e) => Err(fail(format!("write `s3://{bucket}/{key}`"), e).into()),
     }
 }

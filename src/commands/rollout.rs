@@ -160,7 +160,7 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &RolloutSettings) -> Result<Repo
         run.execute(&plan, &alias, revision).await
     }
     .await;
-    // however the rollout stopped (a shadow's verdict, an alarm, a failed call), the lease goes back with it
+    // however the rollout stopped (Ctrl-C, a shadow's verdict, an alarm, a failed call), the lease goes back
     if ran.is_err() && leased {
         run.release_lease().await;
     }
@@ -520,7 +520,6 @@ impl Run<'_> {
         }
         for (i, step) in plan.steps.iter().enumerate() {
             if stop.fired() {
-                self.release_lease().await;
                 return Err(self.interrupted(plan, &at));
             }
             revision = self.write(plan, step, &revision).await?;
@@ -585,7 +584,6 @@ impl Run<'_> {
         at: &str,
     ) -> Result<()> {
         if !stop.sleep(w.left).await {
-            self.release_lease().await;
             return Err(self.interrupted(plan, at));
         }
         let candidate = plan.candidate.map(|c| c.to_string()).unwrap_or_default();
