@@ -377,9 +377,9 @@ fn environment(env: &BTreeMap<String, String>) -> aws_sdk_lambda::types::Environ
 /// How long a new role may take to become assumable by Lambda: IAM is eventually consistent.
 const ROLE_PROPAGATION_DELAYS: [u64; 7] = [1, 2, 4, 8, 10, 10, 10];
 
-/// Creates an image or zip function, retrying while a freshly created role propagates; returns the code and
-/// revision it was created with.
-pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<Updated> {
+/// Creates an image or zip function, retrying while a freshly created role propagates; returns the
+/// `CodeSha256` it was created with.
+pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
     let mut delays = ROLE_PROPAGATION_DELAYS.iter();
     loop {
         let req = aws
@@ -405,12 +405,7 @@ pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<Updated> 
         };
         let res = req.send().await;
         match res {
-            Ok(out) => {
-                return Ok(Updated {
-                    code_sha256: out.code_sha256().unwrap_or_default().to_string(),
-                    revision_id: out.revision_id().unwrap_or_default().to_string(),
-                })
-            }
+            Ok(out) => return Ok(out.code_sha256().unwrap_or_default().to_string()),
             Err(e)
                 // Lambda gives this case no code of its own, only its message.
                 if e.as_service_error().is_some_and(|se| {
@@ -434,16 +429,8 @@ pub async fn create_function(aws: &Aws, spec: &FunctionSpec) -> Result<Updated> 
     }
 }
 
-/// What an update of `$LATEST` reports: the code it now holds, and its revision at that moment (Lambda changes
-/// the revision again when the update finishes, so a publish is guarded by the one read once it is ready).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Updated {
-    pub code_sha256: String,
-    pub revision_id: String,
-}
-
-/// Points `$LATEST` at a new image or zip (and architecture).
-pub async fn update_function_code(aws: &Aws, spec: &FunctionSpec) -> Result<Updated> {
+/// Points `$LATEST` at a new image or zip (and architecture); returns the `CodeSha256` it now holds.
+pub async fn update_function_code(aws: &Aws, spec: &FunctionSpec) -> Result<String> {
     let req = aws.lambda.update_function_code().function_name(&spec.name);
     let req = match &spec.code {
         Code::Image { image_uri } => req.image_uri(image_uri),
@@ -454,15 +441,12 @@ pub async fn update_function_code(aws: &Aws, spec: &FunctionSpec) -> Result<Upda
         .send()
         .await
         .map_err(|e| fail(format!("update the code of `{}`", spec.name), e))?;
-    Ok(Updated {
-        code_sha256: out.code_sha256().unwrap_or_default().to_string(),
-        revision_id: out.revision_id().unwrap_or_default().to_string(),
-    })
+    Ok(out.code_sha256().unwrap_or_default().to_string())
 }
 
 /// Sets role, memory, timeout, environment and description on `$LATEST`; on a function Terraform owns, only
 /// the environment (so the deployer needs no `iam:PassRole` on the team's role, and nothing else is written).
-pub async fn update_function_configuration(aws: &Aws, spec: &FunctionSpec) -> Result<Updated> {
+pub async fn update_function_configuration(aws: &Aws, spec: &FunctionSpec) -> Result<()> {
     let req = aws.lambda.update_function_configuration().function_name(&spec.name).environment(environment(&spec.env));
     let req = match spec.managed_by {
         ManagedBy::Terraform => req,
@@ -470,11 +454,8 @@ pub async fn update_function_configuration(aws: &Aws, spec: &FunctionSpec) -> Re
             req.role(&spec.role).memory_size(spec.memory).timeout(spec.timeout).description(&spec.description)
         }
     };
-    let out = req.send().await.map_err(|e| fail(format!("update the configuration of `{}`", spec.name), e))?;
-    Ok(Updated {
-        code_sha256: out.code_sha256().unwrap_or_default().to_string(),
-        revision_id: out.revision_id().unwrap_or_default().to_string(),
-    })
+    req.send().await.map_err(|e| fail(format!("update the configuration of `{}`", spec.name), e))?;
+    Ok(())
 }
 
 /// Polls `$LATEST` until State=Active and LastUpdateStatus=Successful, backing off up to 5 s between reads.

@@ -299,6 +299,14 @@ pub async fn run(ctx: &Ctx<'_>, p: &Project, s: &DeploySettings) -> Result<Repor
     }))
 }
 
+/// What a publish is guarded by: the `CodeSha256` this deploy's own create or update returned, and the
+/// `RevisionId` `$LATEST` had once ready with that code (Lambda changes the revision again when an update
+/// finishes, so the update's own would always be refused).
+struct Guard {
+    code_sha256: String,
+    revision_id: String,
+}
+
 /// The version the deploy serves: newly published, or found up to date.
 struct Served {
     function_arn: String,
@@ -323,21 +331,21 @@ impl Executor<'_> {
     /// Creates or updates `$LATEST`, waiting until Lambda is ready after each write. Returns what the publish
     /// is guarded by: the code this deploy put there (or the plan read, when the code was left alone) and the
     /// revision `$LATEST` had once ready with that code.
-    async fn update_function(&self, the_plan: &DeployPlan, current: &Current) -> Result<lambda::Updated> {
+    async fn update_function(&self, the_plan: &DeployPlan, current: &Current) -> Result<Guard> {
         let (aws, spec) = (self.aws, self.spec);
         let (code, config) = match &the_plan.function_step {
             FunctionStep::Create => {
                 self.status(format!("creating function `{}` from {}", spec.name, spec.code));
-                let created = lambda::create_function(aws, spec).await?;
+                let code_sha256 = lambda::create_function(aws, spec).await?;
                 let ready = lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
                 self.check_code(&ready)?;
-                let revision_id = self.still_ours(&ready, &created.code_sha256)?;
-                return Ok(lambda::Updated { code_sha256: created.code_sha256, revision_id });
+                let revision_id = self.still_ours(&ready, &code_sha256)?;
+                return Ok(Guard { code_sha256, revision_id });
             }
             FunctionStep::Update { code, config } => (code, config),
         };
         let read = current.latest.as_ref().map(|(l, _)| l);
-        let mut guard = lambda::Updated {
+        let mut guard = Guard {
             code_sha256: read.map(|l| l.code_sha256.clone()).unwrap_or_default(),
             revision_id: read.map(|l| l.revision_id.clone()).unwrap_or_default(),
         };
@@ -349,7 +357,7 @@ impl Executor<'_> {
         }
         if !code.is_empty() {
             self.status(format!("updating the code of `{}` to {}", spec.name, spec.code));
-            guard.code_sha256 = lambda::update_function_code(aws, spec).await?.code_sha256;
+            guard.code_sha256 = lambda::update_function_code(aws, spec).await?;
             let ready = lambda::wait_until_ready(aws, &spec.name, self.wait).await?;
             self.check_code(&ready)?;
             guard.revision_id = self.still_ours(&ready, &guard.code_sha256)?;
@@ -393,7 +401,7 @@ impl Executor<'_> {
 
     /// Publishes `$LATEST` under `guard` (the code and revision this deploy left there), or reuses the version
     /// that is up to date.
-    async fn publish(&self, the_plan: &DeployPlan, guard: &lambda::Updated) -> Result<Served> {
+    async fn publish(&self, the_plan: &DeployPlan, guard: &Guard) -> Result<Served> {
         let name = &self.spec.name;
         let latest = lambda::get_version(self.aws, name, "$LATEST").await?.ok_or_else(|| {
             Error::cloud(format!("function `{name}` disappeared during the deploy")).help("re-run `mlambda deploy`")
