@@ -1,6 +1,7 @@
 //! A report's evidence for two versions over a window, gathered from AWS (the versions' models, Lambda's metrics,
 //! the prediction log) and computed: `report` shows it and `rollout` acts on its verdict. A backtest's evidence
 //! is gathered from batch runs' output in S3 instead, one part file at a time; a shadow report's from the same log.
+//! Also what the alarms are planned from: the versions an alias routes to and the model each serves.
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
@@ -12,7 +13,9 @@ use crate::aws::logs::{self, Logs};
 use crate::aws::{cloudwatch, lambda, s3, Aws, Target};
 use crate::config::Config;
 use crate::error::{io_error, Error, Result};
+use crate::plan::alarms::Routed;
 use crate::plan::evidence::Look;
+use crate::plan::lambda::{Alias, FunctionInfo};
 use crate::plan::predlog::{Collector, Outcomes, ShadowCollector};
 use crate::plan::report::{self, Inputs, Metrics, ShadowInputs};
 use crate::ui::{progress, Printer};
@@ -438,6 +441,16 @@ pub async fn record_shadow(
     })
     .await?;
     Ok(())
+}
+
+/// The versions `alias` routes to, its primary first, and the model each serves (`alarms`, `export terraform`).
+pub async fn routed(aws: &Aws, function: &str, alias: &Alias) -> Result<Vec<Routed>> {
+    let mut out = Vec::new();
+    for v in std::iter::once(&alias.primary).chain(alias.routing.keys()) {
+        let info = lambda::get_version(aws, function, v).await?;
+        out.push(Routed { version: v.clone(), model_version: info.as_ref().and_then(FunctionInfo::model_version) });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

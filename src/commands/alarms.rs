@@ -8,7 +8,8 @@ use crate::aws::{cloudwatch, lambda, Aws};
 use crate::config::Config;
 use crate::domain::ManagedBy;
 use crate::error::{Error, Result};
-use crate::plan::alarms::{self, AlarmChange, AlarmSpec, Change, Routed};
+use crate::gather;
+use crate::plan::alarms::{self, AlarmChange, AlarmSpec, Change};
 use crate::report::Report;
 use crate::settings::{AlarmsSettings, Project};
 
@@ -42,11 +43,7 @@ async fn desired(aws: &Aws, config: &Config) -> Result<Vec<AlarmSpec>> {
         Error::user(format!("alias `{alias}` of function `{function}` does not exist"))
             .help("run `mlambda deploy` first; it publishes a version and creates the alias")
     })?;
-    let mut routed = Vec::new();
-    for v in std::iter::once(&a.primary).chain(a.routing.keys()) {
-        let info = lambda::get_version(aws, function, v).await?;
-        routed.push(Routed { version: v.clone(), model_version: info.as_ref().and_then(|i| i.model_version()) });
-    }
+    let routed = gather::routed(aws, function, &a).await?;
     let primary_model = routed.first().and_then(|r| r.model_version.clone());
     alarms::specs(function, alias, primary_model.as_deref(), &routed, &config.alarms)
 }

@@ -10,7 +10,7 @@ use crate::aws::{iam, s3, Aws};
 use crate::config::Config;
 use crate::domain::{ImageDigest, ManagedBy, ModelVersion, PackageType, Version};
 use crate::error::{Error, Result};
-use crate::image::{archive, context};
+use crate::image;
 use crate::plan::alias::AliasRouting;
 use crate::plan::deploy::{
     check_terraform, package_change, plan, runtime_env, under_terraform, version_description, AliasStep, Current,
@@ -171,7 +171,7 @@ async fn gather(ctx: &Ctx<'_>, aws: &Aws, p: &Project, s: &DeploySettings) -> Re
         Some((latest, _)) => Role { arn: latest.role.clone(), to_create: false },
         None => resolve_role(aws, c, &st, s, current.latest.as_ref().map(|(l, _)| l.role.as_str())).await?,
     };
-    let baked = baked_model_path(c.function.package);
+    let baked = image::baked_model_path(c.function.package);
     let source =
         if c.model.bake { ModelSource::File(&baked) } else { ModelSource::S3 { bucket: &c.model.bucket, key: &key } };
     let spec = FunctionSpec {
@@ -218,14 +218,6 @@ fn code(st: &State, package: PackageType) -> Result<(Code, ImageDigest)> {
             let digest = ImageDigest::parse(&format!("sha256:{}", pushed.sha256))?;
             Ok((Code::Zip { bucket: pushed.bucket, key: pushed.key, code_sha256: pushed.code_sha256 }, digest))
         }
-    }
-}
-
-/// Where a baked model sits at run time: in the image, or where Lambda unpacks a zip.
-fn baked_model_path(package: PackageType) -> String {
-    match package {
-        PackageType::Image => context::BAKED_MODEL_PATH.to_string(),
-        PackageType::Zip => format!("{}/model.onnx", archive::TASK_ROOT),
     }
 }
 

@@ -13,7 +13,8 @@ use crate::cli::ExportTerraformArgs;
 use crate::config::Config;
 use crate::domain::{ManagedBy, PackageType};
 use crate::error::{Error, Result};
-use crate::image::{archive, context};
+use crate::gather;
+use crate::image;
 use crate::plan::alarms::{self, AlarmSpec, Routed};
 use crate::plan::deploy::{merge_env, package_change, runtime_env, Current, ModelSource};
 use crate::plan::lambda::{Code, FunctionInfo};
@@ -72,7 +73,7 @@ pub async fn terraform(ctx: &Ctx<'_>, p: &Project, a: &ExportTerraformArgs) -> R
     let code = code(c, &st, current.as_ref())?;
     let env = env(&aws, c, latest).await?;
     let routed = match &alias {
-        Some(a) => routed(&aws, &f.name, std::iter::once(&a.primary).chain(a.routing.keys())).await?,
+        Some(a) => gather::routed(&aws, &f.name, a).await?,
         None => Vec::new(),
     };
     // Before the first deploy the alias will serve `model.version`.
@@ -158,10 +159,7 @@ async fn env(aws: &Aws, c: &Config, latest: Option<&FunctionInfo>) -> Result<BTr
     let key = naming::model_key(&c.model.prefix, &c.model.name, c.model.version.as_str());
     // Pinned when the model version is uploaded; otherwise the first `mlambda deploy` pins it.
     let sha256 = s3::head_object(aws, &c.model.bucket, &key).await?.and_then(|h| h.metadata.get("sha256").cloned());
-    let baked = match c.function.package {
-        PackageType::Image => context::BAKED_MODEL_PATH.to_string(),
-        PackageType::Zip => format!("{}/model.onnx", archive::TASK_ROOT),
-    };
+    let baked = image::baked_model_path(c.function.package);
     let source =
         if c.model.bake { ModelSource::File(&baked) } else { ModelSource::S3 { bucket: &c.model.bucket, key: &key } };
     let model = runtime_env(&c.model, &c.alarms.namespace, &c.model.version, source, sha256.as_deref());
@@ -169,16 +167,6 @@ async fn env(aws: &Aws, c: &Config, latest: Option<&FunctionInfo>) -> Result<BTr
         Some(l) => merge_env(&l.env, &model),
         None => model,
     })
-}
-
-/// The versions the alias routes to, and the model each serves.
-async fn routed(aws: &Aws, function: &str, versions: impl Iterator<Item = &String>) -> Result<Vec<Routed>> {
-    let mut out = Vec::new();
-    for v in versions {
-        let info = lambda::get_version(aws, function, v).await?;
-        out.push(Routed { version: v.clone(), model_version: info.as_ref().and_then(|i| i.model_version()) });
-    }
-    Ok(out)
 }
 
 /// What the account holds now, for the import blocks.
