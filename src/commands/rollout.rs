@@ -403,20 +403,22 @@ impl Run<'_> {
                 by: record::owner(&self.me),
             });
             if stepped {
-                let until = record::lease_until(now, every.unwrap_or_default());
-                r.lease = Some(Lease { owner: record::owner(&self.me), until });
+                r.lease = Some(self.lease(now, every.unwrap_or_default()));
             }
         }
         r.render()
+    }
+
+    /// This operator's lease, taken or renewed `now` for a step's `window`.
+    fn lease(&self, now: SystemTime, window: Duration) -> Lease {
+        Lease { owner: record::owner(&self.me), until: record::lease_until(now, window) }
     }
 
     /// Takes the alias's lease for a stepped rollout before anything else moves: a description-only write under
     /// the `RevisionId` the plan was made from, so of two rollouts started at once exactly one gets it.
     async fn take_lease(&self, plan: &RolloutPlan, record: &AliasRecord, revision: &str) -> Result<String> {
         let mut r = record.clone();
-        let window = Duration::from_secs(plan.interval_secs.unwrap_or(0));
-        let until = record::lease_until(SystemTime::now(), window);
-        r.lease = Some(Lease { owner: record::owner(&self.me), until });
+        r.lease = Some(self.lease(SystemTime::now(), Duration::from_secs(plan.interval_secs.unwrap_or(0))));
         match lambda::update_alias_description(self.aws, self.function(), self.alias(), &r.render(), revision).await? {
             Written::Done(a) => {
                 self.printer.status(format!("took the lease of alias `{}` as {}", self.alias(), self.me));
