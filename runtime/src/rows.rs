@@ -54,36 +54,18 @@ fn push_value(name: &str, v: &Value, kind: InputKind, nullable: bool, column: &m
         return Err(format!("{lit}; send {want}"));
     }
     match column {
-        Column::F32(out) => {
-            let x = match v {
-                Value::Number(n) => {
-                    n.as_f64().ok_or_else(|| format!("feature {name:?} is not a representable number"))?
+        Column::F32(out) => match number(name, v, nullable)? {
+            None => out.push(f32::NAN),
+            Some(x) => {
+                let f = x as f32;
+                if !f.is_finite() {
+                    // no value in the message: it reaches the caller and the error log line
+                    return Err(format!("feature {name:?} is outside the float32 range; send a number within ±3.4e38"));
                 }
-                Value::Bool(b) => f64::from(u8::from(*b)),
-                Value::Null if nullable => {
-                    out.push(f32::NAN);
-                    return Ok(());
-                }
-                other => return Err(format!("feature {name:?} must be a number, got {}", kind_of(other))),
-            };
-            let f = x as f32;
-            if !f.is_finite() {
-                // no value in the message: it reaches the caller and the error log line
-                return Err(format!("feature {name:?} is outside the float32 range; send a number within ±3.4e38"));
+                out.push(f);
             }
-            out.push(f);
-        }
-        Column::F64(out) => {
-            let x = match v {
-                Value::Number(n) => {
-                    n.as_f64().ok_or_else(|| format!("feature {name:?} is not a representable number"))?
-                }
-                Value::Bool(b) => f64::from(u8::from(*b)),
-                Value::Null if nullable => f64::NAN,
-                other => return Err(format!("feature {name:?} must be a number, got {}", kind_of(other))),
-            };
-            out.push(x);
-        }
+        },
+        Column::F64(out) => out.push(number(name, v, nullable)?.unwrap_or(f64::NAN)),
         Column::I64(out) => {
             let i = match v {
                 Value::Number(n) => {
@@ -108,6 +90,18 @@ fn push_value(name: &str, v: &Value, kind: InputKind, nullable: bool, column: &m
         },
     }
     Ok(())
+}
+
+/// A float field's value: a number, a boolean as 1/0, or `None` for a `null` the graph imputes.
+fn number(name: &str, v: &Value, nullable: bool) -> Result<Option<f64>, String> {
+    match v {
+        Value::Number(n) => {
+            n.as_f64().map(Some).ok_or_else(|| format!("feature {name:?} is not a representable number"))
+        }
+        Value::Bool(b) => Ok(Some(f64::from(u8::from(*b)))),
+        Value::Null if nullable => Ok(None),
+        other => Err(format!("feature {name:?} must be a number, got {}", kind_of(other))),
+    }
 }
 
 /// `kind`, but a fractional number says so (the int64 case).
