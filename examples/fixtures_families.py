@@ -3,6 +3,9 @@
 nearest neighbours, anomaly detectors and double-precision exports, with onnxruntime's and scikit-learn's
 outputs on the same rows.
 
+CatBoost's own ONNX export (`save_model(format="onnx")`: TreeEnsembleClassifier + ZipMap, TreeEnsembleRegressor)
+is here too: a binary and a multiclass classifier and a regressor on oblivious trees.
+
 Same layout and manifest as examples/fixtures_tabular.py, into runtime/tests/fixtures/families/. Adds the
 task "anomaly": outputs {"label": [-1 | 1 ...], "score": [...]} (the export's `label` and `scores`), and
 double-precision exports (`DoubleTensorType`) whose rows carry full float64 values.
@@ -88,6 +91,52 @@ class Writer:
         print(f"wrote {len(self.manifest)} fixtures to {os.path.normpath(self.out)}")
 
 
+def zipmap_rows(probs, labels):
+    """onnxruntime's ZipMap output (one {label: p} per row) as an [N, C] array in `labels` order."""
+    if isinstance(probs, list):
+        return np.array([[m[c] for c in labels] for m in probs], dtype=np.float32)
+    return probs
+
+
+def catboost_models(w, X_tr, y_tr, X_te, rows, feed):
+    """CatBoost's own export, read back with onnx: the file a CatBoost user ships."""
+    import tempfile
+
+    import catboost
+    import onnx
+
+    def export(model):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "model.onnx")
+            model.save_model(path, format="onnx")
+            onx = onnx.load(path)
+        # the finish time and a random guid would change the file's bytes on every run
+        kept = [p for p in onx.metadata_props if p.key not in ("train_finish_time", "model_guid")]
+        del onx.metadata_props[:]
+        onx.metadata_props.extend(kept)
+        return onx
+
+    common = {"random_seed": 5, "verbose": 0, "allow_writing_files": False, "thread_count": 1}
+    ver = f"catboost {catboost.__version__} save_model(format='onnx')"
+    for name, y, kw, note in (
+        ("catboost_binary", (y_tr == 2).astype(int), {"iterations": 60, "depth": 4}, "binary, 60 trees of depth 4"),
+        ("catboost_multi", y_tr, {"iterations": 200, "depth": 6, "loss_function": "MultiClass"},
+         "three classes, 200 trees of depth 6 (CatBoost's default depth)"),
+    ):
+        m = catboost.CatBoostClassifier(**kw, **common).fit(X_tr, y)
+        labels = [int(c) for c in m.classes_]
+        onx = export(m)
+        lab, probs = ort(onx, {"features": feed["input"]})
+        w.add(name, onx, rows, feed, {"label": lab, "probabilities": zipmap_rows(probs, labels)},
+              {"label": m.predict(X_te), "probabilities": m.predict_proba(X_te)}, "classifier", labels,
+              f"CatBoostClassifier, {note}, default export (ZipMap); {ver}.")
+    reg = catboost.CatBoostRegressor(iterations=100, depth=6, **common).fit(X_tr, X_tr[:, 0] * 2 + X_tr[:, 3])
+    onx = export(reg)
+    (value,) = ort(onx, {"features": feed["input"]})
+    w.add("catboost_reg", onx, rows, feed, {"value": value.reshape(-1)}, {"value": reg.predict(X_te)}, "regressor",
+          None, f"CatBoostRegressor, 100 trees of depth 6; {ver}.")
+
+
 def ort(onx, feed):
     import onnxruntime
 
@@ -164,6 +213,8 @@ def main():
           {"label": lr.predict(X_te), "probabilities": lr.predict_proba(X_te)}, "classifier", [0, 1, 2],
           f"StandardScaler + LogisticRegression on float64, DoubleTensorType input (core ops in double); {vers}.",
           double=True)
+
+    catboost_models(w, X32_tr, y_tr, X32_te, rows32, feed32)
     w.finish()
 
 
