@@ -50,13 +50,18 @@ impl Scores for Linear {
 
     fn scores_block(&self, rows: &[f32], width: usize, out: &mut [f64], has: &mut [bool]) {
         let k = self.slots;
+        // A TF-IDF row is mostly zeros, and each f64 sum is one long chain of adds: summing only the row's
+        // non-zero features, still in feature order, gives the same bits at a fraction of the cost.
+        let mut nonzero: Vec<(usize, f64)> = Vec::with_capacity(width);
         for (r, row) in rows.chunks_exact(width).enumerate() {
             let (out, has) = (&mut out[r * k..(r + 1) * k], &mut has[r * k..(r + 1) * k]);
+            nonzero.clear();
+            nonzero.extend(row.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(j, x)| (j, f64::from(*x))));
             for t in 0..k {
                 has[t] = t < self.targets;
                 out[t] = if t < self.targets {
                     let w = &self.coefficients[t * self.n_features..(t + 1) * self.n_features];
-                    let dot: f64 = w.iter().zip(row).map(|(w, x)| f64::from(*w) * f64::from(*x)).sum();
+                    let dot: f64 = nonzero.iter().map(|(j, x)| f64::from(w[*j]) * x).sum();
                     dot + self.intercepts.get(t).copied().map_or(0.0, f64::from)
                 } else {
                     0.0

@@ -34,7 +34,8 @@ fn normalizer(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn I
     Ok((KernelOp::boxed(Normalizer { node: node.name.clone(), norm }), vec![]))
 }
 
-/// One row, as onnxruntime's `NormalizeMax` / `NormalizeL1` / `NormalizeL2` (a zero norm leaves the row).
+/// One row, as onnxruntime's `NormalizeMax` / `NormalizeL1` / `NormalizeL2` (a zero norm leaves the row);
+/// `out` is zeroed.
 fn normalize_row(norm: Norm, x: &[f32], out: &mut [f32]) {
     match norm {
         Norm::Max => {
@@ -50,8 +51,10 @@ fn normalize_row(norm: Norm, x: &[f32], out: &mut [f32]) {
             }
         }
         Norm::L2 => {
-            let sum: f32 = x.iter().map(|v| v * v).sum();
-            for (o, v) in out.iter_mut().zip(x) {
+            // zeros add nothing to the sum and stay zero (`out` starts zeroed): a TF-IDF row is mostly zeros,
+            // and the sum's chain of adds and each element's sqrt are the cost
+            let sum: f32 = x.iter().filter(|v| **v != 0.0).map(|v| v * v).sum();
+            for (o, v) in out.iter_mut().zip(x).filter(|(_, v)| **v != 0.0) {
                 *o = if sum == 0.0 {
                     *v
                 } else if *v < 0.0 {
