@@ -9,6 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 
 use regex::Regex;
+use regex_automata::nfa::thompson::pikevm::{self, PikeVM};
+use regex_automata::{Anchored, Input, MatchKind};
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
@@ -145,7 +147,40 @@ enum Split {
     /// Cut at each separator, in order.
     Separators(Vec<Regex>),
     /// The tokens are the expression's matches.
-    Expression(Regex),
+    Expression(Expression),
+}
+
+/// A `tokenexp` matched as RE2 does in onnxruntime: leftmost-longest. The `regex` crate finds the leftmost
+/// start (which both semantics share) and its leftmost-first end; a pattern with an alternation, where the two
+/// ends can differ (`a|ab` on "ab"), also gets an anchored PikeVM that ignores branch priority and so stops at
+/// the longest end.
+#[derive(Debug, Clone)]
+struct Expression {
+    first: Regex,
+    longest: Option<PikeVM>,
+}
+
+impl Expression {
+    fn new(pattern: &str) -> Result<Expression, String> {
+        let translated = re2_pattern(pattern);
+        let first = Regex::new(&translated).map_err(|e| e.to_string())?;
+        let longest = if pattern.contains('|') {
+            let all = PikeVM::config().match_kind(MatchKind::All);
+            Some(PikeVM::builder().configure(all).build(&translated).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        Ok(Expression { first, longest })
+    }
+
+    /// The byte range of the leftmost-longest match at or after byte `start`.
+    fn find_at(&self, s: &str, start: usize, cache: &mut Option<pikevm::Cache>) -> Option<(usize, usize)> {
+        let m = self.first.find_at(s, start)?;
+        let Some(vm) = &self.longest else { return Some((m.start(), m.end())) };
+        let cache = cache.get_or_insert_with(|| vm.create_cache());
+        let longest = vm.find(cache, Input::new(s).range(m.start()..).anchored(Anchored::Yes));
+        Some((m.start(), longest.map_or(m.end(), |l| l.end().max(m.end()))))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +223,12 @@ fn re2_pattern(pattern: &str) -> String {
     out
 }
 
+fn expression(node: &NodeProto, pattern: &str) -> TractResult<Expression> {
+    Expression::new(pattern).map_err(|e| {
+        err(node, "tokenexp", format!("is not a regular expression mlambda can run ({e}); re-export the model"))
+    })
+}
+
 fn compile(node: &NodeProto, attr: &str, pattern: &str) -> TractResult<Regex> {
     Regex::new(&re2_pattern(pattern))
         .map_err(|e| err(node, attr, format!("is not a regular expression mlambda can run ({e}); re-export the model")))
@@ -212,7 +253,7 @@ fn tokenizer_of(ctx: &ParsingContext, node: &NodeProto) -> TractResult<Tokenizer
         match exp.as_str() {
             "" => return Err(err(node, "tokenexp", "and `separators` are both missing; one is required")),
             "." => Split::Chars,
-            _ => Split::Expression(compile(node, "tokenexp", &exp)?),
+            _ => Split::Expression(expression(node, &exp)?),
         }
     };
     if matches!(split, Split::Chars) && mincharnum > 1 {
@@ -236,23 +277,23 @@ fn char_bytes(s: &str, at: usize) -> usize {
 }
 
 impl Tokenizer {
-    fn expression<'s>(&self, re: &Regex, s: &'s str) -> Vec<&'s str> {
+    fn expression<'s>(&self, re: &Expression, s: &'s str) -> Vec<&'s str> {
         let mut row = Vec::new();
         if char_len(s) < self.mincharnum {
             return row;
         }
-        let mut start = 0;
+        let (mut start, mut cache) = (0, None);
         while start <= s.len() {
-            let Some(m) = re.find_at(s, start) else { break };
-            if char_len(m.as_str()) >= self.mincharnum {
-                row.push(m.as_str());
-                start = m.end();
-                if m.is_empty() {
-                    start += char_bytes(s, m.start());
+            let Some((from, to)) = re.find_at(s, start, &mut cache) else { break };
+            if char_len(&s[from..to]) >= self.mincharnum {
+                row.push(&s[from..to]);
+                start = to;
+                if from == to {
+                    start += char_bytes(s, from);
                 }
             } else {
                 // a match too short is skipped one character at a time, so a later, longer one can start inside it
-                start = m.start() + char_bytes(s, m.start());
+                start = from + char_bytes(s, from);
             }
         }
         row
@@ -753,7 +794,7 @@ mod tests {
     fn tokenizer(exp: &str, mincharnum: usize) -> Tokenizer {
         let split = match exp {
             "." => Split::Chars,
-            _ => Split::Expression(Regex::new(&re2_pattern(exp)).unwrap()),
+            _ => Split::Expression(Expression::new(exp).unwrap()),
         };
         Tokenizer {
             node: "t".into(),
@@ -779,6 +820,17 @@ mod tests {
         assert_eq!(t.tokens("café naïve_1 日本"), vec!["caf", "na", "ve_1"]);
         let t = tokenizer(r"\b\w\w+\b", 1);
         assert_eq!(t.tokens("an été ok"), vec!["an", "ok"]);
+    }
+
+    #[test]
+    fn alternations_take_the_longest_match_as_re2_does() {
+        // each expected list is onnxruntime 1.32.0's Tokenizer on the same text (leftmost-longest, RE2)
+        assert_eq!(tokenizer("a|ab", 1).tokens("abc ab a"), vec!["ab", "ab", "a"]);
+        assert_eq!(tokenizer("[a-z]+|[a-z]+[0-9]+", 1).tokens("abc123 de4 f"), vec!["abc123", "de4", "f"]);
+        assert_eq!(tokenizer(r"\w+|\w+-\w+", 1).tokens("state-of-the-art x-y"), vec!["state-of", "the-art", "x-y"]);
+        assert_eq!(tokenizer("ab|abcd|abc", 1).tokens("abcde abc ab"), vec!["abcd", "abc", "ab"]);
+        assert_eq!(tokenizer("(?:ab|abcd|abc)", 3).tokens("xabcdx"), vec!["abcd"]);
+        assert_eq!(tokenizer("do|don't|not", 1).tokens("don't do not"), vec!["don't", "do", "not"]);
     }
 
     #[test]
