@@ -418,8 +418,9 @@ pub struct Model {
     /// tract 0.23.9's `Scan` keeps its loop state from one run to the next, so a run with another batch size
     /// reads the last one's: graphs with a loop (`KNeighbors*` exports) get a fresh state every run.
     pool_states: bool,
-    /// How many threads a batch of at least 2 × [`PARALLEL_MIN_ROWS`] rows is split over.
-    threads: usize,
+    /// How many threads a batch of at least 2 × [`PARALLEL_MIN_ROWS`] rows is split over; read on the first such
+    /// batch, because reading the cgroup's quota costs a cold start that never sees one.
+    threads: std::sync::OnceLock<usize>,
     /// Which graph output holds the labels (classifiers).
     label_output: Option<usize>,
     /// Which graph output holds the probabilities (classifier) or values (regressor).
@@ -690,7 +691,7 @@ impl Model {
         let typed = optimize_matmuls(typed);
         let plan = typed.into_runnable().map_err(|e| load_err(format!("cannot plan the onnx graph: {e:#}")))?;
         let pool_states = !plan.model().nodes().iter().any(|n| n.op.name().contains("Scan"));
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = std::sync::OnceLock::new();
         let states = Default::default();
         let model = Model { inputs, kind, plan, states, pool_states, threads, label_output, values_output, width };
         // prove the graph evaluates before anyone relies on it (init must fail, not the first request)
@@ -854,11 +855,11 @@ impl Model {
         Ok(outputs)
     }
 
-    /// Runs a batch as one set of tensors. The batch's buffers become the tensors (no copy).
     /// Runs a batch, split across this function's vCPUs when it is large enough to gain from it (see
     /// [`PARALLEL_MIN_ROWS`]); a row's answer is the same either way, since rows never see each other.
     pub fn run(&self, batch: Batch) -> Result<Answers, ModelError> {
-        let parts = self.threads.min(batch.n / PARALLEL_MIN_ROWS);
+        let parts = batch.n / PARALLEL_MIN_ROWS;
+        let parts = if parts >= 2 { self.threads().min(parts) } else { parts };
         if parts <= 1 || batch.columns.len() != self.inputs.len() {
             return self.run_part(batch);
         }
@@ -873,12 +874,12 @@ impl Model {
 
     /// The threads a large batch may use, `available_parallelism` (the cgroup's CPU quota included) unless set.
     pub fn threads(&self) -> usize {
-        self.threads
+        *self.threads.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// Sets how many threads a large batch may use (1: one thread, as a small Lambda has).
     pub fn with_threads(mut self, n: usize) -> Model {
-        self.threads = n.max(1);
+        self.threads = std::sync::OnceLock::from(n.max(1));
         self
     }
 

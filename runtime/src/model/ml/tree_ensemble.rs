@@ -6,6 +6,7 @@
 //! scores the way onnxruntime does.
 use std::sync::Arc;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
@@ -126,10 +127,12 @@ impl Ensemble {
         if n == 0 {
             return Err("tree ensemble has no nodes".into());
         }
-        // (tree, node) -> flat index; trees keep their first-seen order, which is how onnxruntime sums them
-        let mut index = std::collections::HashMap::with_capacity(n);
+        // (tree, node) -> flat index; trees keep their first-seen order, which is how onnxruntime sums them.
+        // Fx, not SipHash: a CatBoost or GBM export has tens of thousands of nodes and this map is a good part
+        // of a cold start (`scripts/bench-runtime`, exec -> first prediction)
+        let mut index: FxHashMap<(i64, i64), usize> = FxHashMap::with_capacity_and_hasher(n, Default::default());
         let mut tree_order: Vec<i64> = Vec::new();
-        let mut seen_trees = std::collections::HashSet::new();
+        let mut seen_trees: FxHashSet<i64> = FxHashSet::default();
         for i in 0..n {
             if index.insert((raw.tree_ids[i], raw.node_ids[i]), i).is_some() {
                 return Err(format!("tree {} has node id {} twice", raw.tree_ids[i], raw.node_ids[i]));
@@ -138,8 +141,9 @@ impl Ensemble {
                 tree_order.push(raw.tree_ids[i]);
             }
         }
-        // group leaf weights by node, keeping their order
-        let mut weights_of: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+        // leaf weights grouped by node in their own order: node i's are `by_node[first[i]..first[i + 1]]`
+        let mut owner = Vec::with_capacity(nw);
+        let mut first = vec![0usize; n + 1];
         for j in 0..nw {
             let &i = index.get(&(raw.w_tree_ids[j], raw.w_node_ids[j])).ok_or_else(|| {
                 format!("leaf weight refers to missing node {} of tree {}", raw.w_node_ids[j], raw.w_tree_ids[j])
@@ -148,7 +152,17 @@ impl Ensemble {
             if target as usize >= n_outputs {
                 return Err(format!("leaf target id {target} is out of range for {n_outputs} outputs"));
             }
-            weights_of[i].push((target, raw.w_values[j]));
+            owner.push(i);
+            first[i + 1] += 1;
+        }
+        for i in 0..n {
+            first[i + 1] += first[i];
+        }
+        let mut by_node = vec![(0u32, 0f32); nw];
+        let mut next = first.clone();
+        for (j, &i) in owner.iter().enumerate() {
+            by_node[next[i]] = (raw.w_targets[j] as u32, raw.w_values[j]);
+            next[i] += 1;
         }
         let mut nodes = Vec::with_capacity(n);
         let mut leaf_target = Vec::with_capacity(nw);
@@ -160,7 +174,7 @@ impl Ensemble {
             let mode = raw.modes[i];
             let node = if mode == Mode::Leaf {
                 let start = leaf_target.len() as u32;
-                for &(t, w) in &weights_of[i] {
+                for &(t, w) in &by_node[first[i]..first[i + 1]] {
                     leaf_target.push(t);
                     leaf_weight.push(w);
                 }
@@ -367,11 +381,12 @@ impl Scores for Ensemble {
 }
 
 fn build(node: &NodeProto, prefix: &str, n_outputs: usize, aggregate: Aggregate) -> TractResult<Ensemble> {
+    // read in place: one String per node would be a malloc per node at every cold start
     let modes = node
-        .get_attr_opt_vec::<String>("nodes_modes")?
+        .get_attr_opt_slice::<Vec<u8>>("nodes_modes")?
         .unwrap_or_default()
         .iter()
-        .map(|s| Mode::parse(s))
+        .map(|s| Mode::parse(&String::from_utf8_lossy(s)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(node, "nodes_modes", e))?;
     let values = floats(node, "nodes_values")?;
