@@ -97,15 +97,6 @@ impl Expansion for Gemm {
 
 // ---------------------------------------------------------------- Softmax, ArgMax/ArgMin
 
-pub fn softmax(ctx: &ParsingContext, node: &NodeProto) -> Built {
-    let axis = node.get_attr_opt("axis")?;
-    if ctx.onnx_operator_set_version < 13 {
-        Ok((expand(ops::nn::LayerSoftmax::new(axis.unwrap_or(1), true)), vec![]))
-    } else {
-        Ok((expand(ops::nn::Softmax::new(axis.unwrap_or(-1))), vec![]))
-    }
-}
-
 pub fn log_softmax(ctx: &ParsingContext, node: &NodeProto) -> Built {
     let axis = node.get_attr_opt("axis")?;
     if ctx.onnx_operator_set_version < 13 {
@@ -113,14 +104,6 @@ pub fn log_softmax(ctx: &ParsingContext, node: &NodeProto) -> Built {
     } else {
         Ok((expand(ops::nn::LayerLogSoftmax::new(axis.unwrap_or(-1), false)), vec![]))
     }
-}
-
-pub fn arg_max_min(_ctx: &ParsingContext, node: &NodeProto) -> Built {
-    let axis = node.get_attr_opt("axis")?.unwrap_or(0);
-    let keepdims = node.get_attr_opt("keepdims")?.unwrap_or(true);
-    let take_last = node.get_attr_opt("select_last_index")?.unwrap_or(false);
-    let red = if node.op_type == "ArgMax" { Reducer::ArgMax(take_last) } else { Reducer::ArgMin(take_last) };
-    Ok((expand(Reduce::new(Some(vec![axis]), keepdims, red)), vec![]))
 }
 
 // ---------------------------------------------------------------- Reduce*

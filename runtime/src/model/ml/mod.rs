@@ -1,5 +1,5 @@
-//! Our own `ai.onnx.ml` ops (and `Cast` with strings), registered into tract's ONNX op table: stock tract
-//! lacks or mis-handles them. Op families depend on [`attrs`], [`kernel`] and [`scoring`], never on
+//! Our own `ai.onnx.ml` ops, and the core ops tract runs wrongly or slowly on these models (`Cast` with strings,
+//! `TopK`, `Softmax`, `ArgMax`/`ArgMin`), registered into tract's ONNX op table. Op families depend on [`attrs`], [`kernel`] and [`scoring`], never on
 //! each other.
 use tract_onnx::model::OnnxOpRegister;
 
@@ -14,6 +14,7 @@ pub mod neighbors;
 pub mod normalize;
 pub mod scaler;
 pub mod scoring;
+pub mod softmax;
 pub mod svm;
 pub mod text;
 pub mod top_k;
@@ -21,7 +22,7 @@ pub mod tree_ensemble;
 pub mod zipmap;
 
 /// Adds (or replaces) the ops skl2onnx and onnxmltools export; called after the core table is inserted,
-/// so `Cast` here overrides the core entry.
+/// so `Cast`, `TopK`, `Softmax` and `ArgMax`/`ArgMin` here override the core entries.
 pub fn register(reg: &mut OnnxOpRegister) {
     tree_ensemble::register(reg);
     linear::register(reg);
@@ -35,5 +36,6 @@ pub fn register(reg: &mut OnnxOpRegister) {
     text::register(reg);
     neighbors::register(reg);
     top_k::register(reg);
+    softmax::register(reg);
     cast::register(reg);
 }
