@@ -296,6 +296,7 @@ impl EvalOp for ScoreOp {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        super::kernel::after_tract();
         let input = args_1!(inputs);
         let input = input.cast_to::<f32>()?;
         let shape = input.shape();
