@@ -920,6 +920,8 @@ impl Model {
             tensors.push(tensor.into_tvalue());
         }
         let outputs = self.run_graph(tensors).map_err(run)?;
+        // the graph may end in a tract kernel; the request's code after it is baseline x86-64
+        ml::kernel::after_tract();
         let output =
             |ix: usize| outputs.get(ix).ok_or_else(|| run_err("the graph produced fewer outputs than planned"));
         // a double export's probabilities or values are read as f32, as every answer is written
