@@ -137,6 +137,20 @@ unsafe fn zero_upper() {
     std::arch::x86_64::_mm256_zeroupper()
 }
 
+/// The positions of `row`'s non-zero values, in order, into `out` (cleared first). A TF-IDF row is a few
+/// counted n-grams among hundreds of columns: blocks of 16 are tested at once, and only those holding a
+/// non-zero are looked into.
+pub fn nonzeros(row: &[f32], out: &mut Vec<usize>) {
+    out.clear();
+    let mut base = 0;
+    for block in row.chunks(16) {
+        if block.iter().fold(false, |any, v| any | (*v != 0.0)) {
+            out.extend(block.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, _)| base + j));
+        }
+        base += block.len();
+    }
+}
+
 /// `inputs[0]`'s rows as `(rows, width)`: a `[N, C]` tensor, or `[C]` as one row (onnxruntime's rule).
 pub fn rows_of(shape: &[usize]) -> (usize, usize) {
     match shape {
@@ -149,4 +163,23 @@ pub fn rows_of(shape: &[usize]) -> (usize, usize) {
 /// Builds a tensor of `shape` from row-major data of any datum type (String included).
 pub fn tensor_of<T: Datum>(shape: &[usize], data: Vec<T>) -> TractResult<Tensor> {
     Ok(tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)?.into_tensor())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonzeros_are_found_in_order_across_blocks() {
+        let mut row = vec![0f32; 40];
+        for (j, v) in [(0, 1.0), (15, -2.0), (16, f32::NAN), (39, 3.0)] {
+            row[j] = v;
+        }
+        row[20] = -0.0;
+        let mut nz = vec![7];
+        nonzeros(&row, &mut nz);
+        assert_eq!(nz, [0, 15, 16, 39]);
+        nonzeros(&[], &mut nz);
+        assert!(nz.is_empty());
+    }
 }

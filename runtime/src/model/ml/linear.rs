@@ -7,6 +7,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{class_labels, err, floats, post_transform};
+use super::kernel::nonzeros;
 use super::scoring::{score_op, Head, Layout, Scores};
 
 pub fn register(reg: &mut OnnxOpRegister) {
@@ -52,16 +53,15 @@ impl Scores for Linear {
         let k = self.slots;
         // A TF-IDF row is mostly zeros, and each f64 sum is one long chain of adds: summing only the row's
         // non-zero features, still in feature order, gives the same bits at a fraction of the cost.
-        let mut nonzero: Vec<(usize, f64)> = Vec::with_capacity(width);
+        let mut nz = Vec::with_capacity(width);
         for (r, row) in rows.chunks_exact(width).enumerate() {
             let (out, has) = (&mut out[r * k..(r + 1) * k], &mut has[r * k..(r + 1) * k]);
-            nonzero.clear();
-            nonzero.extend(row.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(j, x)| (j, f64::from(*x))));
+            nonzeros(row, &mut nz);
             for t in 0..k {
                 has[t] = t < self.targets;
                 out[t] = if t < self.targets {
                     let w = &self.coefficients[t * self.n_features..(t + 1) * self.n_features];
-                    let dot: f64 = nonzero.iter().map(|(j, x)| f64::from(w[*j]) * x).sum();
+                    let dot: f64 = nz.iter().map(|&j| f64::from(w[j]) * f64::from(row[j])).sum();
                     dot + self.intercepts.get(t).copied().map_or(0.0, f64::from)
                 } else {
                     0.0

@@ -4,7 +4,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{err, slice, string_or};
-use super::kernel::{rows_of, tensor_of, Fact, Kernel, KernelOp};
+use super::kernel::{nonzeros, rows_of, tensor_of, Fact, Kernel, KernelOp};
 
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("Normalizer", normalizer);
@@ -35,8 +35,8 @@ fn normalizer(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn I
 }
 
 /// One row, as onnxruntime's `NormalizeMax` / `NormalizeL1` / `NormalizeL2` (a zero norm leaves the row);
-/// `out` is zeroed.
-fn normalize_row(norm: Norm, x: &[f32], out: &mut [f32]) {
+/// `out` is zeroed, and `nz` is scratch for the row's non-zero positions.
+fn normalize_row(norm: Norm, x: &[f32], out: &mut [f32], nz: &mut Vec<usize>) {
     match norm {
         Norm::Max => {
             let max = x.iter().fold(f32::MIN, |m, v| if m < *v { *v } else { m });
@@ -51,13 +51,15 @@ fn normalize_row(norm: Norm, x: &[f32], out: &mut [f32]) {
             }
         }
         Norm::L2 => {
-            // zeros add nothing to the sum and stay zero (`out` starts zeroed): a TF-IDF row is mostly zeros,
-            // and the sum's chain of adds and each element's sqrt are the cost
-            let sum: f32 = x.iter().filter(|v| **v != 0.0).map(|v| v * v).sum();
-            for (o, v) in out.iter_mut().zip(x).filter(|(_, v)| **v != 0.0) {
-                *o = if sum == 0.0 {
-                    *v
-                } else if *v < 0.0 {
+            // zeros add nothing to the sum, in order, and stay zero: a TF-IDF row is mostly zeros, and the
+            // sum's chain of adds and each element's sqrt were the cost
+            nonzeros(x, nz);
+            let sum: f32 = nz.iter().map(|&j| x[j] * x[j]).sum();
+            for &j in nz.iter() {
+                let v = x[j];
+                out[j] = if sum == 0.0 {
+                    v
+                } else if v < 0.0 {
                     -((v * v) / sum).sqrt()
                 } else {
                     ((v * v) / sum).sqrt()
@@ -89,8 +91,9 @@ impl Kernel for Normalizer {
         let data = slice::<f32>(&x)?;
         let mut out = vec![0f32; data.len()];
         if width > 0 {
+            let mut nz = Vec::new();
             for (row, o) in data.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-                normalize_row(self.norm, row, o);
+                normalize_row(self.norm, row, o, &mut nz);
             }
         }
         tensor_of(x.shape(), out)

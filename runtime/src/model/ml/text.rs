@@ -590,29 +590,24 @@ impl TfIdf {
         }
     }
 
-    /// `counts` weighted as `mode` asks, in `shape`.
+    /// `counts` weighted as `mode` asks, in `shape`. A zero count weighs 0 in every mode, and a text's row is
+    /// mostly zeros: only the counted n-grams are written.
     fn weighted(&self, counts: &[u32], shape: &[usize]) -> TractResult<Tensor> {
         let w = &self.weights;
-        let out: Vec<f32> = counts
-            .iter()
-            .enumerate()
-            .map(|(i, &f)| {
-                let col = i % self.width;
-                match self.weighting {
-                    Weighting::Tf => f as f32,
-                    Weighting::Idf if w.is_empty() => f32::from(u8::from(f > 0)),
-                    Weighting::Idf => {
-                        if f > 0 {
-                            w[col]
-                        } else {
-                            0.0
-                        }
-                    }
-                    Weighting::TfIdf if w.is_empty() => f as f32,
-                    Weighting::TfIdf => f as f32 * w[col],
+        let mut out = vec![0f32; counts.len()];
+        if self.width > 0 {
+            for (row, o) in counts.chunks_exact(self.width).zip(out.chunks_exact_mut(self.width)) {
+                for (col, &f) in row.iter().enumerate().filter(|(_, f)| **f > 0) {
+                    o[col] = match self.weighting {
+                        Weighting::Tf => f as f32,
+                        Weighting::Idf if w.is_empty() => 1.0,
+                        Weighting::Idf => w[col],
+                        Weighting::TfIdf if w.is_empty() => f as f32,
+                        Weighting::TfIdf => f as f32 * w[col],
+                    };
                 }
-            })
-            .collect();
+            }
+        }
         tensor_of(shape, out)
     }
 }
