@@ -138,17 +138,41 @@ unsafe fn zero_upper() {
 }
 
 /// The positions of `row`'s non-zero values, in order, into `out` (cleared first). A TF-IDF row is a few
-/// counted n-grams among hundreds of columns: blocks of 16 are tested at once, and only those holding a
-/// non-zero are looked into.
+/// counted n-grams among hundreds of columns: each block of 16 becomes a bit mask in one vector compare, and
+/// only its set bits are visited.
 pub fn nonzeros(row: &[f32], out: &mut Vec<usize>) {
     out.clear();
-    let mut base = 0;
-    for block in row.chunks(16) {
-        if block.iter().fold(false, |any, v| any | (*v != 0.0)) {
-            out.extend(block.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, _)| base + j));
+    let blocks = row.chunks_exact(16);
+    let tail = blocks.remainder();
+    for (b, block) in blocks.enumerate() {
+        let mut mask = mask16(block);
+        while mask != 0 {
+            out.push(b * 16 + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
         }
-        base += block.len();
     }
+    let base = row.len() - tail.len();
+    out.extend(tail.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, _)| base + j));
+}
+
+/// Bit `j` set when `block[j] != 0.0` (NaN included), for a block of 16. SSE2, which every x86-64 has, by hand:
+/// `bootstrap` is built for size (`opt-level = "s"`), which leaves the plain loop unvectorised.
+#[cfg(target_arch = "x86_64")]
+fn mask16(block: &[f32]) -> u32 {
+    use std::arch::x86_64::{_mm_cmpneq_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_setzero_ps};
+    assert_eq!(block.len(), 16);
+    let mut mask = 0u32;
+    for q in 0..4 {
+        // SAFETY: SSE2 is part of x86-64, and the 4 values read are inside `block` (asserted above).
+        let bits = unsafe { _mm_movemask_ps(_mm_cmpneq_ps(_mm_loadu_ps(block.as_ptr().add(q * 4)), _mm_setzero_ps())) };
+        mask |= (bits as u32) << (q * 4);
+    }
+    mask
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn mask16(block: &[f32]) -> u32 {
+    block.iter().enumerate().fold(0, |mask, (j, v)| mask | (u32::from(*v != 0.0) << j))
 }
 
 /// `inputs[0]`'s rows as `(rows, width)`: a `[N, C]` tensor, or `[C]` as one row (onnxruntime's rule).

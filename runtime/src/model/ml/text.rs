@@ -592,7 +592,9 @@ impl TfIdf {
 
     /// `counts` weighted as `mode` asks, in `shape`. A zero count weighs 0 in every mode, and a text's row is
     /// mostly zeros: only the counted n-grams are written.
-    fn weighted(&self, counts: &[u32], shape: &[usize]) -> TractResult<Tensor> {
+    /// Each written value is then multiplied by `scale[col]` when `scale` is not empty (the absorbed `Mul`, in
+    /// the same float32 operation it did).
+    fn weighted(&self, counts: &[u32], shape: &[usize], scale: &[f32]) -> TractResult<Tensor> {
         let w = &self.weights;
         let mut out = vec![0f32; counts.len()];
         if self.width > 0 {
@@ -605,6 +607,9 @@ impl TfIdf {
                         Weighting::TfIdf if w.is_empty() => f as f32,
                         Weighting::TfIdf => f as f32 * w[col],
                     };
+                    if let Some(c) = scale.get(col) {
+                        o[col] *= c;
+                    }
                 }
             }
         }
@@ -657,7 +662,7 @@ impl Kernel for TfIdf {
             }
         }
         let shape: Vec<usize> = if x.rank() == 2 { vec![rows, self.width] } else { vec![self.width] };
-        self.weighted(&counts, &shape)
+        self.weighted(&counts, &shape, &[])
     }
 }
 
@@ -676,6 +681,9 @@ struct TokenizeTfIdf {
     /// row's padding is walked only as far as an n-gram from its last token reaches, since n-grams of pads
     /// alone count nothing.
     pads_count: bool,
+    /// The per-column constant of a `Mul` that read the counts and nothing else (skl2onnx's IDF weights for a
+    /// `TfidfVectorizer`), absorbed at load ([`fuse`]); empty when there was none.
+    scale: Vec<f32>,
 }
 
 fn tokenize_tfidf(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
@@ -684,7 +692,15 @@ fn tokenize_tfidf(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dy
         Pool::Strings(pool) => (1..=tfidf.max_gram).any(|k| pool.find(&vec![tokenizer.pad.as_str(); k]).is_some()),
         Pool::Ints(_) => bail!("node {:?} (TfIdfVectorizer): an integer pool cannot count text tokens", node.name),
     };
-    Ok((KernelOp::boxed(TokenizeTfIdf { tokenizer, tfidf, pads_count }), vec![]))
+    let scale = floats(node, SCALE)?;
+    ensure!(
+        scale.is_empty() || scale.len() == tfidf.width,
+        "node {:?}: {} IDF weights for {} columns",
+        node.name,
+        scale.len(),
+        tfidf.width
+    );
+    Ok((KernelOp::boxed(TokenizeTfIdf { tokenizer, tfidf, pads_count, scale }), vec![]))
 }
 
 impl Kernel for TokenizeTfIdf {
@@ -734,7 +750,7 @@ impl Kernel for TokenizeTfIdf {
                 self.tfidf.count_row(|g| pool.find(g), &line, &mut counts[r * width..(r + 1) * width]);
             }
         }
-        self.tfidf.weighted(&counts, &[rows, self.tfidf.width])
+        self.tfidf.weighted(&counts, &[rows, self.tfidf.width], &self.scale)
     }
 }
 
@@ -779,7 +795,57 @@ pub fn fuse(graph: &mut tract_onnx::pb::GraphProto) {
         let (first, second) = if fi > vi { (fi, vi) } else { (vi, fi) };
         graph.node.remove(first);
         graph.node.remove(second);
+        absorb_scale(graph, ti - [first, second].iter().filter(|r| **r < ti).count());
     }
+}
+
+/// The attribute a fused node carries an absorbed `Mul`'s constant in (ours: no ONNX op has it).
+const SCALE: &str = "mlambda_scale";
+
+/// Folds the `Mul` by a float initializer of shape `[width]` or `[1, width]` that alone reads fused node
+/// `at`'s counts into that node (`SCALE`), so the mostly-zero `[N, width]` matrix is not multiplied column by
+/// column; left alone when anything else reads the counts or the constant is not that shape.
+fn absorb_scale(graph: &mut tract_onnx::pb::GraphProto, at: usize) {
+    let Some(out) = graph.node.get(at).and_then(|n| n.output.first()).cloned() else { return };
+    let readers: Vec<usize> = (0..graph.node.len()).filter(|&i| graph.node[i].input.contains(&out)).collect();
+    let [mi] = readers.as_slice() else { return };
+    if graph.output.iter().any(|o| o.name == out)
+        || graph.node[*mi].op_type != "Mul"
+        || graph.node[*mi].input.len() != 2
+    {
+        return;
+    }
+    let other = graph.node[*mi].input.iter().find(|i| **i != out).cloned();
+    let Some(constant) = other.and_then(|name| graph.initializer.iter().find(|t| t.name == name)) else { return };
+    let per_column = match constant.dims.as_slice() {
+        [w] | [1, w] => usize::try_from(*w).ok(),
+        _ => None,
+    };
+    let Some(values) = float_values(constant).filter(|v| Some(v.len()) == per_column) else { return };
+    let mul = graph.node.remove(*mi);
+    let node = &mut graph.node[if *mi < at { at - 1 } else { at }];
+    node.output = mul.output;
+    node.attribute.push(tract_onnx::pb::AttributeProto {
+        name: SCALE.into(),
+        r#type: tract_onnx::pb::attribute_proto::AttributeType::Floats as i32,
+        floats: values,
+        ..Default::default()
+    });
+}
+
+/// A float32 initializer's values, from `float_data` or little-endian `raw_data`.
+fn float_values(t: &tract_onnx::pb::TensorProto) -> Option<Vec<f32>> {
+    if t.data_type != tract_onnx::pb::tensor_proto::DataType::Float as i32 {
+        return None;
+    }
+    if !t.raw_data.is_empty() {
+        let chunks = t.raw_data.chunks_exact(4);
+        if !chunks.remainder().is_empty() {
+            return None;
+        }
+        return Some(chunks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+    }
+    Some(t.float_data.clone())
 }
 
 #[cfg(test)]
@@ -934,6 +1000,29 @@ mod tests {
         let ops: Vec<(&str, &str, &str)> =
             g.node.iter().map(|n| (n.op_type.as_str(), n.input[0].as_str(), n.output[0].as_str())).collect();
         assert_eq!(ops, vec![("StringNormalizer", "text", "a"), (FUSED, "a", "d"), ("Mul", "d", "e")]);
+        // a Mul by a per-column constant is absorbed into the fused node; by anything else it is not
+        let idf = |dims: Vec<i64>, n: usize| tract_onnx::pb::TensorProto {
+            name: "idf".into(),
+            dims,
+            data_type: tract_onnx::pb::tensor_proto::DataType::Float as i32,
+            float_data: vec![2.0; n],
+            ..Default::default()
+        };
+        let mut nodes = chain();
+        nodes[4].input.push("idf".into());
+        let mut g = tract_onnx::pb::GraphProto {
+            node: nodes.clone(),
+            initializer: vec![idf(vec![1, 3], 3)],
+            ..Default::default()
+        };
+        fuse(&mut g);
+        assert_eq!((g.node.len(), g.node[1].op_type.as_str(), g.node[1].output[0].as_str()), (2, FUSED, "e"));
+        let scale = g.node[1].attribute.iter().find(|a| a.name == SCALE).map(|a| a.floats.clone());
+        assert_eq!(scale, Some(vec![2.0; 3]));
+        let mut g =
+            tract_onnx::pb::GraphProto { node: nodes, initializer: vec![idf(vec![3, 1], 3)], ..Default::default() };
+        fuse(&mut g);
+        assert_eq!(g.node.last().map(|n| n.op_type.as_str()), Some("Mul"));
         // the tokens feed something else too: left as they are
         let mut nodes = chain();
         nodes.push(node("Identity", "b", "f"));
