@@ -226,6 +226,11 @@ impl Column {
 /// share of fewer rows saves (`scripts/bench-runtime` measures the batch of 1000 both ways).
 pub const PARALLEL_MIN_ROWS: usize = 128;
 
+/// ... or when it is expected to take less than this on one thread. Starting a thread and its run state cost
+/// this 2-core VM about 0.15 ms a batch: a small MLP's 1000 rows (0.34 ms on one thread) ran slower split in
+/// two, a GBM's (0.9 ms and up) faster (`bench_model --threads 1|2`).
+pub const SPLIT_MIN_NS: u64 = 500_000;
+
 /// `n` rows for the model: one [`Column`] per graph input, in [`Model::inputs`] order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
@@ -421,6 +426,9 @@ pub struct Model {
     /// How many threads a batch of at least 2 × [`PARALLEL_MIN_ROWS`] rows is split over; read on the first such
     /// batch, because reading the cgroup's quota costs a cold start that never sees one.
     threads: std::sync::OnceLock<usize>,
+    /// Nanoseconds a row took in the last batch of at least [`PARALLEL_MIN_ROWS`] run on one thread (0: none
+    /// yet), which decides whether the next large batch is worth splitting.
+    row_ns: std::sync::atomic::AtomicU64,
     /// Which graph output holds the labels (classifiers).
     label_output: Option<usize>,
     /// Which graph output holds the probabilities (classifier) or values (regressor).
@@ -693,7 +701,9 @@ impl Model {
         let pool_states = !plan.model().nodes().iter().any(|n| n.op.name().contains("Scan"));
         let threads = std::sync::OnceLock::new();
         let states = Default::default();
-        let model = Model { inputs, kind, plan, states, pool_states, threads, label_output, values_output, width };
+        let row_ns = Default::default();
+        let model =
+            Model { inputs, kind, plan, states, pool_states, threads, row_ns, label_output, values_output, width };
         // prove the graph evaluates before anyone relies on it (init must fail, not the first request)
         model.run(probe).map_err(|e| load_err(format!("model loaded but fails on a probe row of zeros: {e}")))?;
         Ok(model)
@@ -859,17 +869,30 @@ impl Model {
     /// [`PARALLEL_MIN_ROWS`]); a row's answer is the same either way, since rows never see each other.
     pub fn run(&self, batch: Batch) -> Result<Answers, ModelError> {
         let parts = batch.n / PARALLEL_MIN_ROWS;
-        let parts = if parts >= 2 { self.threads().min(parts) } else { parts };
+        let parts = if parts >= 2 && !self.quick(batch.n) { self.threads().min(parts) } else { 1 };
         if parts <= 1 || batch.columns.len() != self.inputs.len() {
             return self.run_part(batch);
         }
         let widths: Vec<usize> = self.inputs.iter().map(|i| i.width).collect();
         let answers: Vec<Result<Answers, ModelError>> = std::thread::scope(|s| {
-            let running: Vec<_> =
-                batch.split(parts, &widths).into_iter().map(|part| s.spawn(move || self.run_part(part))).collect();
-            running.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(run_err("a batch thread panicked")))).collect()
+            let mut parts = batch.split(parts, &widths).into_iter();
+            let first = parts.next();
+            let running: Vec<_> = parts.map(|part| s.spawn(move || self.run_part(part))).collect();
+            // the calling thread takes the first part: one thread fewer to start
+            let mut answers: Vec<_> = first.map(|part| self.run_part(part)).into_iter().collect();
+            answers.extend(
+                running.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(run_err("a batch thread panicked")))),
+            );
+            answers
         });
         Answers::concat(answers.into_iter().collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Whether `n` rows are expected to run in less than [`SPLIT_MIN_NS`] on one thread (from the last large
+    /// batch this model ran), too little for starting threads to pay: a small MLP's 1000 rows take 0.3 ms.
+    fn quick(&self, n: usize) -> bool {
+        let per_row = self.row_ns.load(std::sync::atomic::Ordering::Relaxed);
+        per_row != 0 && per_row.saturating_mul(n as u64) < SPLIT_MIN_NS
     }
 
     /// The threads a large batch may use, `available_parallelism` (the cgroup's CPU quota included) unless set.
@@ -919,7 +942,12 @@ impl Model {
             .map_err(|e| run_err(format!("input {:?}: {e}", spec.name)))?;
             tensors.push(tensor.into_tvalue());
         }
+        let started = (n >= PARALLEL_MIN_ROWS).then(std::time::Instant::now);
         let outputs = self.run_graph(tensors).map_err(run)?;
+        if let Some(started) = started {
+            let per_row = u64::try_from(started.elapsed().as_nanos() / n as u128).unwrap_or(u64::MAX);
+            self.row_ns.store(per_row.max(1), std::sync::atomic::Ordering::Relaxed);
+        }
         // the graph may end in a tract kernel; the request's code after it is baseline x86-64
         ml::kernel::after_tract();
         let output =
@@ -1008,6 +1036,23 @@ mod tests {
             ..Default::default()
         });
         n
+    }
+
+    #[test]
+    fn a_large_batch_is_split_only_when_the_last_one_was_slow_enough() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tabular/mlp_multi.onnx");
+        let model = Model::from_path(&path).unwrap().with_threads(2);
+        // nothing measured yet (the load's probe is one row): split
+        assert!(!model.quick(1000));
+        let batch = |n| Batch { n, columns: vec![Column::F32(vec![0.5; n * 6])] };
+        model.run(batch(PARALLEL_MIN_ROWS - 1)).unwrap();
+        assert_eq!(model.row_ns.load(std::sync::atomic::Ordering::Relaxed), 0, "small batches are not timed");
+        assert_eq!(model.run(batch(300)).unwrap().len(), 300);
+        assert!(model.row_ns.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        model.row_ns.store(100, std::sync::atomic::Ordering::Relaxed);
+        assert!(model.quick(1000), "0.1 ms expected: one thread");
+        model.row_ns.store(1_000, std::sync::atomic::Ordering::Relaxed);
+        assert!(!model.quick(1000), "1 ms expected: split");
     }
 
     #[test]
