@@ -98,6 +98,67 @@ fn to_u32(v: i64, what: &str) -> Result<u32, String> {
     u32::try_from(v).map_err(|_| format!("{what} {v} is out of range"))
 }
 
+/// `(tree, node id)` → flat index, built once per load. Exporters write each tree's nodes as one run numbered
+/// 0, 1, 2, … in order, with tree ids 0, 1, 2, …: that layout is indexed by arithmetic, anything else through a
+/// hash map (a 6,000-node GBM's cold start spent a quarter of a millisecond hashing).
+enum NodeIndex {
+    /// `runs[tree] = (first flat index, node count)`.
+    Runs(Vec<(usize, usize)>),
+    Map(FxHashMap<(i64, i64), usize>),
+}
+
+impl NodeIndex {
+    /// The index, and the tree ids in first-seen order (how onnxruntime sums the trees).
+    fn new(tree_ids: &[i64], node_ids: &[i64]) -> Result<(NodeIndex, Vec<i64>), String> {
+        if let Some(runs) = NodeIndex::runs(tree_ids, node_ids) {
+            let order = (0..runs.len() as i64).collect();
+            return Ok((NodeIndex::Runs(runs), order));
+        }
+        let n = node_ids.len();
+        let mut index: FxHashMap<(i64, i64), usize> = FxHashMap::with_capacity_and_hasher(n, Default::default());
+        let mut tree_order: Vec<i64> = Vec::new();
+        let mut seen_trees: FxHashSet<i64> = FxHashSet::default();
+        for i in 0..n {
+            if index.insert((tree_ids[i], node_ids[i]), i).is_some() {
+                return Err(format!("tree {} has node id {} twice", tree_ids[i], node_ids[i]));
+            }
+            if seen_trees.insert(tree_ids[i]) {
+                tree_order.push(tree_ids[i]);
+            }
+        }
+        Ok((NodeIndex::Map(index), tree_order))
+    }
+
+    /// The runs when trees 0, 1, 2, … each come as one block of nodes 0, 1, 2, …; `None` otherwise.
+    fn runs(tree_ids: &[i64], node_ids: &[i64]) -> Option<Vec<(usize, usize)>> {
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for (i, (&t, &id)) in tree_ids.iter().zip(node_ids).enumerate() {
+            if id == 0 && t == runs.len() as i64 {
+                runs.push((i, 0));
+            }
+            if t != runs.len() as i64 - 1 {
+                return None;
+            }
+            let run = runs.last_mut()?;
+            if id != run.1 as i64 {
+                return None;
+            }
+            run.1 += 1;
+        }
+        Some(runs)
+    }
+
+    fn get(&self, tree: i64, node: i64) -> Option<usize> {
+        match self {
+            NodeIndex::Runs(runs) => {
+                let &(start, len) = runs.get(usize::try_from(tree).ok()?)?;
+                usize::try_from(node).ok().filter(|id| *id < len).map(|id| start + id)
+            }
+            NodeIndex::Map(map) => map.get(&(tree, node)).copied(),
+        }
+    }
+}
+
 impl Ensemble {
     /// Builds the flat form, checking every reference so evaluation can index without panicking.
     pub fn build(raw: &RawTrees, n_outputs: usize, aggregate: Aggregate) -> Result<Ensemble, String> {
@@ -127,25 +188,12 @@ impl Ensemble {
         if n == 0 {
             return Err("tree ensemble has no nodes".into());
         }
-        // (tree, node) -> flat index; trees keep their first-seen order, which is how onnxruntime sums them.
-        // Fx, not SipHash: a CatBoost or GBM export has tens of thousands of nodes and this map is a good part
-        // of a cold start (`scripts/bench-runtime`, exec -> first prediction)
-        let mut index: FxHashMap<(i64, i64), usize> = FxHashMap::with_capacity_and_hasher(n, Default::default());
-        let mut tree_order: Vec<i64> = Vec::new();
-        let mut seen_trees: FxHashSet<i64> = FxHashSet::default();
-        for i in 0..n {
-            if index.insert((raw.tree_ids[i], raw.node_ids[i]), i).is_some() {
-                return Err(format!("tree {} has node id {} twice", raw.tree_ids[i], raw.node_ids[i]));
-            }
-            if seen_trees.insert(raw.tree_ids[i]) {
-                tree_order.push(raw.tree_ids[i]);
-            }
-        }
+        let (index, tree_order) = NodeIndex::new(raw.tree_ids, raw.node_ids)?;
         // leaf weights grouped by node in their own order: node i's are `by_node[first[i]..first[i + 1]]`
         let mut owner = Vec::with_capacity(nw);
         let mut first = vec![0usize; n + 1];
         for j in 0..nw {
-            let &i = index.get(&(raw.w_tree_ids[j], raw.w_node_ids[j])).ok_or_else(|| {
+            let i = index.get(raw.w_tree_ids[j], raw.w_node_ids[j]).ok_or_else(|| {
                 format!("leaf weight refers to missing node {} of tree {}", raw.w_node_ids[j], raw.w_tree_ids[j])
             })?;
             let target = to_u32(raw.w_targets[j], "leaf target id")?;
@@ -181,7 +229,7 @@ impl Ensemble {
                 Node { feature: 0, threshold: 0.0, t: start, f: leaf_target.len() as u32, mode, nan_true: false }
             } else {
                 let child = |id: i64| {
-                    index.get(&(raw.tree_ids[i], id)).map(|&c| c as u32).ok_or_else(|| {
+                    index.get(raw.tree_ids[i], id).map(|c| c as u32).ok_or_else(|| {
                         format!("node {} of tree {} points to missing node {id}", raw.node_ids[i], raw.tree_ids[i])
                     })
                 };
@@ -201,7 +249,7 @@ impl Ensemble {
         // a tree's root is its node with id 0 (skl2onnx and onnxmltools number from the root)
         let roots = tree_order
             .iter()
-            .map(|&t| index.get(&(t, 0)).map(|&i| i as u32).ok_or_else(|| format!("tree {t} has no node 0 (root)")))
+            .map(|&t| index.get(t, 0).map(|i| i as u32).ok_or_else(|| format!("tree {t} has no node 0 (root)")))
             .collect::<Result<Vec<_>, _>>()?;
         let ensemble = Ensemble { roots, nodes, leaf_target, leaf_weight, n_outputs, n_features, aggregate };
         ensemble.check_acyclic()?;
@@ -540,6 +588,38 @@ mod tests {
         let max = Ensemble { aggregate: Aggregate::Max, ..e };
         max.scores(&[1.0, 0.0], &mut out, &mut has);
         assert_eq!(out[0], 20.0);
+    }
+
+    #[test]
+    fn nodes_are_indexed_by_runs_when_numbered_in_order_and_by_map_otherwise() {
+        let runs = NodeIndex::runs(&[0, 0, 0, 1, 1], &[0, 1, 2, 0, 1]);
+        assert_eq!(runs, Some(vec![(0, 3), (3, 2)]));
+        assert_eq!(NodeIndex::runs(&[0, 0, 1], &[0, 2, 0]), None, "a gap in the ids");
+        assert_eq!(NodeIndex::runs(&[1, 1, 0], &[0, 1, 0]), None, "trees out of order");
+        assert_eq!(NodeIndex::runs(&[0, 1, 0], &[0, 0, 1]), None, "a tree in two blocks");
+        // the same two stumps, trees 7 and 3, nodes shuffled: the map finds them, and trees sum in first-seen order
+        let raw = RawTrees {
+            tree_ids: &[7, 7, 3, 7, 3, 3],
+            node_ids: &[2, 0, 0, 1, 2, 1],
+            feature_ids: &[0, 0, 1, 0, 0, 0],
+            modes: &[Mode::Leaf, Mode::Leq, Mode::Gt, Mode::Leaf, Mode::Leaf, Mode::Leaf],
+            values: &[0.0, 0.0, 10.0, 0.0, 0.0, 0.0],
+            true_ids: &[0, 1, 1, 0, 0, 0],
+            false_ids: &[0, 2, 2, 0, 0, 0],
+            nan_true: &[],
+            w_tree_ids: &[7, 7, 3, 3],
+            w_node_ids: &[1, 2, 1, 2],
+            w_targets: &[0, 0, 0, 0],
+            w_values: &[1.0, 2.0, 10.0, 20.0],
+        };
+        let e = Ensemble::build(&raw, 1, Aggregate::Sum).unwrap();
+        let (mut out, mut has) = ([0.0], [false]);
+        e.scores(&[-1.0, 11.0], &mut out, &mut has);
+        assert_eq!(out[0], 11.0);
+        e.scores(&[1.0, 0.0], &mut out, &mut has);
+        assert_eq!(out[0], 22.0);
+        let twice = RawTrees { node_ids: &[2, 0, 0, 2, 2, 1], ..raw };
+        assert!(Ensemble::build(&twice, 1, Aggregate::Sum).unwrap_err().contains("twice"));
     }
 
     #[test]
