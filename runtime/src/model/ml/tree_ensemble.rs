@@ -559,6 +559,15 @@ mod tests {
         assert_eq!(eval(&stump(Mode::Neq, false), f32::NAN), 1.0);
     }
 
+    /// The two-stump ensembles' scores for rows `[-1, 11]` and `[1, 0]`.
+    fn two_rows(e: &Ensemble) -> [f64; 2] {
+        let (mut out, mut has) = ([0.0], [false]);
+        e.scores(&[-1.0, 11.0], &mut out, &mut has);
+        let first = out[0];
+        e.scores(&[1.0, 0.0], &mut out, &mut has);
+        [first, out[0]]
+    }
+
     #[test]
     fn trees_sum_and_average() {
         // two stumps on different features
@@ -577,11 +586,8 @@ mod tests {
             w_values: &[1.0, 2.0, 10.0, 20.0],
         };
         let e = Ensemble::build(&raw, 1, Aggregate::Sum).unwrap();
+        assert_eq!(two_rows(&e), [11.0, 22.0]);
         let (mut out, mut has) = ([0.0], [false]);
-        e.scores(&[-1.0, 11.0], &mut out, &mut has);
-        assert_eq!(out[0], 11.0);
-        e.scores(&[1.0, 0.0], &mut out, &mut has);
-        assert_eq!(out[0], 22.0);
         let avg = Ensemble { aggregate: Aggregate::Average, ..e.clone() };
         avg.scores(&[1.0, 0.0], &mut out, &mut has);
         assert_eq!(out[0], 11.0);
@@ -612,12 +618,7 @@ mod tests {
             w_targets: &[0, 0, 0, 0],
             w_values: &[1.0, 2.0, 10.0, 20.0],
         };
-        let e = Ensemble::build(&raw, 1, Aggregate::Sum).unwrap();
-        let (mut out, mut has) = ([0.0], [false]);
-        e.scores(&[-1.0, 11.0], &mut out, &mut has);
-        assert_eq!(out[0], 11.0);
-        e.scores(&[1.0, 0.0], &mut out, &mut has);
-        assert_eq!(out[0], 22.0);
+        assert_eq!(two_rows(&Ensemble::build(&raw, 1, Aggregate::Sum).unwrap()), [11.0, 22.0]);
         let twice = RawTrees { node_ids: &[2, 0, 0, 2, 2, 1], ..raw };
         assert!(Ensemble::build(&twice, 1, Aggregate::Sum).unwrap_err().contains("twice"));
     }
