@@ -95,7 +95,7 @@ impl Expansion for Gemm {
     }
 }
 
-// ---------------------------------------------------------------- Softmax, ArgMax/ArgMin
+// ---------------------------------------------------------------- LogSoftmax (Softmax and ArgMax/ArgMin: ml::softmax)
 
 pub fn log_softmax(ctx: &ParsingContext, node: &NodeProto) -> Built {
     let axis = node.get_attr_opt("axis")?;

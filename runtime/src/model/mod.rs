@@ -426,8 +426,9 @@ pub struct Model {
     /// How many threads a batch of at least 2 × [`PARALLEL_MIN_ROWS`] rows is split over; read on the first such
     /// batch, because reading the cgroup's quota costs a cold start that never sees one.
     threads: std::sync::OnceLock<usize>,
-    /// Nanoseconds a row took in the last batch of at least [`PARALLEL_MIN_ROWS`] run on one thread (0: none
-    /// yet), which decides whether the next large batch is worth splitting.
+    /// Nanoseconds a row took in the graph the last time a thread ran at least [`PARALLEL_MIN_ROWS`] rows (a
+    /// whole batch or one part of a split one; 0: none yet), which decides whether the next large batch is worth
+    /// splitting.
     row_ns: std::sync::atomic::AtomicU64,
     /// Which graph output holds the labels (classifiers).
     label_output: Option<usize>,

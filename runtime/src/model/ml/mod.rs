@@ -1,6 +1,6 @@
 //! Our own `ai.onnx.ml` ops, and the core ops tract runs wrongly or slowly on these models (`Cast` with strings,
-//! `TopK`, `Softmax`, `ArgMax`/`ArgMin`), registered into tract's ONNX op table. Op families depend on [`attrs`], [`kernel`] and [`scoring`], never on
-//! each other.
+//! `TopK`, `Softmax`, `ArgMax`/`ArgMin`), registered into tract's ONNX op table. Op families depend on
+//! [`attrs`], [`kernel`] and [`scoring`], never on each other.
 use tract_onnx::model::OnnxOpRegister;
 
 pub mod attrs;

@@ -223,14 +223,15 @@ fn re2_pattern(pattern: &str) -> String {
     out
 }
 
-fn expression(node: &NodeProto, pattern: &str) -> TractResult<Expression> {
-    Expression::new(pattern).map_err(|e| {
-        err(node, "tokenexp", format!("is not a regular expression mlambda can run ({e}); re-export the model"))
-    })
-}
-
-fn compile(node: &NodeProto, attr: &str, pattern: &str) -> TractResult<Regex> {
-    Regex::new(&re2_pattern(pattern))
+/// `pattern` built by `build` (a separator's `Regex`, or the `tokenexp`'s [`Expression`]), or the error naming
+/// the attribute and the fix.
+fn compile<T, E: std::fmt::Display>(
+    node: &NodeProto,
+    attr: &str,
+    pattern: &str,
+    build: impl FnOnce(&str) -> Result<T, E>,
+) -> TractResult<T> {
+    build(pattern)
         .map_err(|e| err(node, attr, format!("is not a regular expression mlambda can run ({e}); re-export the model")))
 }
 
@@ -246,14 +247,19 @@ fn tokenizer_of(ctx: &ParsingContext, node: &NodeProto) -> TractResult<Tokenizer
         if separators.len() == 1 && separators[0].is_empty() {
             Split::Chars
         } else {
-            Split::Separators(separators.iter().map(|s| compile(node, "separators", s)).collect::<TractResult<_>>()?)
+            Split::Separators(
+                separators
+                    .iter()
+                    .map(|s| compile(node, "separators", s, |p| Regex::new(&re2_pattern(p))))
+                    .collect::<TractResult<_>>()?,
+            )
         }
     } else {
         let exp = string_or(node, "tokenexp", "")?;
         match exp.as_str() {
             "" => return Err(err(node, "tokenexp", "and `separators` are both missing; one is required")),
             "." => Split::Chars,
-            _ => Split::Expression(expression(node, &exp)?),
+            _ => Split::Expression(compile(node, "tokenexp", &exp, Expression::new)?),
         }
     };
     if matches!(split, Split::Chars) && mincharnum > 1 {

@@ -200,7 +200,7 @@ impl Ensemble {
             if target as usize >= n_outputs {
                 return Err(format!("leaf target id {target} is out of range for {n_outputs} outputs"));
             }
-            owner.push(i);
+            owner.push((i, target));
             first[i + 1] += 1;
         }
         for i in 0..n {
@@ -208,8 +208,8 @@ impl Ensemble {
         }
         let mut by_node = vec![(0u32, 0f32); nw];
         let mut next = first.clone();
-        for (j, &i) in owner.iter().enumerate() {
-            by_node[next[i]] = (raw.w_targets[j] as u32, raw.w_values[j]);
+        for (j, &(i, target)) in owner.iter().enumerate() {
+            by_node[next[i]] = (target, raw.w_values[j]);
             next[i] += 1;
         }
         let mut nodes = Vec::with_capacity(n);
